@@ -1,0 +1,120 @@
+"""The ``fleet`` command: argument parsing and the error edge, nothing else.
+
+Every command lives in ``scheduler.commands.<name>`` as a plain function, so all
+the CLI does is also a Python API. FleetError becomes one line on stderr and its
+exit code (0 ok, 1 operational, 2 usage/validation, 3 not found); tracebacks
+only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import EXIT_USAGE, FleetError
+from .logs import setup_logging
+from .settings import ENV_NAMESPACE, ENV_REDIS_URL
+from .states import JobState
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--redis-url", default=argparse.SUPPRESS,
+                        help=f"Redis URL (redis://, rediss://, unix://); default ${ENV_REDIS_URL} or "
+                             f"redis://127.0.0.1:6379/0")
+    common.add_argument("--namespace", default=argparse.SUPPRESS,
+                        help=f"key namespace, so fleets can share a Redis; default ${ENV_NAMESPACE} or 'fleet'")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="fleet", parents=[common],
+        description="Schedule ML training jobs over a fleet of heterogeneous hosts (Redis + rq).",
+        epilog="Start with `fleet load training_manifest.toml`, then `fleet status`.")
+    parser.add_argument("--version", action="version", version=f"fleet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    p = command("load", "validate a manifest and apply it to Redis (idempotent)")
+    p.add_argument("manifest", nargs="?", help="manifest path; default $FLEET_MANIFEST, "
+                                               "/etc/fleet/training_manifest.toml, ./training_manifest.toml")
+    p.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
+    p.add_argument("--print", action="store_true", help="print the normalised manifest (every default spelled out)")
+    p.add_argument("--offline", action="store_true", help="only validate; do not contact Redis")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    p = command("receiver", "daemon: load the manifest, reload on SIGHUP, stop on SIGTERM")
+    p.add_argument("--manifest", help="manifest path (default: as for `fleet load`)")
+
+    p = command("status", "counts by state and the workers of the fleet")
+    p.add_argument("--json", action="store_true")
+
+    p = command("jobs", "list jobs, newest activity first")
+    p.add_argument("--state", choices=[s.value for s in JobState])
+    p.add_argument("--host")
+    p.add_argument("--model")
+    p.add_argument("--limit", type=_positive_int, default=100)
+    p.add_argument("--offset", type=_non_negative_int, default=0)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _dispatch(args: argparse.Namespace):
+    from .commands import load, receiver, status
+
+    return {
+        "load": load.run,
+        "receiver": receiver.run,
+        "status": status.run_status,
+        "jobs": status.run_jobs,
+    }[args.command]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    setup_logging(verbose=debug)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _dispatch(args)(args, sys.stdout)
+    except FleetError as err:
+        if debug:
+            raise
+        print(f"fleet {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

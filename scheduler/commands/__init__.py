@@ -1,0 +1,1 @@
+"""One module per CLI command; each exposes ``run(args, out) -> exit code`` and holds no parsing."""

@@ -1,0 +1,22 @@
+"""What every command needs: the settings from flags and environment, and a connected store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from ..settings import Settings
+from ..store import Store
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(getattr(args, "redis_url", None), getattr(args, "namespace", None))
+
+
+def connect(args: argparse.Namespace) -> Store:
+    return Store.connect(settings_from(args))
+
+
+def print_json(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")

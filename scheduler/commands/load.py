@@ -1,0 +1,31 @@
+"""``fleet load MANIFEST [--dry-run] [--print] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..manifest import dumps_manifest, load_manifest, locate_manifest
+from ..plan_text import plan_lines
+from .common import connect, print_json
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    path = locate_manifest(args.manifest)
+    manifest = load_manifest(path)  # validation first: a rejected manifest never needs Redis
+    if args.print:
+        out.write(dumps_manifest(manifest))
+        if args.dry_run and args.offline:
+            return 0
+    if args.offline:
+        out.write(f"{path}: valid, {len(manifest.jobs)} jobs, {len(manifest.hosts)} hosts (not compared with Redis)\n")
+        for warning in manifest.warnings:
+            out.write(f"warning: {warning}\n")
+        return 0
+    store = connect(args)
+    plan = store.load(manifest, dry_run=args.dry_run)
+    if args.json:
+        print_json(plan.to_dict(), out)
+    else:
+        out.write(f"{path}: " + "\n".join(plan_lines(plan)) + "\n")
+    return 0

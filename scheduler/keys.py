@@ -1,0 +1,141 @@
+"""Every Redis key fleet touches is built here and nowhere else.
+
+All keys of a namespace share the Redis Cluster hash tag ``{<namespace>}`` so that
+multi-key Lua scripts stay legal on Redis Cluster and Valkey cluster: the whole
+namespace lives in one slot. rq's own records for the namespace live under
+``{<namespace>}:rq`` (rq's ``RQ_KEY_PREFIX``), inside the same slot, so a fleet
+Lua script may update an rq job hash atomically with fleet's own records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Job states index sets are named after scheduler.states.JobState values.
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return "{" + self.namespace + "}"
+
+    # -- jobs ---------------------------------------------------------------
+    def job(self, job_id: str) -> str:
+        """Hash: one job's record (spec, state, attempts, timestamps, placement)."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def spec(self, job_id: str) -> str:
+        """String: the job's full spec and identity as JSON.
+
+        Kept out of the job hash so that hash keeps only short values and stays
+        listpack-encoded: a hashtable-encoded hash is re-laid out by Redis's
+        incremental rehash on mere reads, and an unchanged reload must leave every
+        key byte-for-byte identical (DUMP).
+        """
+        return f"{self.prefix}:spec:{job_id}"
+
+    @property
+    def spec_prefix(self) -> str:
+        return f"{self.prefix}:spec:"
+
+    @property
+    def job_prefix(self) -> str:
+        """Prefix Lua scripts append a job id to (they may touch any job)."""
+        return f"{self.prefix}:job:"
+
+    @property
+    def jobs(self) -> str:
+        """Zset: every job ever loaded, scored by load sequence."""
+        return f"{self.prefix}:jobs"
+
+    @property
+    def jobs_by_id(self) -> str:
+        """Zset, all scores 0: every job id, for job_id-prefix lookup with ZRANGEBYLEX."""
+        return f"{self.prefix}:ids"
+
+    @property
+    def names(self) -> str:
+        """Hash: job name -> job id of the job that currently carries that name."""
+        return f"{self.prefix}:names"
+
+    @property
+    def in_manifest(self) -> str:
+        """Set: ids of the jobs the last applied manifest asks for."""
+        return f"{self.prefix}:in_manifest"
+
+    @property
+    def orphaned(self) -> str:
+        """Zset: jobs a reload no longer lists, scored by when that happened; kept, never deleted."""
+        return f"{self.prefix}:orphaned"
+
+    def state(self, state: str) -> str:
+        """Zset per state: job ids scored by the time they entered it (newest activity last)."""
+        return f"{self.prefix}:state:{state}"
+
+    @property
+    def state_prefix(self) -> str:
+        return f"{self.prefix}:state:"
+
+    @property
+    def seq(self) -> str:
+        """Counter: load order, the FIFO tie-break within a priority."""
+        return f"{self.prefix}:seq"
+
+    # -- matching index -----------------------------------------------------
+    def pending(self, class_id: str) -> str:
+        """Zset per constraint class: claimable job ids, best first (see store.scores)."""
+        return f"{self.prefix}:pending:{class_id}"
+
+    @property
+    def pending_prefix(self) -> str:
+        return f"{self.prefix}:pending:"
+
+    @property
+    def classes(self) -> str:
+        """Hash: class id -> JSON of the constraints every job in that class shares."""
+        return f"{self.prefix}:classes"
+
+    @property
+    def hosts(self) -> str:
+        """Hash: host name -> JSON of its [hosts.NAME] table from the manifest."""
+        return f"{self.prefix}:hosts"
+
+    @property
+    def manifest_meta(self) -> str:
+        """Hash: name, source path and digest of the manifest last applied."""
+        return f"{self.prefix}:manifest"
+
+    @property
+    def events(self) -> str:
+        """Stream: 'jobs became claimable' notices that idle workers block on."""
+        return f"{self.prefix}:events"
+
+    # -- rq's records for this namespace ------------------------------------
+    @property
+    def rq_prefix(self) -> str:
+        """The RQ_KEY_PREFIX a worker of this namespace runs rq with."""
+        return f"{self.prefix}:rq"
+
+    def rq_job(self, job_id: str) -> str:
+        """rq's job hash, laid out exactly as ``rq.job.Job.key`` under ``rq_prefix``."""
+        return f"{self.rq_prefix}:job:{job_id}"
+
+    @property
+    def rq_job_prefix(self) -> str:
+        return f"{self.rq_prefix}:job:"
+
+    @property
+    def queue_name(self) -> str:
+        """The rq queue name fleet's jobs carry as ``origin``."""
+        return self.namespace
+
+    def all_pattern(self) -> str:
+        """A SCAN pattern for every key of the namespace (tests and `fleet` admin tools)."""
+        return "{" + _glob_escape(self.namespace) + "}:*"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

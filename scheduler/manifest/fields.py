@@ -1,0 +1,91 @@
+"""The table of job fields: type, built-in default, and whether it is identity.
+
+Identity fields say what a job *is* (the content hashed into ``job_id``);
+scheduling fields say how and where to run it. Keeping the split in one table
+is what lets a reload change a job's priority without ever rerunning it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Kinds are TOML value shapes; "number" accepts int and float alike.
+STR, INT, NUMBER, BOOL, STR_LIST, TABLE = "string", "integer", "number", "boolean", "list of strings", "table"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str
+    default: Any
+    identity: bool
+    doc: str
+
+
+_FIELDS = [
+    # identity
+    Field("model", STR, None, True, "model family; matched by hosts' allow_jobs/deny_jobs globs"),
+    Field("mode", STR, None, True, "training mode, e.g. realistic or oracle"),
+    Field("hyper", TABLE, {}, True, "hyperparameters, any TOML table"),
+    Field("seed", INT, 0, True, "random seed"),
+    # scheduling
+    Field("name", STR, None, False, "unique, path-safe job name: 1-64 of [A-Za-z0-9_.-], no '..'"),
+    Field("priority", INT, 0, False, "higher runs first, -1000..1000; FIFO within a priority"),
+    Field("require_cuda", BOOL, False, False, "run only on a host with a CUDA GPU"),
+    Field("prefer_cuda", BOOL, False, False, "go to an idle CUDA worker when one can take it"),
+    Field("min_vram_gib", NUMBER, 0, False, "free VRAM needed on the worker's GPU at claim time"),
+    Field("min_ram_gib", NUMBER, 0, False, "RAM reserved on the host while the job runs"),
+    Field("min_cores", INT, 1, False, "cores reserved on the host while the job runs"),
+    Field("allowed_hosts", STR_LIST, [], False, "host name globs the job may run on (empty: any)"),
+    Field("denied_hosts", STR_LIST, [], False, "host name globs the job must not run on"),
+    Field("after", STR_LIST, [], False, "names of jobs that must finish first"),
+    Field("max_attempts", INT, 3, False, "attempts before the job is failed for good, 1..100"),
+    Field("timeout_s", NUMBER, 0, False, "kill the job's process group after this many seconds (0: none)"),
+    Field("command", STR_LIST, [], False, "argv to run, with {field} placeholders; never through a shell"),
+    Field("entrypoint", STR, "", False, "module:function to call instead of a command"),
+]
+
+FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
+SCHEDULING_FIELDS = frozenset(f.name for f in _FIELDS if not f.identity)
+BUILTIN_IDENTITY_FIELDS = frozenset(f.name for f in _FIELDS if f.identity)
+REQUIRED_FIELDS = ("name", "model")
+
+HOST_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "description": (STR, "", "free text shown by fleet status"),
+    "priority": (INT, 0, "higher-priority hosts get first pick of jobs several idle hosts could run"),
+    "allow_jobs": (STR_LIST, [], "model or job name globs this host may run (empty: any)"),
+    "deny_jobs": (STR_LIST, [], "model or job name globs this host must not run"),
+}
+
+TOP_LEVEL_KEYS = ("schema_version", "name", "defaults", "allowed", "hosts", "jobs")
+SCHEMA_VERSION = 1
+PRIORITY_RANGE = (-1000, 1000)
+MAX_ATTEMPTS_RANGE = (1, 100)
+
+
+def kind_of(value: Any) -> str | None:
+    """The field kind a TOML value has, or None for shapes fleet does not accept."""
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return INT
+    if isinstance(value, float):
+        return NUMBER
+    if isinstance(value, str):
+        return STR
+    if isinstance(value, dict):
+        return TABLE
+    if isinstance(value, list):
+        return STR_LIST if all(isinstance(v, str) for v in value) else "list"
+    return None
+
+
+def fits(kind: str, value: Any) -> bool:
+    """Whether ``value`` may stand in a field of ``kind`` (ints fit number fields)."""
+    actual = kind_of(value)
+    if kind == NUMBER:
+        return actual in (INT, NUMBER)
+    if kind == "list":
+        return isinstance(value, list)
+    return actual == kind

@@ -1,0 +1,432 @@
+"""Parse and validate ``training_manifest.toml`` completely before anything is written.
+
+Every problem is collected (file, job by index and name, field, what to do) and
+raised together as one :class:`ManifestError`; a manifest either loads whole or
+not at all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import string
+import tomllib
+from datetime import date, datetime, time
+from typing import Any
+
+from ..errors import ManifestError, Problem
+from .fields import (
+    BOOL,
+    FIELDS,
+    HOST_FIELDS,
+    INT,
+    MAX_ATTEMPTS_RANGE,
+    NUMBER,
+    PRIORITY_RANGE,
+    REQUIRED_FIELDS,
+    SCHEDULING_FIELDS,
+    SCHEMA_VERSION,
+    STR,
+    STR_LIST,
+    TABLE,
+    TOP_LEVEL_KEYS,
+    fits,
+    kind_of,
+)
+from .model import HostSpec, JobSpec, Manifest
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+LAB_FIELD_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+ENTRYPOINT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+# Placeholders a command may use besides the job's own fields.
+RUNTIME_PLACEHOLDERS = frozenset({"job_id", "output_dir", "attempt", "after"})
+
+
+def safe_name(name: str) -> bool:
+    """Job names become directory names: no separators, no '..', no NUL, bounded length."""
+    return bool(NAME_RE.fullmatch(name)) and ".." not in name
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and validate the manifest at ``path``; raises ManifestError listing every problem."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise ManifestError([Problem(path, "file not found; pass the manifest path or set FLEET_MANIFEST")])
+    except OSError as err:
+        raise ManifestError([Problem(path, f"cannot read: {err.strerror}")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ManifestError([Problem(path, f"not UTF-8 text (byte {err.start}); save it as UTF-8")])
+    return parse_manifest(text, path)
+
+
+def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
+    """Validate manifest text; ``path`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ManifestError([Problem(path, f"invalid TOML: {err}")])
+    return _Validator(path, data).run()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (datetime, date, time)):
+        return f"a TOML date/time ({value.isoformat()})"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Validator:
+    def __init__(self, path: str, data: dict[str, Any]):
+        self.path = path
+        self.data = data
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    # -- reporting ---------------------------------------------------------------
+    def error(self, message: str, where: str | None = None, field: str | None = None) -> None:
+        self.problems.append(Problem(self.path, message, where, field))
+
+    def warn(self, message: str, where: str | None = None, field: str | None = None) -> None:
+        self.warnings.append(Problem(self.path, message, where, field))
+
+    # -- whole file --------------------------------------------------------------
+    def run(self) -> Manifest:
+        data = self.data
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                self.error(f"unknown top-level key{_did_you_mean(key, list(TOP_LEVEL_KEYS))}", field=key)
+        version = data.get("schema_version")
+        if version is None:
+            self.error(f"missing; add 'schema_version = {SCHEMA_VERSION}' at the top", field="schema_version")
+        elif isinstance(version, bool) or version != SCHEMA_VERSION:
+            self.error(f"unsupported version {_describe(version)}; this fleet reads {SCHEMA_VERSION}",
+                       field="schema_version")
+        name = data.get("name", "")
+        if not isinstance(name, str):
+            self.error(f"must be a string, got {_describe(name)}", field="name")
+            name = ""
+
+        defaults, lab_fields = self.check_defaults(self.table(data, "defaults"))
+        allowed = self.check_allowed(self.table(data, "allowed"), lab_fields)
+        hosts = self.check_hosts(self.table(data, "hosts"))
+        jobs = self.check_jobs(data.get("jobs", []), defaults, lab_fields, allowed)
+        if not self.problems:
+            self.check_unrunnable(jobs, hosts)
+        if self.problems:
+            raise ManifestError(self.problems)
+        return Manifest(
+            path=self.path,
+            name=name or os.path.splitext(os.path.basename(self.path))[0],
+            schema_version=SCHEMA_VERSION,
+            hosts=hosts,
+            jobs=tuple(jobs),
+            defaults=defaults,
+            allowed=allowed,
+            lab_fields=tuple(sorted(lab_fields)),
+            warnings=tuple(self.warnings),
+        )
+
+    def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.error(f"must be a table ([{key}]), got {_describe(value)}", field=key)
+            return {}
+        return value
+
+    # -- [defaults] and [allowed] ------------------------------------------------
+    def check_defaults(self, table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Built-in defaults overlaid with [defaults]; new keys declare lab fields (typed by their default)."""
+        defaults = {f.name: f.default for f in FIELDS.values() if f.default is not None}
+        lab_fields: dict[str, str] = {}
+        for key, value in table.items():
+            where = "[defaults]"
+            if key == "name":
+                self.error("a job name cannot have a default; give every job its own name", where, key)
+                continue
+            if key in FIELDS:
+                if self.check_value(FIELDS[key].kind, key, value, where):
+                    defaults[key] = value
+                continue
+            if not LAB_FIELD_RE.fullmatch(key):
+                self.error("a lab field name must be lower_snake_case ([a-z_][a-z0-9_]*)", where, key)
+                continue
+            kind = kind_of(value)
+            if kind is None or kind == "list":
+                self.error(f"a lab field's default must be a string, number, boolean, list of strings "
+                           f"or table, got {_describe(value)}", where, key)
+                continue
+            if not self.check_identity_value(key, value, where):
+                continue
+            lab_fields[key] = NUMBER if kind == INT or kind == NUMBER else kind
+            defaults[key] = value
+        for key in ("name",):
+            defaults.pop(key, None)
+        return defaults, lab_fields
+
+    def check_allowed(self, table: dict[str, Any], lab_fields: dict[str, str]) -> dict[str, list[Any]]:
+        known = sorted(set(FIELDS) | set(lab_fields))
+        allowed: dict[str, list[Any]] = {}
+        for key, values in table.items():
+            if key not in FIELDS and key not in lab_fields:
+                self.error(f"unknown field{_did_you_mean(key, known)}; [allowed] may only restrict job fields "
+                           f"or lab fields declared in [defaults]", "[allowed]", key)
+            elif not isinstance(values, list) or not values:
+                self.error(f"must be a non-empty list of allowed values, got {_describe(values)}", "[allowed]", key)
+            else:
+                allowed[key] = values
+        return allowed
+
+    # -- [hosts] -----------------------------------------------------------------
+    def check_hosts(self, table: dict[str, Any]) -> dict[str, HostSpec]:
+        hosts: dict[str, HostSpec] = {}
+        for name, spec in table.items():
+            where = f"[hosts.{name}]"
+            if not HOST_RE.fullmatch(name):
+                self.error("host name must be 1-63 letters, digits, '_', '.' or '-' (as `hostname -s` prints)",
+                           where)
+                continue
+            if not isinstance(spec, dict):
+                self.error(f"must be a table, got {_describe(spec)}", where)
+                continue
+            values: dict[str, Any] = {}
+            for key, value in spec.items():
+                if key not in HOST_FIELDS:
+                    self.error(f"unknown host field{_did_you_mean(key, list(HOST_FIELDS))}", where, key)
+                    continue
+                kind = HOST_FIELDS[key][0]
+                if self.check_value(kind, key, value, where):
+                    values[key] = value
+            if "priority" in values and not PRIORITY_RANGE[0] <= values["priority"] <= PRIORITY_RANGE[1]:
+                self.error(f"must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}", where, "priority")
+            self.check_globs(values.get("allow_jobs", []), where, "allow_jobs")
+            self.check_globs(values.get("deny_jobs", []), where, "deny_jobs")
+            hosts[name] = HostSpec(
+                name=name,
+                description=values.get("description", ""),
+                priority=values.get("priority", 0),
+                allow_jobs=tuple(values.get("allow_jobs", ())),
+                deny_jobs=tuple(values.get("deny_jobs", ())),
+            )
+        return hosts
+
+    def check_globs(self, globs: list[str], where: str, field: str) -> None:
+        for glob in globs:
+            if not glob.strip():
+                self.error("empty pattern; remove it or write a name or glob", where, field)
+
+    # -- [[jobs]] ----------------------------------------------------------------
+    def check_jobs(self, jobs: Any, defaults: dict[str, Any], lab_fields: dict[str, str],
+                   allowed: dict[str, list[Any]]) -> list[JobSpec]:
+        if not isinstance(jobs, list) or not all(isinstance(j, dict) for j in jobs):
+            self.error("must be an array of tables ([[jobs]])", field="jobs")
+            return []
+        specs: list[JobSpec] = []
+        by_name: dict[str, int] = {}
+        by_id: dict[str, JobSpec] = {}
+        for index, job in enumerate(jobs):
+            spec = self.check_job(index, job, defaults, lab_fields, allowed)
+            if spec is None:
+                continue
+            if spec.name in by_name:
+                self.error(f"duplicate job name; jobs[{by_name[spec.name]}] already uses it", spec.locator(), "name")
+                continue
+            other = by_id.get(spec.job_id)
+            if other is not None:
+                self.error(f"duplicates job {other.name!r} by content (job_id {spec.job_id}); disambiguate via "
+                           f"hyper, seed or mode", spec.locator())
+                continue
+            by_name[spec.name] = index
+            by_id[spec.job_id] = spec
+            specs.append(spec)
+        self.check_after(specs)
+        return specs
+
+    def check_job(self, index: int, job: dict[str, Any], defaults: dict[str, Any], lab_fields: dict[str, str],
+                  allowed: dict[str, list[Any]]) -> JobSpec | None:
+        name = job.get("name")
+        where = f"jobs[{index}] {name!r}" if isinstance(name, str) else f"jobs[{index}]"
+        before = len(self.problems)
+        known = sorted(set(FIELDS) | set(lab_fields))
+        for field_name in REQUIRED_FIELDS:
+            if field_name not in job and field_name not in defaults:
+                self.error("missing required field", where, field_name)
+        values = dict(defaults)
+        for key, value in job.items():
+            if key in FIELDS:
+                kind = FIELDS[key].kind
+            elif key in lab_fields:
+                kind = lab_fields[key]
+            else:
+                hint = _did_you_mean(key, known) or "; declare it in [defaults] to add a lab field"
+                self.error(f"unknown field{hint}", where, key)
+                continue
+            if self.check_value(kind, key, value, where):
+                values[key] = value
+        if len(self.problems) > before:
+            return None
+        self.check_job_values(values, where, allowed)
+        if len(self.problems) > before:
+            return None
+        identity = {k: v for k, v in values.items() if k not in SCHEDULING_FIELDS}
+        if not all(self.check_identity_value(k, v, where) for k, v in identity.items()):
+            return None
+        scheduling = {k: values[k] for k in sorted(SCHEDULING_FIELDS) if k in values}
+        scheduling["name"] = values["name"]
+        if scheduling["min_vram_gib"] > 0 and not scheduling["require_cuda"]:
+            self.warn("min_vram_gib > 0 but require_cuda = false: the job may run on CPU-only hosts, where "
+                      "VRAM is ignored; set require_cuda = true if it needs a GPU", where, "min_vram_gib")
+        return JobSpec(identity=identity, scheduling=scheduling, schema_version=SCHEMA_VERSION, index=index)
+
+    def check_job_values(self, v: dict[str, Any], where: str, allowed: dict[str, list[Any]]) -> None:
+        if not safe_name(v["name"]):
+            self.error("must be 1-64 letters, digits, '_', '.' or '-', start with a letter or digit and not "
+                       "contain '..' (it names the job's output directory)", where, "name")
+        if not v["model"].strip():
+            self.error("must not be empty", where, "model")
+        if not PRIORITY_RANGE[0] <= v["priority"] <= PRIORITY_RANGE[1]:
+            self.error(f"must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}", where, "priority")
+        for key in ("min_vram_gib", "min_ram_gib", "min_cores", "timeout_s"):
+            if v[key] < 0:
+                self.error(f"must be >= 0, got {_describe(v[key])}", where, key)
+        if not MAX_ATTEMPTS_RANGE[0] <= v["max_attempts"] <= MAX_ATTEMPTS_RANGE[1]:
+            self.error(f"must be between {MAX_ATTEMPTS_RANGE[0]} and {MAX_ATTEMPTS_RANGE[1]}", where,
+                       "max_attempts")
+        both = sorted(set(v["allowed_hosts"]) & set(v["denied_hosts"]))
+        if both:
+            self.error(f"{both} also in denied_hosts; a host cannot be both allowed and denied", where,
+                       "allowed_hosts")
+        for key in ("allowed_hosts", "denied_hosts"):
+            self.check_globs(v[key], where, key)
+        if v["command"] and v["entrypoint"]:
+            self.error("set either command or entrypoint, not both", where, "command")
+        if v["entrypoint"] and not ENTRYPOINT_RE.fullmatch(v["entrypoint"]):
+            self.error("must look like 'package.module:function'", where, "entrypoint")
+        self.check_placeholders(v, where)
+        for key, choices in allowed.items():
+            value = v.get(key)
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if value is not None and item not in choices:
+                    self.error(f"{_describe(item)} is not allowed; [allowed] {key} is {choices}", where, key)
+
+    def check_placeholders(self, v: dict[str, Any], where: str) -> None:
+        formatter = string.Formatter()
+        known = set(v) | RUNTIME_PLACEHOLDERS
+        for arg in v["command"]:
+            try:
+                parsed = list(formatter.parse(arg))
+            except ValueError as err:
+                self.error(f"bad placeholder in {arg!r}: {err}; write '{{{{' for a literal brace", where, "command")
+                continue
+            for _, field_name, _, _ in parsed:
+                if field_name is None:
+                    continue
+                root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+                if root not in known:
+                    self.error(f"unknown placeholder {{{field_name}}}{_did_you_mean(root, sorted(known))}", where,
+                               "command")
+
+    def check_value(self, kind: str, key: str, value: Any, where: str | None) -> bool:
+        if fits(kind, value):
+            if kind == NUMBER and not math.isfinite(value):
+                self.error(f"must be a finite number, got {value}", where, key)
+                return False
+            return True
+        article = "an" if kind[0] in "aeiou" else "a"
+        self.error(f"must be {article} {kind}, got {_describe(value)}", where, key)
+        return False
+
+    def check_identity_value(self, key: str, value: Any, where: str | None) -> bool:
+        """Identity values are hashed: no dates (ambiguous canonical form), no nan/inf."""
+        bad = _find_unhashable(value)
+        if bad is not None:
+            self.error(f"{bad}; identity fields must hold strings, numbers, booleans, lists and tables", where, key)
+            return False
+        return True
+
+    def check_after(self, specs: list[JobSpec]) -> None:
+        names = {s.name: s for s in specs}
+        for spec in specs:
+            for parent in spec.scheduling["after"]:
+                if parent == spec.name:
+                    self.error("a job cannot run after itself", spec.locator(), "after")
+                elif parent not in names:
+                    self.error(f"unknown job {parent!r}{_did_you_mean(parent, sorted(names))}", spec.locator(),
+                               "after")
+        cycle = _find_cycle({s.name: [p for p in s.scheduling["after"] if p in names and p != s.name]
+                             for s in specs})
+        if cycle:
+            self.error(f"dependency cycle {' -> '.join(cycle)}; remove one 'after' edge", names[cycle[0]].locator(),
+                       "after")
+
+    def check_unrunnable(self, jobs: list[JobSpec], hosts: dict[str, HostSpec]) -> None:
+        """Warn about jobs every declared host refuses (workers on undeclared hosts may still take them)."""
+        from ..matching import host_rule_reason, job_host_reason
+
+        if not hosts:
+            return
+        for job in jobs:
+            s = job.scheduling
+            if all(host_rule_reason(h, job.model, job.name) or
+                   job_host_reason(s["allowed_hosts"], s["denied_hosts"], h.name) for h in hosts.values()):
+                self.warn("no host in [hosts] may run this job (allow/deny tables and allowed_hosts/"
+                          "denied_hosts rule them all out); it will wait for an undeclared host", job.locator())
+
+
+def _find_unhashable(value: Any) -> str | None:
+    if isinstance(value, (datetime, date, time)):
+        return f"TOML dates are not supported ({value.isoformat()}); quote it as a string"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if isinstance(value, dict):
+        for item in value.values():
+            found = _find_unhashable(item)
+            if found:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _find_unhashable(item)
+            if found:
+                return found
+    return None
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in the ``after`` graph as [a, b, ..., a], or None."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = {n: WHITE for n in graph}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = GREY
+        stack.append(node)
+        for nxt in graph[node]:
+            if colour[nxt] == GREY:
+                return stack[stack.index(nxt):] + [nxt]
+            if colour[nxt] == WHITE:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        colour[node] = BLACK
+        return None
+
+    for node in sorted(graph):
+        if colour[node] == WHITE:
+            found = visit(node)
+            if found:
+                return found
+    return None

@@ -1,0 +1,108 @@
+"""The receiver daemon: keeps Redis in step with the manifest.
+
+Loads at start, reloads on SIGHUP (``systemctl reload``), stops on SIGTERM/SIGINT.
+A manifest that fails validation on reload is logged in full and the previous
+load keeps serving: a typo must never empty a running fleet. Signal handlers
+only set flags; the loop does the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Callable
+
+from . import sdnotify
+from .errors import FleetError, ManifestError, StoreError
+from .manifest import load_manifest
+from .plan_text import plan_lines
+from .store import Store
+
+log = logging.getLogger("fleet.receiver")
+
+MAX_BACKOFF_S = 30.0
+
+
+class Receiver:
+    def __init__(self, store: Store, manifest_path: str, tick_s: float = 1.0,
+                 on_tick: Callable[[], None] | None = None):
+        self.store = store
+        self.manifest_path = manifest_path
+        self.tick_s = tick_s
+        self.on_tick = on_tick  # periodic duties (the lease reaper) plug in here
+        self._wake = threading.Event()
+        self._reload_requested = False
+        self._stop_requested = False
+        self.loads_ok = 0
+
+    # -- signals: flags only ------------------------------------------------------
+    def request_reload(self, *_: object) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    def request_stop(self, *_: object) -> None:
+        self._stop_requested = True
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGHUP, self.request_reload)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    # -- work ---------------------------------------------------------------------
+    def load_once(self) -> bool:
+        """Validate and apply the manifest; False (logged) if it was rejected or Redis failed."""
+        try:
+            manifest = load_manifest(self.manifest_path)
+        except ManifestError as err:
+            log.error("manifest %s rejected, keeping the previous load (%d problems):", self.manifest_path,
+                      len(err.problems))
+            for problem in err.problems:
+                log.error("  %s", problem)
+            return False
+        try:
+            plan = self.store.load(manifest)
+        except StoreError as err:
+            log.error("%s", err)
+            return False
+        lines = plan_lines(plan)
+        log.info("loaded %s: %s", self.manifest_path, lines[0])
+        for line in lines[1:]:
+            (log.warning if line.startswith("warning") else log.info)("%s", line)
+        self.loads_ok += 1
+        return True
+
+    def run(self) -> int:
+        """Serve until SIGTERM; returns the process exit code."""
+        self.install_signal_handlers()
+        backoff = 0.5
+        while not self.load_once():
+            if self._stop_requested:
+                return 1
+            log.info("retrying the first load in %.1fs (fix the manifest and SIGHUP, or wait)", backoff)
+            self._wake.wait(backoff)
+            self._wake.clear()
+            self._reload_requested = False
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        sdnotify.notify("READY=1")
+        log.info("receiver ready (redis %s, namespace %s)", self.store.settings.safe_url(), self.store.keys.namespace)
+        while not self._stop_requested:
+            self._wake.wait(self.tick_s)
+            self._wake.clear()
+            if self._stop_requested:
+                break
+            if self._reload_requested:
+                self._reload_requested = False
+                sdnotify.reloading()
+                log.info("SIGHUP: reloading %s", self.manifest_path)
+                self.load_once()
+                sdnotify.notify("READY=1")
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except FleetError as err:
+                    log.error("periodic duty failed: %s", err)
+        sdnotify.notify("STOPPING=1")
+        log.info("receiver stopped")
+        return 0

@@ -1,0 +1,86 @@
+"""Connection settings: one value built from flags and environment, passed down.
+
+Redis URLs may carry passwords (``redis://:secret@host``) and TLS (``rediss://``);
+this object is what gets logged and printed, so its ``repr`` and :meth:`safe_url`
+never show the password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_NAMESPACE = "fleet"
+ENV_REDIS_URL = "FLEET_REDIS_URL"
+ENV_NAMESPACE = "FLEET_NAMESPACE"
+
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable redis url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where fleet's Redis is and which namespace of it this process works in."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    namespace: str = DEFAULT_NAMESPACE
+    socket_timeout_s: float = field(default=10.0, compare=False)
+
+    def __post_init__(self) -> None:
+        scheme = urlsplit(self.redis_url).scheme if "://" in self.redis_url else ""
+        if scheme not in _SCHEMES:
+            raise ConfigError(
+                f"redis url {redact_url(self.redis_url)!r} must start with redis://, rediss:// or unix://; "
+                f"set --redis-url or {ENV_REDIS_URL}"
+            )
+        if not _NAMESPACE_RE.fullmatch(self.namespace):
+            raise ConfigError(
+                f"namespace {self.namespace!r} must be 1-64 letters, digits, '_', '.' or '-' "
+                f"(starting with a letter or digit); set --namespace or {ENV_NAMESPACE}"
+            )
+
+    @classmethod
+    def from_env(cls, redis_url: str | None = None, namespace: str | None = None) -> "Settings":
+        """Flags win over environment, environment over defaults."""
+        return cls(
+            redis_url=redis_url or os.environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL,
+            namespace=namespace or os.environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,
+        )
+
+    def safe_url(self) -> str:
+        return redact_url(self.redis_url)
+
+    def __repr__(self) -> str:
+        return f"Settings(redis_url={self.safe_url()!r}, namespace={self.namespace!r})"
+
+    def connect(self):  # -> redis.Redis; typed loosely to keep redis out of import time
+        """A client with fleet's timeouts; raises nothing until first use."""
+        import redis
+
+        return redis.Redis.from_url(
+            self.redis_url,
+            socket_timeout=self.socket_timeout_s,
+            socket_connect_timeout=self.socket_timeout_s,
+            health_check_interval=30,
+        )

@@ -1,0 +1,42 @@
+"""Job states and the one table of legal transitions.
+
+Lua scripts use the same lower-case names (they receive them from Python, never
+spell their own), and ``tests/test_states.py`` checks every script's transitions
+against :data:`TRANSITIONS`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class JobState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    BLOCKED = "blocked"
+    HELD = "held"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # claim; cancel before it ran; hold; a dependency failed for good
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELED, JobState.HELD, JobState.BLOCKED}),
+    # exit 0; exit != 0 or timeout with attempts left -> pending, else failed; lease lost -> pending/failed
+    JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.PENDING, JobState.CANCELED}),
+    JobState.FINISHED: frozenset(),  # finished is final: a reload never reruns it
+    JobState.FAILED: frozenset({JobState.PENDING}),  # fleet retry
+    JobState.CANCELED: frozenset({JobState.PENDING}),  # fleet retry
+    JobState.BLOCKED: frozenset({JobState.PENDING, JobState.CANCELED}),  # parent retried and finished
+    JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED}),  # fleet release
+}
+
+TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+def can_transition(src: JobState, dst: JobState) -> bool:
+    return dst in TRANSITIONS[src]

@@ -1,0 +1,158 @@
+"""Apply a validated manifest to Redis in one atomic step and report the plan.
+
+The whole diff (added / updated / unchanged / orphaned / revived) is computed and
+applied inside one Lua script, so concurrent loads from two receivers, or a
+receiver and ``fleet load``, serialise on Redis and can neither duplicate nor lose
+a job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from ..errors import Problem, StoreError
+from ..keys import Keys
+from ..manifest.identity import canonical_json, digest
+from ..manifest.model import Manifest
+from ..manifest.writer import manifest_to_dict
+from ..matching import ConstraintClass
+from ..states import JobState
+from .scripts import Scripts
+
+# rq runs this function for every fleet job; it finds the claimed job through rq's
+# get_current_job(), so one pickled payload serves every job.
+RQ_FUNC = "worker.execute.run_claimed"
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    job_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    added: tuple[PlanEntry, ...]
+    updated: tuple[PlanEntry, ...]
+    unchanged: tuple[PlanEntry, ...]
+    orphaned: tuple[PlanEntry, ...]
+    revived: tuple[PlanEntry, ...]
+    changed: bool
+    dry_run: bool
+    warnings: tuple[Problem, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(getattr(self, k)) for k in ("added", "updated", "unchanged", "orphaned", "revived")}
+
+    def to_dict(self) -> dict:
+        data: dict = {k: [{"job_id": e.job_id, "name": e.name} for e in getattr(self, k)]
+                      for k in ("added", "updated", "unchanged", "orphaned", "revived")}
+        data.update(changed=self.changed, dry_run=self.dry_run, warnings=[str(w) for w in self.warnings])
+        return data
+
+
+@lru_cache(maxsize=4)
+def _rq_template(queue_name: str) -> tuple[bytes, ...]:
+    """rq's own job hash fields for a fleet job, built by rq so rq-dashboard reads them natively.
+
+    Kept forever: result_ttl and failure_ttl of -1 (fleet's history is the point);
+    timeout -1 because fleet's runner enforces ``timeout_s`` on the whole process group.
+    """
+    from rq.job import Job
+
+    job = Job.create(RQ_FUNC, id="template", connection=_NoConnection(), origin=queue_name,
+                     timeout=-1, result_ttl=-1, failure_ttl=-1)
+    flat: list[bytes] = []
+    for key, value in job.to_dict().items():
+        if key in ("created_at", "description", "status"):
+            continue  # filled per job by the script
+        flat.append(key.encode())
+        flat.append(value if isinstance(value, bytes) else str(value).encode())
+    return tuple(flat)
+
+
+class _NoConnection:
+    """Job.create only stores the connection; the template is never saved through it."""
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    return digest(manifest_to_dict(manifest))
+
+
+def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> dict:
+    classes: dict[str, str] = {}
+    jobs = []
+    for job in manifest.jobs:
+        cls = ConstraintClass.of(job, manifest.hosts)
+        class_id = cls.class_id
+        classes.setdefault(class_id, canonical_json(cls.to_dict()))
+        jobs.append({
+            "id": job.job_id,
+            "name": job.name,
+            "class": class_id,
+            "priority": job.priority,
+            "sched": job.scheduling_digest,
+            "spec": json.dumps({"spec": job.to_dict(), "identity": job.identity,
+                                "schema_version": job.schema_version}, sort_keys=True),
+            "max_attempts": job.scheduling["max_attempts"],
+            "waits": len(job.scheduling["after"]),
+        })
+    return {
+        "now": repr(round(now, 6)),
+        "now_iso": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "dry_run": dry_run,
+        "job_prefix": keys.job_prefix,
+        "spec_prefix": keys.spec_prefix,
+        "pending_prefix": keys.pending_prefix,
+        "state_prefix": keys.state_prefix,
+        "rq_job_prefix": keys.rq_job_prefix,
+        "states": {s.name.lower(): s.value for s in JobState},
+        "manifest": {"name": manifest.name, "path": os.path.abspath(manifest.path),
+                     "digest": manifest_digest(manifest)},
+        "hosts": {name: canonical_json(h.to_dict()) for name, h in manifest.hosts.items()},
+        "classes": classes,
+        "jobs": jobs,
+    }
+
+
+def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
+                   now: float | None = None) -> LoadPlan:
+    """Make the store match ``manifest`` (or, with ``dry_run``, say what that would do)."""
+    now = time.time() if now is None else now
+    payload = build_payload(manifest, keys, dry_run, now)
+    script = Scripts(redis).apply_manifest
+    raw = script(
+        keys=[keys.jobs, keys.names, keys.in_manifest, keys.orphaned, keys.seq, keys.classes, keys.hosts,
+              keys.manifest_meta, keys.events, keys.jobs_by_id],
+        args=[json.dumps(payload), *_rq_template(keys.queue_name)],
+    )
+    result = json.loads(raw)
+    if "error" in result:
+        raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {result['error']}")
+    names = {job.job_id: job.name for job in manifest.jobs}
+    orphan_ids = _as_list(result["orphaned"])
+    if orphan_ids:
+        pipe = redis.pipeline(transaction=False)
+        for job_id in orphan_ids:
+            pipe.hget(keys.job(job_id), "name")
+        for job_id, name in zip(orphan_ids, pipe.execute()):
+            names[job_id] = name.decode() if name else "?"
+
+    def entries(kind: str) -> tuple[PlanEntry, ...]:
+        return tuple(PlanEntry(i, names.get(i, "?")) for i in _as_list(result[kind]))
+
+    return LoadPlan(
+        added=entries("added"), updated=entries("updated"), unchanged=entries("unchanged"),
+        orphaned=entries("orphaned"), revived=entries("revived"), changed=bool(result["changed"]),
+        dry_run=dry_run, warnings=manifest.warnings,
+    )
+
+
+def _as_list(value) -> list:
+    # cjson encodes an empty Lua table as {} rather than [].
+    return value if isinstance(value, list) else []

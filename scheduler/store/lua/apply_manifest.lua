@@ -1,0 +1,208 @@
+--[[ apply_manifest: make the store match a validated manifest, atomically.
+
+KEYS  1 jobs (zset)   2 names (hash)   3 in_manifest (set)   4 orphaned (zset)
+      5 seq (string)  6 classes (hash) 7 hosts (hash)        8 manifest meta (hash)
+      9 events (stream) 10 ids (zset, lexicographic)
+ARGV  1 JSON payload: {now, now_iso, dry_run, job_prefix, spec_prefix, pending_prefix, state_prefix,
+        rq_job_prefix, states{...}, manifest{name,path,digest}, hosts{name: json},
+        classes{id: json}, jobs[{id, name, class, priority, sched, spec, max_attempts, waits}]}
+        (spec is the JSON {"spec": ..., "identity": ...} stored at spec_prefix .. id)
+      2.. rq job hash template as field, value pairs (binary safe: rq's pickled data)
+Returns JSON {added[], updated[], unchanged[], orphaned[], revived[]} of job ids, or
+        {error = "..."} with nothing written.
+
+Invariants:
+  * Phase 1 only reads; every foreign or corrupt value is reported before phase 2
+    writes anything, so a failed load never leaves a half-written store.
+  * A job's state, attempts and history are never changed by a load: finished
+    stays finished. Only scheduling fields (name, priority, class, spec) update.
+  * Jobs missing from the manifest are flagged orphaned (kept, out of the pending
+    index), never deleted; a later load that lists them again revives them.
+  * An unchanged load performs no write at all.
+  * The pending index holds exactly the jobs that are pending, in the manifest,
+    and not waiting on dependencies; score = (1000 - priority) * 1e10 + seq.
+]]
+
+local p = cjson.decode(ARGV[1])
+local S = p.states
+local JOBS, NAMES, INM, ORPH, SEQ, CLASSES, HOSTS, META, EVENTS, IDS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+
+local function score(priority, seq)
+  return (1000 - tonumber(priority)) * 1e10 + tonumber(seq)
+end
+
+-- Phase 1: read and verify ------------------------------------------------------
+local expected = {[JOBS]='zset', [NAMES]='hash', [INM]='set', [ORPH]='zset', [SEQ]='string',
+                  [CLASSES]='hash', [HOSTS]='hash', [META]='hash', [EVENTS]='stream', [IDS]='zset'}
+for key, want in pairs(expected) do
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    return cjson.encode({error = 'key ' .. key .. ' holds a ' .. t .. ', expected a ' .. want})
+  end
+end
+
+local known_state = {}
+for _, v in pairs(S) do known_state[v] = true end
+
+local actions = {}     -- {kind, job, current}
+local plan = {added = {}, updated = {}, unchanged = {}, orphaned = {}, revived = {}}
+local desired = {}
+for _, j in ipairs(p.jobs) do
+  desired[j.id] = true
+  local key = p.job_prefix .. j.id
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= 'hash' then
+    return cjson.encode({error = 'key ' .. key .. ' holds a ' .. t .. ', not a fleet job record'})
+  end
+  if t == 'none' then
+    table.insert(actions, {'add', j})
+    table.insert(plan.added, j.id)
+  else
+    local cur = redis.call('HMGET', key, 'sched', 'state', 'class', 'priority', 'seq', 'in_manifest', 'name',
+                           'indexed')
+    if not cur[2] or not known_state[cur[2]] or not tonumber(cur[5]) or not tonumber(cur[4]) then
+      return cjson.encode({error = 'job record ' .. key .. ' is corrupt (state ' .. tostring(cur[2]) ..
+                           '); restore it from backup or delete it'})
+    end
+    local c = {sched = cur[1], state = cur[2], class = cur[3], priority = cur[4], seq = cur[5],
+               in_manifest = cur[6], name = cur[7], indexed = cur[8]}
+    if c.in_manifest == '0' then
+      table.insert(actions, {'revive', j, c})
+      table.insert(plan.revived, j.id)
+    elseif c.sched ~= j.sched then
+      table.insert(actions, {'update', j, c})
+      table.insert(plan.updated, j.id)
+    else
+      table.insert(plan.unchanged, j.id)
+    end
+  end
+end
+
+for _, id in ipairs(redis.call('SMEMBERS', INM)) do
+  if not desired[id] then
+    local key = p.job_prefix .. id
+    local cur = redis.call('HMGET', key, 'state', 'class', 'indexed')
+    table.insert(actions, {'orphan', {id = id}, {state = cur[1], class = cur[2], indexed = cur[3]}})
+    table.insert(plan.orphaned, id)
+  end
+end
+
+local host_writes, host_deletes = {}, {}
+local stored_hosts = redis.call('HGETALL', HOSTS)
+local stored = {}
+for i = 1, #stored_hosts, 2 do stored[stored_hosts[i]] = stored_hosts[i + 1] end
+for name, spec in pairs(p.hosts) do
+  if stored[name] ~= spec then table.insert(host_writes, {name, spec}) end
+end
+for name, _ in pairs(stored) do
+  if p.hosts[name] == nil then table.insert(host_deletes, name) end
+end
+
+-- HGETALL, not HEXISTS: a lookup steps Redis's incremental rehash of a large hash, which
+-- re-lays it out; an unchanged load must leave every key byte-identical.
+local stored_classes = {}
+local raw_classes = redis.call('HGETALL', CLASSES)
+for i = 1, #raw_classes, 2 do stored_classes[raw_classes[i]] = true end
+local class_writes = {}
+for id, spec in pairs(p.classes) do
+  if stored_classes[id] == nil then table.insert(class_writes, {id, spec}) end
+end
+
+local meta = redis.call('HMGET', META, 'digest', 'path', 'name')
+local meta_changed = meta[1] ~= p.manifest.digest or meta[2] ~= p.manifest.path or meta[3] ~= p.manifest.name
+
+local changed = #actions > 0 or #host_writes > 0 or #host_deletes > 0 or #class_writes > 0 or meta_changed
+plan.changed = changed
+if p.dry_run or not changed then
+  return cjson.encode(plan)
+end
+
+-- Phase 2: write -----------------------------------------------------------------
+local function index(id, class, priority, seq)
+  redis.call('ZADD', p.pending_prefix .. class, score(priority, seq), id)
+  redis.call('HSET', p.job_prefix .. id, 'indexed', '1')
+end
+
+local function unindex(id, class)
+  redis.call('ZREM', p.pending_prefix .. class, id)
+  redis.call('HSET', p.job_prefix .. id, 'indexed', '0')
+end
+
+local function rename(id, old, new)
+  if old ~= new then
+    if old and redis.call('HGET', NAMES, old) == id then redis.call('HDEL', NAMES, old) end
+  end
+  redis.call('HSET', NAMES, new, id)
+end
+
+local function update_spec(j, c)
+  local key = p.job_prefix .. j.id
+  redis.call('SET', p.spec_prefix .. j.id, j.spec)
+  redis.call('HSET', key, 'name', j.name, 'sched', j.sched, 'class', j.class,
+             'priority', j.priority, 'max_attempts', j.max_attempts, 'waits', j.waits, 'updated_at', p.now)
+  rename(j.id, c.name, j.name)
+  if c.indexed == '1' then
+    redis.call('ZREM', p.pending_prefix .. c.class, j.id)
+    redis.call('ZADD', p.pending_prefix .. j.class, score(j.priority, c.seq), j.id)
+  end
+end
+
+local rq_template = {}
+for i = 2, #ARGV do table.insert(rq_template, ARGV[i]) end
+
+local wakeups = 0
+for _, a in ipairs(actions) do
+  local kind, j, c = a[1], a[2], a[3]
+  local key = p.job_prefix .. j.id
+  if kind == 'add' then
+    local seq = redis.call('INCR', SEQ)
+    redis.call('SET', p.spec_prefix .. j.id, j.spec)
+    redis.call('HSET', key, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class, 'priority', j.priority, 'max_attempts', j.max_attempts,
+               'waits', j.waits, 'seq', seq, 'state', S.pending, 'attempts', 0, 'in_manifest', '1',
+               'created_at', p.now, 'updated_at', p.now, 'state_at', p.now, 'indexed', '0')
+    redis.call('ZADD', JOBS, seq, j.id)
+    redis.call('ZADD', IDS, 0, j.id)
+    redis.call('ZADD', p.state_prefix .. S.pending, p.now, j.id)
+    redis.call('SADD', INM, j.id)
+    rename(j.id, nil, j.name)
+    if j.waits == 0 then
+      index(j.id, j.class, j.priority, seq)
+      wakeups = wakeups + 1
+    end
+    if #rq_template > 0 then
+      local rq_key = p.rq_job_prefix .. j.id
+      redis.call('HSET', rq_key, unpack(rq_template))
+      redis.call('HSET', rq_key, 'description', j.name, 'created_at', p.now_iso, 'status', 'queued')
+    end
+  elseif kind == 'update' then
+    update_spec(j, c)
+    if c.indexed == '1' then wakeups = wakeups + 1 end
+  elseif kind == 'revive' then
+    update_spec(j, c)
+    redis.call('HSET', key, 'in_manifest', '1')
+    redis.call('SADD', INM, j.id)
+    redis.call('ZREM', ORPH, j.id)
+    if c.state == S.pending and j.waits == 0 then
+      index(j.id, j.class, j.priority, c.seq)
+      wakeups = wakeups + 1
+    end
+  elseif kind == 'orphan' then
+    redis.call('HSET', key, 'in_manifest', '0', 'updated_at', p.now)
+    redis.call('SREM', INM, j.id)
+    redis.call('ZADD', ORPH, p.now, j.id)
+    if c.indexed == '1' then unindex(j.id, c.class) end
+  end
+end
+
+for _, hw in ipairs(host_writes) do redis.call('HSET', HOSTS, hw[1], hw[2]) end
+for _, name in ipairs(host_deletes) do redis.call('HDEL', HOSTS, name) end
+for _, cw in ipairs(class_writes) do redis.call('HSET', CLASSES, cw[1], cw[2]) end
+if meta_changed then
+  redis.call('HSET', META, 'name', p.manifest.name, 'path', p.manifest.path, 'digest', p.manifest.digest,
+             'applied_at', p.now)
+end
+if wakeups > 0 then
+  redis.call('XADD', EVENTS, 'MAXLEN', '~', 1000, '*', 'kind', 'claimable', 'count', wakeups)
+end
+return cjson.encode(plan)

@@ -1,0 +1,150 @@
+"""Read side of the store: one job, job lists, counters, name resolution.
+
+Counters come from per-state index sizes (ZCARD), so ``fleet status`` costs the
+same number of round trips at 100 jobs as at 100,000.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..errors import NotFoundError, StoreError, UsageError
+from ..keys import Keys
+from ..states import JobState
+
+JOB_FIELDS = ("id", "name", "state", "priority", "attempts", "max_attempts", "in_manifest", "last_host",
+              "last_worker", "created_at", "updated_at", "state_at", "seq", "class", "indexed", "reason")
+HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    name: str
+    spec: dict[str, Any]
+    state: JobState
+    priority: int
+    attempts: int
+    max_attempts: int
+    in_manifest: bool
+    host: str | None
+    worker: str | None
+    created_at: float
+    updated_at: float
+    state_at: float
+    class_id: str
+    indexed: bool
+    reason: str | None
+
+    @property
+    def model(self) -> str:
+        return self.spec.get("model", "")
+
+    @property
+    def mode(self) -> str | None:
+        return self.spec.get("mode")
+
+    def summary(self) -> dict[str, Any]:
+        """The ``fleet jobs --json`` shape (a documented contract)."""
+        return {"job_id": self.job_id, "name": self.name, "model": self.model, "mode": self.mode,
+                "state": self.state.value, "priority": self.priority, "host": self.host, "worker": self.worker,
+                "attempts": self.attempts}
+
+
+def _decode(raw: dict) -> dict[str, str]:
+    return {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+            for k, v in raw.items()}
+
+
+def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None) -> JobRecord:
+    """A job record from its hash and spec; a value fleet did not write is a StoreError naming the key."""
+    try:
+        return JobRecord(
+            job_id=fields["id"], name=fields["name"], spec=json.loads(spec_json)["spec"],
+            state=JobState(fields["state"]), priority=int(fields["priority"]), attempts=int(fields["attempts"]),
+            max_attempts=int(fields.get("max_attempts") or 3), in_manifest=fields.get("in_manifest") == "1",
+            host=fields.get("last_host") or None, worker=fields.get("last_worker") or None,
+            created_at=float(fields["created_at"]), updated_at=float(fields["updated_at"]),
+            state_at=float(fields.get("state_at") or fields["updated_at"]), class_id=fields.get("class", ""),
+            indexed=fields.get("indexed") == "1", reason=fields.get("reason") or None,
+        )
+    except (KeyError, ValueError, TypeError) as err:
+        raise StoreError(f"job record {key} is corrupt ({type(err).__name__}: {err}); it was not written by this "
+                         f"fleet version: inspect it with redis-cli HGETALL and delete it if foreign") from None
+
+
+class JobQueries:
+    def __init__(self, redis, keys: Keys):
+        self.redis = redis
+        self.keys = keys
+
+    def get(self, job_id: str) -> JobRecord:
+        records = self.many([job_id])
+        if not records:
+            raise NotFoundError(f"no job {job_id!r}; list jobs with `fleet jobs`")
+        return records[0]
+
+    def many(self, job_ids: Iterable[str]) -> list[JobRecord]:
+        """Records for the ids that exist, in order; two round trips at most."""
+        import redis as redis_lib
+
+        ids = list(job_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.get(self.keys.spec(job_id))
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except redis_lib.ResponseError as err:
+            raise StoreError(f"reading jobs failed: {err}") from None
+        out = []
+        for i, job_id in enumerate(ids):
+            raw, spec = replies[2 * i], replies[2 * i + 1]
+            for key, reply in ((self.keys.job(job_id), raw), (self.keys.spec(job_id), spec)):
+                if isinstance(reply, Exception):
+                    raise StoreError(f"key {key} holds a value fleet did not write ({reply}); inspect it with "
+                                     f"redis-cli TYPE and delete it if foreign")
+            if raw:
+                out.append(parse_job(self.keys.job(job_id), _decode(raw), spec))
+        return out
+
+    def resolve(self, ref: str) -> str:
+        """A job id from a name, a full id or a unique id prefix (at least 4 hex digits)."""
+        if not ref:
+            raise UsageError("empty job reference; give a job name, job_id or job_id prefix")
+        by_name = self.redis.hget(self.keys.names, ref)
+        if by_name:
+            return by_name.decode()
+        if set(ref) <= HEX:
+            if len(ref) == 16 and self.redis.exists(self.keys.job(ref)):
+                return ref
+            if len(ref) >= 4:
+                matches = [m.decode() for m in self.redis.zrangebylex(self.keys.jobs_by_id, f"[{ref}",
+                                                                       f"[{ref}\xff")]
+                if len(matches) == 1:
+                    return matches[0]
+                if len(matches) > 1:
+                    shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
+                    raise UsageError(f"job_id prefix {ref!r} is ambiguous: {shown}; type more digits")
+        raise NotFoundError(f"no job named {ref!r} and no job_id starting with it; list jobs with `fleet jobs`")
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state plus ``orphaned``, in one round trip whatever the store's size."""
+        pipe = self.redis.pipeline(transaction=False)
+        for state in JobState:
+            pipe.zcard(self.keys.state(state.value))
+        pipe.zcard(self.keys.orphaned)
+        values = pipe.execute()
+        counts = {state.value: int(n) for state, n in zip(JobState, values)}
+        counts["orphaned"] = int(values[-1])
+        return counts
+
+    def list_ids(self, state: JobState | None = None, offset: int = 0, limit: int = 100) -> list[str]:
+        """Newest activity first: by time entered the state, or load order across all states."""
+        if state is not None:
+            raw = self.redis.zrevrange(self.keys.state(state.value), offset, offset + limit - 1)
+        else:
+            raw = self.redis.zrevrange(self.keys.jobs, offset, offset + limit - 1)
+        return [r.decode() for r in raw]

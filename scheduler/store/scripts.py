@@ -1,0 +1,24 @@
+"""Lua scripts: read from ``store/lua/*.lua`` once, registered with redis-py, called by SHA."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+LUA_PACKAGE = "scheduler.store"
+
+
+@lru_cache(maxsize=None)
+def lua_source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` shipped inside the package."""
+    return resources.files(LUA_PACKAGE).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """The registered scripts for one client; redis-py reloads them after a SCRIPT FLUSH or restart."""
+
+    NAMES = ("apply_manifest",)
+
+    def __init__(self, redis):
+        for name in self.NAMES:
+            setattr(self, name, redis.register_script(lua_source(name)))

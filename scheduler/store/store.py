@@ -1,0 +1,43 @@
+"""The store facade: one Redis client, one namespace's keys, the scripts and queries over them."""
+
+from __future__ import annotations
+
+from ..errors import StoreError
+from ..keys import Keys
+from ..manifest.model import Manifest
+from ..settings import Settings
+from .errors import redis_errors
+from .loading import LoadPlan, apply_manifest
+from .queries import JobQueries
+
+
+class Store:
+    def __init__(self, redis, keys: Keys, settings: Settings | None = None):
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings or Settings(namespace=keys.namespace)
+        self.jobs = JobQueries(redis, keys)
+
+    @classmethod
+    def connect(cls, settings: Settings) -> "Store":
+        """Connect and PING, so an unreachable Redis is one clear error up front."""
+        client = settings.connect()
+        with redis_errors(settings):
+            client.ping()
+        return cls(client, Keys(settings.namespace), settings)
+
+    def errors(self):
+        """Context manager turning redis-py failures into StoreError for this store's URL."""
+        return redis_errors(self.settings)
+
+    def load(self, manifest: Manifest, dry_run: bool = False) -> LoadPlan:
+        with self.errors():
+            return apply_manifest(self.redis, self.keys, manifest, dry_run=dry_run)
+
+    def namespace_keys(self) -> list[str]:
+        """Every key of this namespace (SCAN, for tests and admin tools, never on a hot path)."""
+        with self.errors():
+            return sorted(k.decode() for k in self.redis.scan_iter(match=self.keys.all_pattern(), count=1000))
+
+
+__all__ = ["Store", "StoreError"]

@@ -1,0 +1,58 @@
+"""Aligned text tables sized to the terminal; colour only on a TTY without NO_COLOR."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from typing import Sequence, TextIO
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+STATE_COLOURS = {"pending": "33", "running": "36", "finished": "32", "failed": "31", "canceled": "90",
+                 "blocked": "35", "held": "34"}
+
+
+def colour(text: str, code: str | None, enabled: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if enabled and code else text
+
+
+def render(headers: Sequence[str], rows: Sequence[Sequence[object]], stream: TextIO | None = None,
+           colour_column: int | None = None) -> str:
+    """Columns padded to their widest cell; the last column is cut to the terminal width."""
+    stream = stream or sys.stdout
+    cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    width = shutil.get_terminal_size((120, 24)).columns
+    coloured = use_colour(stream)
+    lines = []
+    for n, row in enumerate([list(headers)] + cells):
+        parts = []
+        for i, cell in enumerate(row):
+            text = cell.ljust(widths[i]) if i < len(row) - 1 else cell
+            if n > 0 and i == colour_column:
+                text = colour(text, STATE_COLOURS.get(cell), coloured)
+            parts.append(text)
+        line = "  ".join(parts).rstrip()
+        if not coloured and len(line) > width and n > 0:
+            line = line[: width - 1] + "…"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def age(ts: float | None, now: float | None = None) -> str:
+    """A relative age: 5s, 3m, 2h, 4d."""
+    if not ts:
+        return "-"
+    seconds = max(0, (now or time.time()) - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

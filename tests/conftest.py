@@ -1,0 +1,60 @@
+"""Shared fixtures: a real redis-server per test session (flushed per test) and fakeredis."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import fakeredis
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from support.redis_server import RedisServer  # noqa: E402
+
+from scheduler.keys import Keys  # noqa: E402
+from scheduler.settings import Settings  # noqa: E402
+from scheduler.store import Store  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def real_redis(redis_server):
+    client = redis_server.client()
+    client.flushall()
+    client.script_flush()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fake_redis():
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+def any_redis(request):
+    """The same test against fakeredis (with Lua via lupa) and a real redis-server."""
+    if request.param == "fakeredis":
+        return fakeredis.FakeRedis()
+    return request.getfixturevalue("real_redis")
+
+
+def make_store(client, namespace: str = "fleet") -> Store:
+    return Store(client, Keys(namespace), Settings(namespace=namespace))
+
+
+@pytest.fixture
+def store(any_redis):
+    return make_store(any_redis)
+
+
+@pytest.fixture
+def real_store(real_redis, redis_server):
+    return Store(real_redis, Keys("fleet"), Settings(redis_url=redis_server.url))

@@ -1,0 +1,135 @@
+"""Loading a manifest into the store: idempotent, atomic, never loses or reruns a job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.redis_server import dump_namespace
+
+from scheduler.manifest import parse_manifest
+from scheduler.states import JobState
+
+BASE = """
+schema_version = 1
+name = "t"
+[defaults]
+min_ram_gib = 1
+split_recipe = "host"
+[hosts.cpu-1]
+deny_jobs = ["cnn"]
+[[jobs]]
+name = "a"
+model = "mlp"
+hyper = { lr = 0.1 }
+[[jobs]]
+name = "b"
+model = "cnn"
+priority = 5
+"""
+
+
+def manifest(text: str = BASE):
+    return parse_manifest(text, "t.toml")
+
+
+def test_first_load_adds_every_job_as_pending(store):
+    plan = store.load(manifest())
+    assert [e.name for e in plan.added] == ["a", "b"]
+    assert plan.changed
+    counts = store.jobs.counts()
+    assert counts["pending"] == 2
+    record = store.jobs.get(store.jobs.resolve("b"))
+    assert record.state is JobState.PENDING and record.priority == 5 and record.in_manifest
+
+
+def test_unchanged_reload_writes_nothing(store, any_redis):
+    store.load(manifest())
+    before = dump_namespace(any_redis)
+    plan = store.load(manifest())
+    assert not plan.changed and len(plan.unchanged) == 2
+    assert dump_namespace(any_redis) == before
+
+
+def test_priority_change_updates_in_place_without_new_job(store):
+    store.load(manifest())
+    job_id = store.jobs.resolve("b")
+    plan = store.load(manifest(BASE.replace("priority = 5", "priority = 9")))
+    assert [e.name for e in plan.updated] == ["b"] and not plan.added
+    assert store.jobs.get(job_id).priority == 9
+
+
+def test_rename_keeps_identity_and_moves_the_name(store):
+    store.load(manifest())
+    job_id = store.jobs.resolve("a")
+    plan = store.load(manifest(BASE.replace('name = "a"', 'name = "a2"')))
+    assert [e.name for e in plan.updated] == ["a2"]
+    assert store.jobs.resolve("a2") == job_id
+    with pytest.raises(Exception):
+        store.jobs.resolve("a")
+
+
+def test_removed_job_is_orphaned_not_deleted_and_revived_later(store):
+    store.load(manifest())
+    job_id = store.jobs.resolve("a")
+    without_a = BASE.replace('[[jobs]]\nname = "a"\nmodel = "mlp"\nhyper = { lr = 0.1 }\n', "")
+    plan = store.load(manifest(without_a))
+    assert [e.name for e in plan.orphaned] == ["a"]
+    record = store.jobs.get(job_id)
+    assert not record.in_manifest and not record.indexed and record.state is JobState.PENDING
+    assert store.jobs.counts()["orphaned"] == 1
+    plan = store.load(manifest())
+    assert [e.name for e in plan.revived] == ["a"]
+    assert store.jobs.get(job_id).indexed
+
+
+def test_dry_run_writes_nothing(real_store, real_redis):
+    plan = real_store.load(manifest(), dry_run=True)
+    assert len(plan.added) == 2
+    assert dump_namespace(real_redis) == {}
+
+
+def test_finished_job_stays_finished_across_reload(real_store, real_redis):
+    real_store.load(manifest())
+    job_id = real_store.jobs.resolve("a")
+    real_redis.hset(real_store.keys.job(job_id), "state", JobState.FINISHED.value)
+    plan = real_store.load(manifest(BASE.replace("lr = 0.1 }", "lr = 0.1 }\npriority = 3")))
+    assert [e.name for e in plan.updated] == ["a"]
+    assert real_store.jobs.get(job_id).state is JobState.FINISHED
+
+
+def test_foreign_value_at_a_job_key_is_a_clear_error_and_nothing_is_written(real_store, real_redis):
+    from scheduler.errors import StoreError
+
+    job = manifest().jobs[1]
+    real_redis.set(real_store.keys.job(job.job_id), "not a hash")
+    before = dump_namespace(real_redis)
+    with pytest.raises(StoreError, match=r"holds a string"):
+        real_store.load(manifest())
+    assert dump_namespace(real_redis) == before
+
+
+def test_rq_sees_the_job_records(real_store, real_redis):
+    real_store.load(manifest())
+    job_id = real_store.jobs.resolve("a")
+    raw = real_redis.hgetall(real_store.keys.rq_job(job_id))
+    assert raw[b"origin"] == b"fleet" and raw[b"description"] == b"a" and raw[b"status"] == b"queued"
+    assert raw[b"result_ttl"] == b"-1" and raw[b"failure_ttl"] == b"-1"
+    assert real_redis.ttl(real_store.keys.rq_job(job_id)) == -1
+
+
+def test_namespaces_share_one_redis_without_touching_each_other(any_redis):
+    from conftest import make_store
+
+    one, two = make_store(any_redis, "one"), make_store(any_redis, "two")
+    one.load(manifest())
+    assert two.jobs.counts()["pending"] == 0
+    two.load(manifest())
+    assert one.jobs.counts()["pending"] == 2 and two.jobs.counts()["pending"] == 2
+    assert all(k.startswith(b"{one}:") or k.startswith(b"{two}:") for k in any_redis.keys("*"))
+
+
+def test_plan_json_shape(store):
+    data = store.load(manifest()).to_dict()
+    assert set(data) >= {"added", "updated", "unchanged", "orphaned", "revived", "changed", "dry_run"}
+    assert json.dumps(data)
