@@ -53,6 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("receiver", "daemon: load the manifest, reload on SIGHUP, stop on SIGTERM")
     p.add_argument("--manifest", help="manifest path (default: as for `fleet load`)")
+    p.add_argument("--lease-s", type=_positive_float, default=30.0,
+                   help="leases idle this long after a reaper gap get one grace period (default 30)")
+    p.add_argument("--reap-interval-s", type=_positive_float, default=1.0,
+                   help="how often to return jobs of dead workers to pending (default 1)")
+
+    p = command("worker", "daemon: probe this host, claim the jobs it satisfies, run them through rq")
+    p.add_argument("--host-profile", metavar="FILE.toml", help="declare the host instead of probing it "
+                                                             "(simulation, tests, demo)")
+    p.add_argument("--host-name", help="the name manifests' host lists match (default: short hostname)")
+    p.add_argument("--gpu", type=_non_negative_int, action="append", metavar="INDEX",
+                   help="use only this visible GPU (repeatable)")
+    p.add_argument("--runs-dir", default="runs", help="where each attempt's output dir is created (default ./runs)")
+    p.add_argument("--burst", action="store_true", help="exit 0 once nothing is claimable by this worker")
+    p.add_argument("--name", help="worker name (default host.pid)")
+    p.add_argument("--lease-s", type=_positive_float, default=30.0,
+                   help="lease length; a worker silent this long is presumed dead (default 30)")
+    p.add_argument("--stop-now", action="store_true",
+                   help="on SIGTERM return the running job to pending at once instead of finishing it")
 
     p = command("status", "counts by state and the workers of the fleet")
     p.add_argument("--json", action="store_true")
@@ -65,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=_non_negative_int, default=0)
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -85,11 +113,12 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import load, receiver, status
+    from .commands import load, receiver, status, worker
 
     return {
         "load": load.run,
         "receiver": receiver.run,
+        "worker": worker.run,
         "status": status.run_status,
         "jobs": status.run_jobs,
     }[args.command]

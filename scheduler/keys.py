@@ -113,6 +113,42 @@ class Keys:
         """Stream: 'jobs became claimable' notices that idle workers block on."""
         return f"{self.prefix}:events"
 
+    # -- claims, leases, workers ----------------------------------------------
+    @property
+    def running(self) -> str:
+        """Zset: running job id -> lease deadline (epoch seconds); the reaper's work list."""
+        return f"{self.prefix}:running"
+
+    def ledger(self, host: str) -> str:
+        """Hash per host: RAM, cores and per-GPU VRAM reserved by the fleet jobs running there."""
+        return f"{self.prefix}:ledger:{host}"
+
+    @property
+    def ledger_prefix(self) -> str:
+        return f"{self.prefix}:ledger:"
+
+    def attempts(self, job_id: str) -> str:
+        """List: one JSON record per attempt (worker, host, start, end, outcome, exit code)."""
+        return f"{self.prefix}:attempts:{job_id}"
+
+    @property
+    def attempts_prefix(self) -> str:
+        return f"{self.prefix}:attempts:"
+
+    @property
+    def workers(self) -> str:
+        """Zset: worker name -> last heartbeat (epoch seconds)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, name: str) -> str:
+        """Hash: one worker's host, resources, state and current job."""
+        return f"{self.prefix}:worker:{name}"
+
+    @property
+    def reaper_tick(self) -> str:
+        """String: when a reaper last ran; a long gap means Redis or the reaper was away."""
+        return f"{self.prefix}:reaper_tick"
+
     # -- rq's records for this namespace ------------------------------------
     @property
     def rq_prefix(self) -> str:

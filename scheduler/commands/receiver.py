@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TextIO
 
 from ..manifest import locate_manifest
 from ..receiver import Receiver
+from ..store.claims import Claims
 from .common import connect
+
+log = logging.getLogger("fleet.receiver")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     path = locate_manifest(args.manifest)
     store = connect(args)
-    return Receiver(store, path).run()
+    claims = Claims(store.redis, store.keys, lease_s=args.lease_s)
+
+    def reap() -> None:
+        with store.errors():
+            for ended in claims.reap():
+                log.warning("job %s lost its worker (lease expired): now %s", ended.job_id, ended.state.value)
+
+    return Receiver(store, path, tick_s=args.reap_interval_s, on_tick=reap).run()

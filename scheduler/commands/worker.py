@@ -1,0 +1,69 @@
+"""``fleet worker``: probe this box (or read a host profile), then claim and run jobs through rq."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+from typing import TextIO
+
+from ..errors import UsageError
+from ..keys import Keys
+from ..rq_prefix import use_rq_prefix
+from .common import connect
+
+log = logging.getLogger("fleet.worker")
+
+
+def describe_host(args: argparse.Namespace):
+    """The host this worker offers: a declared profile, or a real probe."""
+    if args.host_profile:
+        from worker.host_profile import load_host_profile
+
+        host = load_host_profile(args.host_profile)
+        if args.host_name:
+            from dataclasses import replace
+
+            host = replace(host, hostname=args.host_name)
+        return host
+    from worker.probe import probe_host
+
+    return probe_host(args.host_name, gpu_indices=args.gpu or None)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    keys: Keys = store.keys
+    use_rq_prefix(keys)
+    from scheduler.store.claims import Claims
+    from worker.claim import ClaimLoop
+    from worker.rq_worker import FleetWorker, WorkerRuntime
+
+    host = describe_host(args)
+    for note in host.notes:
+        log.info("probe: %s", note)
+    runs_dir = os.path.abspath(args.runs_dir)
+    try:
+        os.makedirs(runs_dir, mode=0o700, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--runs-dir {runs_dir}: cannot create it ({err.strerror}); pick a writable directory")
+    name = args.name or f"{host.hostname}.{socket.gethostname().split('.')[0]}.{os.getpid()}"
+    lease_s = args.lease_s
+    claims = Claims(store.redis, keys, lease_s=lease_s)
+    static_host = host
+    loop = ClaimLoop(store.redis, keys, claims, name, lambda: static_host)
+    host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json()}
+    runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
+                            heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus)
+    # fleet logs each attempt's outcome itself; rq's default handler would add a traceback per failed job.
+    worker = FleetWorker([runtime.queue], name=name, connection=store.redis, fleet=runtime,
+                         job_monitoring_interval=max(1, int(lease_s / 3)), disable_default_exception_handler=True)
+    worker.stop_now = args.stop_now
+    log.info("worker %s on %s: %d cores, %.1f GiB RAM, %s%s; lease %.1fs; runs in %s", name, host.hostname,
+             host.cores, host.ram_total_gib,
+             ", ".join(f"{g.name} {g.vram_total_gib:g} GiB" for g in host.gpus) or "no CUDA",
+             " (simulated)" if host.simulated else "", lease_s, runs_dir)
+    with store.errors():
+        worker.work(burst=args.burst, logging_level="DEBUG" if getattr(args, "debug", False) else "WARNING")
+    return 0

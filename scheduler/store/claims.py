@@ -1,0 +1,122 @@
+"""Claims, leases and the reaper: the Python side of claim.lua, finish.lua and renew.lua."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable
+
+from ..keys import Keys
+from ..matching import ConstraintClass
+from ..resources import HostResources
+from ..states import JobState
+from .scripts import Scripts
+
+DEFAULT_LEASE_S = 30.0
+
+
+class Outcome(str, Enum):
+    """How an attempt ended; the same words finish.lua uses."""
+
+    FINISHED = "finished"
+    FAILED = "failed"  # non-zero exit
+    TIMEOUT = "timeout"  # timeout_s ran out; the process group was killed
+    CRASHED = "crashed"  # the runner itself died (horse killed, output dir unwritable)
+    LOST = "lost"  # the lease expired: the worker or its host died
+    INTERRUPTED = "interrupted"  # forced stop of the worker; goes back to pending, not counted
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    attempt: int
+    gpu_key: str  # ledger key of the reserved GPU ("" for none)
+    gpu_pos: int  # 1-based position in the worker's GPU list (0 for none)
+
+
+@dataclass(frozen=True)
+class Ended:
+    job_id: str
+    state: JobState
+    outcome: Outcome
+
+
+def gpu_key(gpu) -> str:
+    """The ledger name of a GPU: its UUID where known (stable across CUDA_VISIBLE_DEVICES), else its index."""
+    return gpu.uuid or f"gpu{gpu.nvml_index if gpu.nvml_index is not None else gpu.index}"
+
+
+def _states() -> dict[str, str]:
+    return {s.name.lower(): s.value for s in JobState}
+
+
+class Claims:
+    def __init__(self, redis, keys: Keys, lease_s: float = DEFAULT_LEASE_S):
+        self.redis = redis
+        self.keys = keys
+        self.lease_s = lease_s
+        self.scripts = Scripts(redis)
+
+    def claim(self, worker: str, host: HostResources, classes: Iterable[ConstraintClass],
+              gpu_free: dict[str, float] | None = None, now: float | None = None) -> Claim | None:
+        """Atomically take the best pending job of ``classes`` that fits what ``host`` has left."""
+        class_list = [{"id": c.class_id, "ram": c.min_ram_gib, "cores": c.min_cores, "vram": c.min_vram_gib,
+                       "cuda": c.require_cuda} for c in classes]
+        if not class_list:
+            return None
+        gpus = [{"key": gpu_key(g), "total": g.vram_total_gib,
+                 "free": (gpu_free or {}).get(gpu_key(g), g.vram_free_gib)} for g in host.gpus]
+        payload = {
+            "now": time.time() if now is None else now, "lease_s": self.lease_s, "worker": worker,
+            "host": host.hostname, "job_prefix": self.keys.job_prefix, "pending_prefix": self.keys.pending_prefix,
+            "state_prefix": self.keys.state_prefix, "attempts_prefix": self.keys.attempts_prefix,
+            "states": _states(), "ram_total": host.ram_total_gib, "cores_total": host.cores,
+            "gpus": gpus, "classes": class_list,
+        }
+        raw = json.loads(self.scripts.claim(keys=[self.keys.running, self.keys.ledger(host.hostname)],
+                                            args=[json.dumps(payload)]))
+        if not raw or not isinstance(raw, dict) or "job_id" not in raw:
+            return None
+        return Claim(raw["job_id"], int(raw["attempt"]), raw["gpu_key"], int(raw["gpu_pos"]))
+
+    def _finish(self, payload: dict) -> dict:
+        base = {"now": time.time(), "lease_s": self.lease_s, "job_prefix": self.keys.job_prefix,
+                "pending_prefix": self.keys.pending_prefix, "state_prefix": self.keys.state_prefix,
+                "attempts_prefix": self.keys.attempts_prefix, "ledger_prefix": self.keys.ledger_prefix,
+                "states": _states()}
+        base.update(payload)
+        return json.loads(self.scripts.finish(keys=[self.keys.running, self.keys.reaper_tick, self.keys.events],
+                                              args=[json.dumps(base)]))
+
+    def complete(self, job_id: str, attempt: int, worker: str, outcome: Outcome, exit_code: int | None = None,
+                 reason: str = "") -> Ended | None:
+        """Record how an attempt ended; None if the lease was lost meanwhile (the result is stale)."""
+        result = self._finish({"mode": "complete", "job_id": job_id, "attempt": attempt, "worker": worker,
+                               "outcome": outcome.value, "exit_code": exit_code, "reason": reason})
+        ended = result["ended"] if isinstance(result["ended"], list) else []
+        return _ended(ended[0]) if ended else None
+
+    def reap(self, limit: int = 100, now: float | None = None) -> list[Ended]:
+        """Return jobs whose lease expired to pending (or failed after max_attempts), attempt recorded lost."""
+        payload = {"mode": "reap", "limit": limit}
+        if now is not None:
+            payload["now"] = now
+        result = self._finish(payload)
+        return [_ended(e) for e in (result["ended"] if isinstance(result["ended"], list) else [])]
+
+    def renew(self, job_id: str, worker: str, attempt: int, now: float | None = None) -> str:
+        """Extend the lease: "ok", "cancel" (stop requested) or "lost" (stop the job now)."""
+        deadline = (time.time() if now is None else now) + self.lease_s
+        reply = self.scripts.renew(keys=[self.keys.running, self.keys.job(job_id)],
+                                   args=[job_id, worker, attempt, repr(deadline), JobState.RUNNING.value])
+        return reply.decode() if isinstance(reply, bytes) else reply
+
+    def attempts(self, job_id: str) -> list[dict]:
+        return [json.loads(r) for r in self.redis.lrange(self.keys.attempts(job_id), 0, -1)]
+
+
+def _ended(data: dict) -> Ended:
+    return Ended(data["job_id"], JobState(data["state"]), Outcome(data["outcome"]))

@@ -1,0 +1,91 @@
+--[[ claim: pop the best pending job this worker may run, reserve its resources, take a lease.
+
+KEYS  1 running (zset: job id -> lease deadline)   2 ledger of this worker's host (hash)
+ARGV  1 JSON {now, lease_s, worker, host, job_prefix, pending_prefix, state_prefix,
+        attempts_prefix, states{pending, running},
+        ram_total, cores_total,                      -- the host's capacity
+        gpus[{key, total, free}],                    -- this worker's GPUs; free as probed now
+        classes[{id, ram, cores, vram, cuda}]}       -- classes the pure rule already admits
+Returns JSON {job_id, attempt, gpu_key, gpu_pos} or {} when nothing fits.
+
+Invariants:
+  * Atomic: a job id leaves its pending zset, enters `running` with a lease and its
+    record turns running in one step; two workers can never both get it.
+  * The host ledger never exceeds capacity: RAM and cores are checked against
+    capacity minus what running fleet jobs on this host reserved; VRAM against
+    min(probed free, total - reserved) on one GPU, choosing the smallest that fits.
+  * Cost: O(C log n) for C eligible classes and n pending jobs per class; only the
+    head of each class is examined (jobs of a class need the same resources).
+  * The resource check is the same rule as scheduler.matching.resources_reason;
+    tests/test_claim_agreement.py proves they agree.
+]]
+
+local p = cjson.decode(ARGV[1])
+local RUNNING, LEDGER = KEYS[1], KEYS[2]
+local EPS = 1e-9
+
+local reserved = {}
+local raw = redis.call('HGETALL', LEDGER)
+for i = 1, #raw, 2 do reserved[raw[i]] = tonumber(raw[i + 1]) or 0 end
+local free_ram = p.ram_total - (reserved['ram'] or 0)
+local free_cores = p.cores_total - (reserved['cores'] or 0)
+local gpu_free = {}
+for i, g in ipairs(p.gpus) do
+  gpu_free[i] = math.min(g.free, g.total - (reserved['vram:' .. g.key] or 0))
+end
+
+-- Smallest GPU whose free VRAM fits, so big cards stay free for big jobs.
+local function best_gpu(vram)
+  local best = nil
+  for i = 1, #gpu_free do
+    if gpu_free[i] + EPS >= vram and (best == nil or gpu_free[i] < gpu_free[best]) then best = i end
+  end
+  return best
+end
+
+local chosen, chosen_score, chosen_class, chosen_gpu = nil, nil, nil, nil
+for _, c in ipairs(p.classes) do
+  local gpu = nil
+  local fits = true
+  if c.vram > 0 and (c.cuda or #gpu_free > 0) then
+    gpu = best_gpu(c.vram)
+    fits = gpu ~= nil
+  elseif #gpu_free > 0 and c.cuda then
+    gpu = best_gpu(0)
+  end
+  if fits and c.ram > free_ram + EPS then fits = false end
+  if fits and c.cores > free_cores + EPS then fits = false end
+  if fits then
+    local head = redis.call('ZRANGE', p.pending_prefix .. c.id, 0, 0, 'WITHSCORES')
+    if head[1] then
+      local s = tonumber(head[2])
+      if chosen_score == nil or s < chosen_score then
+        chosen, chosen_score, chosen_class, chosen_gpu = head[1], s, c, gpu
+      end
+    end
+  end
+end
+
+if chosen == nil then return '{}' end
+
+local key = p.job_prefix .. chosen
+redis.call('ZREM', p.pending_prefix .. chosen_class.id, chosen)
+local attempt = redis.call('HINCRBY', key, 'attempts', 1)
+local gpu_key = ''
+local vram = 0
+if chosen_gpu then
+  gpu_key = p.gpus[chosen_gpu].key
+  vram = chosen_class.vram
+end
+redis.call('HSET', key, 'state', p.states.running, 'state_at', p.now, 'updated_at', p.now, 'indexed', '0',
+           'last_worker', p.worker, 'last_host', p.host, 'res_ram', chosen_class.ram,
+           'res_cores', chosen_class.cores, 'res_vram', vram, 'res_gpu', gpu_key, 'lease_attempt', attempt)
+redis.call('ZREM', p.state_prefix .. p.states.pending, chosen)
+redis.call('ZADD', p.state_prefix .. p.states.running, p.now, chosen)
+redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
+redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_class.ram)
+redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores)
+if vram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'vram:' .. gpu_key, vram) end
+redis.call('RPUSH', p.attempts_prefix .. chosen, cjson.encode({attempt = attempt, worker = p.worker,
+           host = p.host, gpu = gpu_key, started_at = p.now}))
+return cjson.encode({job_id = chosen, attempt = attempt, gpu_key = gpu_key, gpu_pos = chosen_gpu or 0})

@@ -1,0 +1,126 @@
+--[[ finish: end attempts, either one reported by its worker or every expired lease (the reaper).
+
+KEYS  1 running (zset: job id -> lease deadline)   2 reaper tick (string)   3 events (stream)
+ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_prefix,
+        state_prefix, attempts_prefix, ledger_prefix, states{...},
+        -- complete: job_id, attempt, worker, outcome, exit_code, reason
+        -- reap: limit}
+Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
+Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = bool}
+
+Invariants:
+  * Fenced: an attempt ends only if the job is still running under that very
+    attempt number (and worker, for "complete"). A worker whose lease was reaped
+    and whose job was claimed again cannot overwrite the new attempt.
+  * failed, timeout, crashed and lost count against max_attempts; the job returns
+    to pending (same FIFO seq) until they run out, then it is failed for good.
+    interrupted (warm stop forced) returns it to pending without counting.
+  * The host ledger gets back exactly what the claim reserved.
+  * After a gap in reaper ticks longer than a lease (Redis or every reaper away),
+    leases are renewed once instead of reaped, so workers that kept running
+    through an outage can report in before being declared lost.
+]]
+
+local p = cjson.decode(ARGV[1])
+local S = p.states
+local RUNNING, TICK, EVENTS = KEYS[1], KEYS[2], KEYS[3]
+local COUNTED = {failed = true, timeout = true, crashed = true, lost = true}
+
+local function release(host, fields)
+  if not host or host == '' then return end
+  local ledger = p.ledger_prefix .. host
+  local function give_back(field, amount)
+    amount = tonumber(amount) or 0
+    if amount ~= 0 then
+      local left = tonumber(redis.call('HINCRBYFLOAT', ledger, field, -amount))
+      if math.abs(left) < 1e-6 then redis.call('HDEL', ledger, field) end
+    end
+  end
+  give_back('ram', fields.res_ram)
+  give_back('cores', fields.res_cores)
+  if fields.res_gpu and fields.res_gpu ~= '' then give_back('vram:' .. fields.res_gpu, fields.res_vram) end
+end
+
+local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason)
+  local key = p.job_prefix .. job_id
+  local f = redis.call('HMGET', key, 'state', 'lease_attempt', 'last_worker', 'last_host', 'res_ram',
+                       'res_cores', 'res_vram', 'res_gpu', 'failures', 'max_attempts', 'in_manifest', 'waits',
+                       'class', 'priority', 'seq')
+  local cur = {state = f[1], lease_attempt = f[2], worker = f[3], host = f[4], res_ram = f[5], res_cores = f[6],
+               res_vram = f[7], res_gpu = f[8], failures = tonumber(f[9]) or 0, max_attempts = tonumber(f[10]) or 3,
+               in_manifest = f[11], waits = tonumber(f[12]) or 0, class = f[13], priority = f[14], seq = f[15]}
+  if cur.state ~= S.running or tostring(cur.lease_attempt) ~= tostring(attempt)
+     or (worker ~= '' and cur.worker ~= worker) then
+    return nil
+  end
+  local failures = cur.failures
+  if COUNTED[outcome] then failures = failures + 1 end
+  local new_state
+  if outcome == 'finished' then
+    new_state = S.finished
+  elseif outcome == 'canceled' then
+    new_state = S.canceled
+  elseif outcome == 'interrupted' or failures < cur.max_attempts then
+    new_state = S.pending
+  else
+    new_state = S.failed
+  end
+  release(cur.host, cur)
+  redis.call('ZREM', RUNNING, job_id)
+  redis.call('ZREM', p.state_prefix .. S.running, job_id)
+  redis.call('ZADD', p.state_prefix .. new_state, p.now, job_id)
+  redis.call('HSET', key, 'state', new_state, 'state_at', p.now, 'updated_at', p.now, 'failures', failures,
+             'last_outcome', outcome, 'reason', reason or '', 'res_ram', 0, 'res_cores', 0, 'res_vram', 0,
+             'res_gpu', '')
+  local indexed = false
+  if new_state == S.pending and cur.in_manifest == '1' and cur.waits == 0 then
+    redis.call('ZADD', p.pending_prefix .. cur.class, (1000 - tonumber(cur.priority)) * 1e10 + tonumber(cur.seq),
+               job_id)
+    redis.call('HSET', key, 'indexed', '1')
+    indexed = true
+  end
+  local akey = p.attempts_prefix .. job_id
+  local raw = redis.call('LINDEX', akey, tonumber(attempt) - 1)
+  if raw then
+    local rec = cjson.decode(raw)
+    rec.ended_at = p.now
+    rec.outcome = outcome
+    if exit_code ~= nil and exit_code ~= cjson.null then rec.exit_code = exit_code end
+    if reason and reason ~= '' then rec.reason = reason end
+    redis.call('LSET', akey, tonumber(attempt) - 1, cjson.encode(rec))
+  end
+  -- Resources came back on this host, and maybe a job became claimable again.
+  redis.call('XADD', EVENTS, 'MAXLEN', '~', 1000, '*', 'kind', indexed and 'claimable' or 'freed',
+             'host', cur.host or '')
+  return {job_id = job_id, state = new_state, outcome = outcome}
+end
+
+local result = {ended = {}, stale = 0, grace = false}
+if p.mode == 'complete' then
+  local ended = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason)
+  if ended then table.insert(result.ended, ended) else result.stale = 1 end
+  return cjson.encode(result)
+end
+
+-- reap
+local last = tonumber(redis.call('GET', TICK) or '')
+redis.call('SET', TICK, p.now)
+if last and p.now - last > p.lease_s then
+  for _, id in ipairs(redis.call('ZRANGE', RUNNING, 0, -1)) do
+    redis.call('ZADD', RUNNING, 'XX', p.now + p.lease_s, id)
+  end
+  result.grace = true
+  return cjson.encode(result)
+end
+local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', p.now, 'LIMIT', 0, p.limit)
+for _, id in ipairs(expired) do
+  local attempt = redis.call('HGET', p.job_prefix .. id, 'lease_attempt')
+  local ended = end_attempt(id, attempt or '', '', 'lost', nil, 'lease expired: worker stopped heartbeating')
+  if ended then
+    table.insert(result.ended, ended)
+  else
+    redis.call('ZREM', RUNNING, id)  -- a lease with no running job behind it
+    result.stale = result.stale + 1
+  end
+end
+return cjson.encode(result)

@@ -1,0 +1,72 @@
+"""The claim side of a worker: which classes this host may run, and waiting for work.
+
+The static part of matching (host allow/deny, job host lists, CUDA) is decided here
+per constraint class with the pure rule; the dynamic part (what the host has left
+right now) is decided atomically by claim.lua. Idle workers block on the events
+stream instead of polling, so new work starts within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable
+
+from scheduler.keys import Keys
+from scheduler.manifest.model import HostSpec
+from scheduler.matching import ConstraintClass, static_reason
+from scheduler.resources import HostResources
+from scheduler.store.claims import Claim, Claims
+
+log = logging.getLogger("fleet.worker")
+
+
+class ClaimLoop:
+    def __init__(self, redis, keys: Keys, claims: Claims, worker_name: str,
+                 host: Callable[[], HostResources]):
+        self.redis = redis
+        self.keys = keys
+        self.claims = claims
+        self.worker_name = worker_name
+        self.host = host  # re-probed per claim where the probe is live (free VRAM changes)
+        self._classes_seen: dict[str, ConstraintClass] = {}
+        self._last_event = "$"
+
+    def host_spec(self, hostname: str) -> HostSpec | None:
+        raw = self.redis.hget(self.keys.hosts, hostname)
+        return HostSpec.from_dict(json.loads(raw)) if raw else None
+
+    def eligible_classes(self, host: HostResources) -> list[ConstraintClass]:
+        """Classes whose static constraints admit this host (resources are the script's business)."""
+        known = self.redis.hexists(self.keys.hosts, host.hostname)
+        out = []
+        for class_id, raw in self.redis.hgetall(self.keys.classes).items():
+            cls = self._classes_seen.get(class_id.decode())
+            if cls is None:
+                cls = ConstraintClass.from_dict(json.loads(raw))
+                self._classes_seen[class_id.decode()] = cls
+            if static_reason(cls, host.hostname, bool(known), host.cuda) is None:
+                out.append(cls)
+        return out
+
+    def mark(self) -> None:
+        """Remember the events stream's end *before* a claim attempt, so an event that
+        arrives between a fruitless claim and the wait still wakes the wait."""
+        last = self.redis.xrevrange(self.keys.events, count=1)
+        self._last_event = last[0][0].decode() if last else "0-0"
+
+    def try_claim(self) -> Claim | None:
+        host = self.host()
+        self.claims.reap()  # opportunistic: any live worker recovers a dead one's jobs
+        return self.claims.claim(self.worker_name, host, self.eligible_classes(host))
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until something may have become claimable (or the timeout); True if woken by an event."""
+        if self._last_event == "$":
+            self.mark()
+        reply = self.redis.xread({self.keys.events: self._last_event}, count=100,
+                                 block=max(1, int(timeout_s * 1000)))
+        if not reply:
+            return False
+        self._last_event = reply[0][1][-1][0].decode()
+        return True

@@ -1,0 +1,54 @@
+"""What rq's work horse runs for every fleet job.
+
+rq forks a horse per job and calls :func:`run_claimed` in it. The parent worker
+sets :data:`CURRENT` just before the fork, so the horse inherits the claim (job,
+attempt, GPU, output dir) without any extra Redis round trip, and one pickled rq
+payload serves every job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .runner import run_attempt
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    job_id: str
+    name: str
+    spec: dict[str, Any]
+    attempt: int
+    out_dir: str
+    argv: list[str]
+    env: dict[str, str] = field(repr=False)
+    timeout_s: float
+    parent_pid: int
+
+
+CURRENT: ClaimContext | None = None
+
+
+class AttemptFailed(Exception):
+    """Raised in the horse so rq files the attempt under its failed registry."""
+
+
+def run_claimed() -> dict[str, Any]:
+    ctx = CURRENT
+    if ctx is None:
+        raise AttemptFailed("run_claimed called outside a fleet worker (was this job enqueued by plain rq?)")
+    with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
+        json.dump(ctx.spec, fh, sort_keys=True)
+
+    def worker_gone() -> str | None:
+        # The worker that holds the lease died (e.g. SIGKILL): its lease will be reaped
+        # and the job run elsewhere, so this copy must stop now.
+        return "lost" if os.getppid() != ctx.parent_pid else None
+
+    result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=worker_gone)
+    if result.outcome != "finished":
+        raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
+    return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}

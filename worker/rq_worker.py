@@ -1,0 +1,267 @@
+"""fleet's rq layer: a Worker whose dequeue is fleet's claim, and a Queue whose re-enqueue is fleet's.
+
+rq keeps doing what it does well (Job records, registries, the forking work horse,
+warm/cold shutdown, `rq info`); fleet replaces only the choice of job. rq's own
+re-enqueue paths (requeue of a failed job, retries, dependency release) call
+``Queue.push_job_id``, which here returns the job to fleet's pending index instead
+of a list no fleet worker reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import psutil
+import redis
+from rq import Queue, Worker
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from scheduler.states import JobState
+from scheduler.store.claims import Claims, Outcome
+from scheduler.store.queries import JobQueries
+
+from . import execute
+from .claim import ClaimLoop
+from .runner import RunError, build_argv, kill_tree, output_dir, read_result
+
+log = logging.getLogger("fleet.worker")
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+
+class FleetQueue(Queue):
+    """The namespace's rq queue; jobs never sit in its list, they sit in fleet's pending index."""
+
+    fleet_keys = None  # set by the worker
+
+    def push_job_id(self, job_id: str, pipeline=None, at_front: bool = False) -> None:
+        """rq wants this job run again (requeue, retry): make it pending in fleet instead."""
+        conn = pipeline if pipeline is not None else self.connection
+        keys = self.fleet_keys
+        if keys is None:
+            return super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
+        log.info("rq re-enqueued %s; fleet will schedule it (use `fleet retry` to reset attempts)", job_id)
+        conn.hset(keys.job(job_id), "requeue_requested", "1")
+
+
+class FleetWorker(Worker):
+    queue_class = FleetQueue
+
+    def __init__(self, *args: Any, fleet: "WorkerRuntime", **kwargs: Any):
+        self.fleet = fleet
+        super().__init__(*args, **kwargs)
+        self._fleet_kill_reason: str | None = None
+        self._claim = None
+
+    # -- dequeue = claim ----------------------------------------------------------
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        from rq.worker import WorkerStatus
+
+        self.set_state(WorkerStatus.IDLE)
+        self.procline(f"fleet: waiting for work on {self.fleet.host_name}")
+        backoff = 0.5
+        idle_since = time.monotonic()
+        while not self._stop_requested:
+            try:
+                self.heartbeat()
+                self.fleet.publish("idle")
+                self.fleet.loop.mark()
+                claim = self.fleet.loop.try_claim()
+                backoff = 0.5
+                if claim is not None:
+                    job = self.fleet.prepare(claim)
+                    if job is None:
+                        continue
+                    self._claim = claim
+                    self.fleet.publish("busy", claim.job_id)
+                    return job, self.fleet.queue
+                if timeout is None:  # burst: nothing this worker can run right now
+                    return None
+                if max_idle_time is not None and time.monotonic() - idle_since > max_idle_time:
+                    return None
+                self.fleet.loop.wait_for_work(min(timeout, self.fleet.heartbeat_s))
+            except REDIS_DOWN as err:
+                log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        return None
+
+    # -- execution ------------------------------------------------------------------
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        claim = self._claim
+        self._fleet_kill_reason = None
+        try:
+            super().execute_job(job, queue)
+        except REDIS_DOWN as err:
+            log.warning("Redis went away while %s ran (%s); its result is kept until Redis returns",
+                        job.id, type(err).__name__)
+        ctx = execute.CURRENT
+        result = read_result(ctx.out_dir) if ctx else None
+        if self._fleet_kill_reason:
+            outcome, exit_code, reason = Outcome(self._fleet_kill_reason), None, f"worker: {self._fleet_kill_reason}"
+        elif result is not None:
+            outcome, exit_code, reason = Outcome(result.outcome), result.exit_code, result.reason
+        else:
+            outcome, exit_code, reason = Outcome.CRASHED, None, "the work horse died before recording a result"
+        if outcome is not Outcome.LOST:
+            self.fleet.complete(claim, outcome, exit_code, reason)
+        self._claim = None
+        execute.CURRENT = None
+        self.fleet.publish("idle")
+
+    def maintain_heartbeats(self, job: Job, execution) -> None:
+        try:
+            super().maintain_heartbeats(job, execution)
+            status = self.fleet.claims.renew(self._claim.job_id, self.name, self._claim.attempt)
+            self.fleet.publish("draining" if self._stop_requested else "busy", self._claim.job_id)
+        except REDIS_DOWN as err:
+            log.warning("heartbeat failed, Redis unreachable (%s); the job keeps running", type(err).__name__)
+            return
+        if status == "lost":
+            log.error("lease on %s was lost (reaped after missed heartbeats); stopping it so it never runs "
+                      "twice at once", job.id)
+            self._stop_for("lost")
+        elif status == "cancel":
+            log.info("cancel requested for %s; stopping its process group", job.id)
+            self._stop_for("canceled")
+
+    def _stop_for(self, reason: str) -> None:
+        self._fleet_kill_reason = reason
+        self.kill_horse()
+
+    def kill_horse(self, sig=None) -> None:
+        """Kill the job's own process group (it left the horse's) and then the horse."""
+        import signal as signal_mod
+
+        if self.horse_pid:
+            try:
+                for child in psutil.Process(self.horse_pid).children():
+                    kill_tree(child.pid, signal_mod.SIGKILL)
+            except psutil.Error as err:
+                log.debug("horse %s gone before its job tree could be listed: %s", self.horse_pid, err)
+        if sig is None:
+            super().kill_horse()
+        else:
+            super().kill_horse(sig)
+
+    stop_now = False  # --stop-now: the first SIGTERM already interrupts the job
+
+    def _install_signal_handlers(self) -> None:
+        if not self.stop_now:
+            return super()._install_signal_handlers()
+        import signal as signal_mod
+
+        signal_mod.signal(signal_mod.SIGINT, self.request_force_stop)
+        signal_mod.signal(signal_mod.SIGTERM, self.request_force_stop)
+
+    def request_force_stop(self, signum, frame) -> None:
+        """Second SIGTERM (or --stop-now): stop the job and hand it back to pending promptly.
+
+        Unlike rq's cold stop this does not raise from the signal handler: it
+        kills the horse (a signal send), and the normal path records the attempt as
+        interrupted and the loop exits.
+        """
+        log.warning("cold stop: interrupting the current job and returning it to pending")
+        self._stop_requested = True
+        if self.horse_pid:
+            self._stop_for(Outcome.INTERRUPTED.value)
+        elif self.get_state() != "busy":
+            from rq.exceptions import StopRequested
+
+            raise StopRequested()
+
+    def handle_warm_shutdown_request(self) -> None:
+        log.info("warm stop: finishing the current job, claiming no more (SIGTERM again to interrupt it)")
+        self.fleet.publish("draining", self._claim.job_id if self._claim else "")
+
+
+class WorkerRuntime:
+    """Everything fleet needs around one rq worker: the claim loop, registry entry, completion."""
+
+    def __init__(self, redis_client, keys, claims: Claims, loop: ClaimLoop, host_name: str, runs_dir: str,
+                 host_info: dict, heartbeat_s: float, worker_name: str, gpus):
+        self.redis = redis_client
+        self.keys = keys
+        self.claims = claims
+        self.loop = loop
+        self.host_name = host_name
+        self.runs_dir = runs_dir
+        self.host_info = host_info
+        self.heartbeat_s = heartbeat_s
+        self.worker_name = worker_name
+        self.gpus = gpus
+        self.queue = FleetQueue(keys.queue_name, connection=redis_client)
+        FleetQueue.fleet_keys = keys
+        # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
+        # queue's list, so register it explicitly.
+        redis_client.sadd(FleetQueue.redis_queues_keys, self.queue.key)
+
+    def publish(self, state: str, job_id: str = "") -> None:
+        """Keep this worker's entry in fleet's registry fresh (fleet status reads it)."""
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.keys.worker(self.worker_name), mapping={
+            "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id,
+            "heartbeat": repr(now), "pid": os.getpid(), **self.host_info})
+        pipe.expire(self.keys.worker(self.worker_name), 86400)
+        pipe.zadd(self.keys.workers, {self.worker_name: now})
+        pipe.execute()
+
+    def prepare(self, claim) -> Job | None:
+        """Build the horse's context for a claim; a job that cannot start is failed, not retried forever."""
+        record = JobQueries(self.redis, self.keys).get(claim.job_id)
+        try:
+            out_dir = output_dir(self.runs_dir, record.name, record.job_id, claim.attempt)
+            os.makedirs(out_dir, mode=0o700, exist_ok=True)
+            argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt)
+        except (OSError, RunError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
+            log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
+            self.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")
+            return None
+        env = dict(os.environ)
+        env.update({
+            "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
+            "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": os.path.join(out_dir, "job.json"),
+            "FLEET_METRICS": os.path.join(out_dir, "metrics.jsonl"),
+            "CUDA_VISIBLE_DEVICES": self.cuda_visible(claim),
+        })
+        for secret in ("FLEET_REDIS_URL",):
+            env.pop(secret, None)  # jobs never see the Redis password
+        execute.CURRENT = execute.ClaimContext(
+            job_id=record.job_id, name=record.name, spec=record.spec, attempt=claim.attempt, out_dir=out_dir,
+            argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid())
+        job = Job.fetch(record.job_id, connection=self.redis)
+        FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(job)  # a retry starts clean
+        return job
+
+    def cuda_visible(self, claim) -> str:
+        """The reserved GPU as the job must address it; '' hides every GPU from CPU jobs."""
+        if not claim.gpu_pos:
+            return ""
+        gpu = self.gpus[claim.gpu_pos - 1]
+        return gpu.uuid or str(gpu.nvml_index if gpu.nvml_index is not None else gpu.index)
+
+    def complete(self, claim, outcome: Outcome, exit_code: int | None, reason: str) -> None:
+        """Record the attempt's end, waiting out a Redis outage rather than losing the result."""
+        backoff = 0.5
+        while True:
+            try:
+                ended = self.claims.complete(claim.job_id, claim.attempt, self.worker_name, outcome, exit_code,
+                                             reason)
+                break
+            except REDIS_DOWN as err:
+                log.warning("cannot record %s of %s yet (%s); retrying in %.1fs", outcome.value, claim.job_id,
+                            type(err).__name__, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        if ended is None:
+            log.warning("attempt %d of %s ended (%s) after its lease was lost; result not recorded", claim.attempt,
+                        claim.job_id, outcome.value)
+        else:
+            log.info("job %s attempt %d: %s -> %s%s", claim.job_id, claim.attempt, outcome.value,
+                     ended.state.value, f" ({reason})" if reason else "")
+            if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
+                log.info("job %s will be retried", claim.job_id)

@@ -1,0 +1,173 @@
+"""Run one job attempt as a command in its own process group, and end it cleanly.
+
+The command is an argv list (never a shell string): manifest strings can't inject
+shell syntax. Timeout, cancel, a lost lease and the death of the worker all end
+the whole process group plus any descendant that left it, so no grandchild
+outlives its attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping
+
+import psutil
+
+from scheduler.errors import FleetError
+from scheduler.manifest.loader import safe_name
+
+JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
+KILL_GRACE_S = 5.0
+POLL_S = 0.2
+
+
+class RunError(FleetError):
+    """An attempt could not even start (bad command, unsafe name, unwritable output dir)."""
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: str  # scheduler.store.claims.Outcome value
+    exit_code: int | None
+    reason: str
+    started_at: float
+    ended_at: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def output_dir(runs_dir: str, job_name: str, job_id: str, attempt: int) -> str:
+    """``<runs_dir>/<name>-<job_id>/attempt-<n>``, refusing anything that could escape runs_dir."""
+    if not safe_name(job_name) or not JOB_ID_RE.fullmatch(job_id) or attempt < 1:
+        raise RunError(f"refusing unsafe output path for job {job_name!r} ({job_id!r}); job names must be "
+                       f"path-safe and ids 16 hex digits")
+    root = os.path.realpath(runs_dir)
+    path = os.path.join(root, f"{job_name}-{job_id}", f"attempt-{attempt}")
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        raise RunError(f"output dir for job {job_name!r} escapes {root}")
+    return path
+
+
+def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int) -> list[str]:
+    """The argv for a job: its ``command`` with ``{placeholders}`` filled, or its ``entrypoint``."""
+    fields = dict(spec)
+    fields.update(job_id=job_id, output_dir=out_dir, attempt=attempt)
+    command = spec.get("command") or []
+    if command:
+        try:
+            return [str(arg).format_map(fields) for arg in command]
+        except (KeyError, IndexError, ValueError, AttributeError) as err:
+            raise RunError(f"job {spec.get('name')!r}: cannot fill placeholders in command: {err!r}") from None
+    if spec.get("entrypoint"):
+        return [sys.executable, "-m", "worker.entry", spec["entrypoint"]]
+    raise RunError(f"job {spec.get('name')!r} has neither command nor entrypoint; set one in the job or in "
+                   f"[defaults]")
+
+
+def kill_tree(leader_pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group led by ``leader_pid`` and every descendant, even ones that left the group."""
+    victims = []
+    try:
+        victims = psutil.Process(leader_pid).children(recursive=True)
+    except psutil.Error:
+        pass
+    try:
+        os.killpg(leader_pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for proc in victims:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S) -> None:
+    """SIGTERM the group, give it ``grace_s`` to save a checkpoint, then SIGKILL whatever is left."""
+    kill_tree(leader_pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(leader_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    kill_tree(leader_pid, signal.SIGKILL)
+
+
+def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s: float = 0,
+                should_stop: Callable[[], str | None] | None = None, grace_s: float = KILL_GRACE_S
+                ) -> AttemptResult:
+    """Run ``argv`` to completion; ``should_stop`` is polled and may return an outcome that ends it early.
+
+    Output goes to ``out_dir/log.txt``; the result is also written to
+    ``out_dir/attempt.json`` so the worker's parent process can read how it ended.
+    """
+    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    started = time.time()
+    log_path = os.path.join(out_dir, "log.txt")
+    with open(log_path, "ab", buffering=0) as log_file:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                    env=dict(env), cwd=out_dir, start_new_session=True, close_fds=True)
+        except OSError as err:
+            result = AttemptResult("failed", None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
+            _write_result(out_dir, result)
+            return result
+        outcome, reason = None, ""
+        while True:
+            try:
+                code = proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if timeout_s and time.time() - started > timeout_s:
+                outcome, reason = "timeout", f"timeout_s {timeout_s:g} exceeded"
+            elif should_stop is not None:
+                stop = should_stop()
+                if stop:
+                    outcome, reason = stop, f"stopped: {stop}"
+            if outcome:
+                stop_tree(proc.pid, grace_s)
+                code = proc.wait()
+                break
+        # Descendants that outlived the leader (daemonised helpers) must not outlive the attempt.
+        kill_tree(proc.pid, signal.SIGKILL)
+    if outcome is None:
+        outcome = "finished" if code == 0 else "failed"
+        reason = "" if code == 0 else _describe_exit(code)
+    result = AttemptResult(outcome, code, reason, started, time.time())
+    _write_result(out_dir, result)
+    return result
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _write_result(out_dir: str, result: AttemptResult) -> None:
+    tmp = os.path.join(out_dir, "attempt.json.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(result.to_json())
+    os.replace(tmp, os.path.join(out_dir, "attempt.json"))
+
+
+def read_result(out_dir: str) -> AttemptResult | None:
+    try:
+        with open(os.path.join(out_dir, "attempt.json")) as fh:
+            return AttemptResult(**json.load(fh))
+    except (OSError, ValueError, TypeError):
+        return None
