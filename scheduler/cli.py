@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-now", action="store_true",
                    help="on SIGTERM return the running job to pending at once instead of finishing it")
 
+    p = command("explain", "why a job is pending, running or done: the first failing constraint per worker")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--json", action="store_true")
+
     p = command("status", "counts by state and the workers of the fleet")
     p.add_argument("--json", action="store_true")
 
@@ -113,12 +117,13 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import load, receiver, status, worker
+    from .commands import explain, load, receiver, status, worker
 
     return {
         "load": load.run,
         "receiver": receiver.run,
         "worker": worker.run,
+        "explain": explain.run,
         "status": status.run_status,
         "jobs": status.run_jobs,
     }[args.command]

@@ -16,6 +16,7 @@ Order of checks (the first failure is the reason reported):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from fnmatch import fnmatchcase
 from typing import Iterable, Mapping
 
@@ -72,7 +73,7 @@ class ConstraintClass:
     denied_hosts: tuple[str, ...]
     rejected_by: tuple[str, ...]
 
-    @property
+    @cached_property
     def class_id(self) -> str:
         return digest(self.to_dict())[:12]
 
@@ -127,14 +128,26 @@ class Free:
 
 
 def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: float = 0.0,
-            reserved_vram_gib: Mapping[int, float] | None = None) -> Free:
-    """Capacity left on ``host`` after reservations held by running fleet jobs."""
+            reserved_vram_gib: Mapping[str, float] | None = None) -> Free:
+    """Capacity left on ``host`` after the reservations of running fleet jobs (the host ledger).
+
+    A GPU's free VRAM is the smaller of what the probe saw free and its total
+    minus fleet's reservations: a job's real usage may not show yet, and memory
+    used outside fleet is not in the ledger.
+    """
     reserved_vram_gib = reserved_vram_gib or {}
     return Free(
         ram_gib=host.ram_total_gib - reserved_ram_gib,
         cores=host.cores - reserved_cores,
-        gpu_vram_gib=tuple(g.vram_free_gib - reserved_vram_gib.get(g.index, 0.0) for g in host.gpus),
+        gpu_vram_gib=tuple(min(g.vram_free_gib, g.vram_total_gib - reserved_vram_gib.get(g.ledger_key, 0.0))
+                           for g in host.gpus),
     )
+
+
+def ledger_free(host: HostResources, ledger: Mapping[str, float]) -> Free:
+    """:func:`free_of` from a host ledger as stored in Redis (fields ram, cores, vram:<gpu key>)."""
+    return free_of(host, ledger.get("ram", 0.0), ledger.get("cores", 0.0),
+                   {k[5:]: v for k, v in ledger.items() if k.startswith("vram:")})
 
 
 def static_reason(cls: ConstraintClass, hostname: str, host_known: bool, cuda: bool) -> str | None:

@@ -29,6 +29,12 @@ class GpuInfo:
     mig_mode: bool | None = None  # None: not supported or unknown
     nvml_index: int | None = None  # NVML's own index, which ignores CUDA_VISIBLE_DEVICES
 
+    @property
+    def ledger_key(self) -> str:
+        """The GPU's name in the host ledger: its UUID where known (stable whatever
+        CUDA_VISIBLE_DEVICES a worker runs with), else its NVML or visible index."""
+        return self.uuid or f"gpu{self.nvml_index if self.nvml_index is not None else self.index}"
+
 
 @dataclass(frozen=True)
 class HostResources:

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from support.redis_server import RedisServer  # noqa: E402
+from scheduler.embedded_redis import RedisServer  # noqa: E402
 
 from scheduler.keys import Keys  # noqa: E402
 from scheduler.settings import Settings  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.redis_server import dump_namespace
+from scheduler.embedded_redis import dump_namespace
 
 from scheduler.manifest import parse_manifest
 from scheduler.states import JobState

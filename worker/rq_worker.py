@@ -225,7 +225,8 @@ class WorkerRuntime:
         env.update({
             "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
             "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": os.path.join(out_dir, "job.json"),
-            "FLEET_METRICS": os.path.join(out_dir, "metrics.jsonl"),
+            "FLEET_METRICS": os.path.join(out_dir, "metrics.jsonl"), "FLEET_HOST_NAME": self.host_name,
+            "FLEET_WORKER": self.worker_name,
             "CUDA_VISIBLE_DEVICES": self.cuda_visible(claim),
         })
         for secret in ("FLEET_REDIS_URL",):

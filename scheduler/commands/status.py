@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import time
 from typing import TextIO
 
 from ..states import JobState
+from ..store.workers import list_workers
 from ..table import age, render
 from .common import connect, print_json
 
@@ -14,9 +15,12 @@ COUNT_ORDER = [s.value for s in JobState] + ["orphaned"]
 
 
 def status_data(store) -> dict:
+    """The ``fleet status --json`` document; a fixed number of round trips whatever the store's size."""
+    now = time.time()
     with store.errors():
         counts = store.jobs.counts()
-    return {"jobs": counts, "workers": []}
+        workers = list_workers(store.redis, store.keys, now)
+    return {"jobs": counts, "workers": [w.to_json(now) for w in workers]}
 
 
 def run_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -29,6 +33,16 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
     total = sum(counts[s.value] for s in JobState)
     out.write(f"fleet {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs\n")
     out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n")
+    workers = data["workers"]
+    if workers:
+        rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else ""), w["state"],
+                 ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G' for g in w["gpus"]) or "-",
+                 f'{w["ram_gib"]:g}G', w["cores"], w["job_id"], f'{w["heartbeat_age_s"]:.0f}s']
+                for w in workers]
+        out.write("\n" + render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"],
+                                rows, out) + "\n")
+    else:
+        out.write("\nno workers have registered; start one with `fleet worker`\n")
     return 0
 
 

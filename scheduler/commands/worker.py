@@ -53,7 +53,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     claims = Claims(store.redis, keys, lease_s=lease_s)
     static_host = host
     loop = ClaimLoop(store.redis, keys, claims, name, lambda: static_host)
-    host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json()}
+    host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus)
     # fleet logs each attempt's outcome itself; rq's default handler would add a traceback per failed job.

@@ -54,6 +54,13 @@ class JobSpec:
     schema_version: int = 1
     index: int = field(default=0, compare=False)  # position in the manifest's [[jobs]]
 
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any], schema_version: int = 1) -> "JobSpec":
+        """Rebuild a spec from its flat form (``to_dict``), as the store keeps it."""
+        return cls(identity={k: v for k, v in flat.items() if k not in SCHEDULING_FIELDS},
+                   scheduling={k: v for k, v in flat.items() if k in SCHEDULING_FIELDS},
+                   schema_version=schema_version)
+
     @cached_property
     def job_id(self) -> str:
         return compute_job_id(self.identity, self.schema_version)

@@ -44,11 +44,6 @@ class Ended:
     outcome: Outcome
 
 
-def gpu_key(gpu) -> str:
-    """The ledger name of a GPU: its UUID where known (stable across CUDA_VISIBLE_DEVICES), else its index."""
-    return gpu.uuid or f"gpu{gpu.nvml_index if gpu.nvml_index is not None else gpu.index}"
-
-
 def _states() -> dict[str, str]:
     return {s.name.lower(): s.value for s in JobState}
 
@@ -67,8 +62,8 @@ class Claims:
                        "cuda": c.require_cuda} for c in classes]
         if not class_list:
             return None
-        gpus = [{"key": gpu_key(g), "total": g.vram_total_gib,
-                 "free": (gpu_free or {}).get(gpu_key(g), g.vram_free_gib)} for g in host.gpus]
+        gpus = [{"key": g.ledger_key, "total": g.vram_total_gib,
+                 "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g in host.gpus]
         payload = {
             "now": time.time() if now is None else now, "lease_s": self.lease_s, "worker": worker,
             "host": host.hostname, "job_prefix": self.keys.job_prefix, "pending_prefix": self.keys.pending_prefix,

@@ -1,0 +1,105 @@
+"""A private redis-server on a free loopback port with its own temp dir, always stopped.
+
+The demo runs its fleet on one, tests about claims, leases, reloads and crashes
+run against one (not only fakeredis), and the benchmarks measure against one.
+It binds 127.0.0.1 only and never persists unless asked (AOF for restart tests).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+from .errors import FleetError
+
+
+class RedisServerError(FleetError):
+    """The embedded redis-server could not be found or started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(p)), None)
+
+
+class RedisServer:
+    """One redis-server child process; ``url`` points at it; ``stop()`` is idempotent."""
+
+    def __init__(self, appendonly: bool = False, password: str | None = None):
+        binary = redis_server_binary()
+        if binary is None:
+            raise RedisServerError("redis-server not found: install it (apt-get install redis-server) or run "
+                                   "the README's commands, which install it")
+        self.dir = tempfile.mkdtemp(prefix="fleet-redis-")
+        self.port = free_port()
+        self.password = password
+        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                     "--save", "", "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
+                     "--logfile", os.path.join(self.dir, "redis.log")]
+        if password:
+            self.args += ["--requirepass", password]
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def __enter__(self) -> "RedisServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client().ping()
+                return
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    log = open(os.path.join(self.dir, "redis.log")).read()[-2000:]
+                    self.stop()
+                    raise RedisServerError(f"redis-server did not start on port {self.port}: {log}")
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL the server (keeps its dir, so an AOF restart can follow)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, remove_dir: bool = True) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if remove_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def dump_namespace(client: redis.Redis, namespace: str = "fleet") -> dict[bytes, bytes]:
+    """DUMP of every key of a namespace: byte-for-byte comparison of two store states."""
+    pattern = "{" + namespace + "}:*"
+    return {key: client.dump(key) for key in sorted(client.scan_iter(match=pattern, count=1000))}

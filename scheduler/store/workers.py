@@ -1,0 +1,65 @@
+"""The worker registry as ``fleet status`` and ``fleet explain`` read it."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from ..errors import StoreError
+from ..keys import Keys
+from ..resources import HostResources
+
+REGISTRY_WINDOW_S = 86400  # dead workers stay listed (as dead) for a day
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    host: HostResources
+    state: str  # idle | busy | draining | dead
+    simulated: bool
+    job_id: str | None
+    heartbeat: float
+    lease_s: float
+
+    def heartbeat_age(self, now: float) -> float:
+        return max(0.0, now - self.heartbeat)
+
+    def to_json(self, now: float) -> dict:
+        """The documented ``fleet status --json`` worker shape."""
+        return {
+            "name": self.name, "host": self.host.hostname, "state": self.state, "simulated": self.simulated,
+            "cuda": self.host.cuda,
+            "gpus": [{"index": g.index, "name": g.name, "vram_total_gib": g.vram_total_gib,
+                      "vram_free_gib": g.vram_free_gib} for g in self.host.gpus],
+            "ram_gib": self.host.ram_total_gib, "cores": self.host.cores, "job_id": self.job_id,
+            "heartbeat_age_s": round(self.heartbeat_age(now), 1),
+        }
+
+
+def list_workers(redis, keys: Keys, now: float | None = None) -> list[WorkerInfo]:
+    """Every worker seen in the last day; one whose heartbeat is older than its lease is dead."""
+    now = time.time() if now is None else now
+    names = [n.decode() for n in redis.zrangebyscore(keys.workers, now - REGISTRY_WINDOW_S, "+inf")]
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(keys.worker(name))
+    out = []
+    for name, raw in zip(names, pipe.execute()):
+        if not raw:
+            continue
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        try:
+            host = HostResources.from_dict(json.loads(data["resources"]))
+            heartbeat = float(data["heartbeat"])
+            lease_s = float(data.get("lease_s", 30))
+        except (KeyError, ValueError, TypeError) as err:
+            raise StoreError(f"worker record {keys.worker(name)} is corrupt ({err!r}); delete it, the worker "
+                             f"re-registers on its next heartbeat") from None
+        state = data.get("state", "idle")
+        if now - heartbeat > lease_s:
+            state = "dead"
+        out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", data.get("job_id") or None,
+                              heartbeat, lease_s))
+    return out

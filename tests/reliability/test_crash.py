@@ -1,0 +1,91 @@
+"""SIGKILL storms: workers die mid-job again and again; no job is lost and none runs twice at once.
+
+"Nothing lost" here: every job ends finished (or failed after max_attempts) and
+each of its attempts is recorded with an outcome; an attempt whose worker was
+killed is recorded as lost. "Never twice at once": the start/end times every
+execution wrote never overlap for the same job.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import sys
+import time
+
+import tomli_w
+from support.procs import SIDEFX, wait_for
+
+from scheduler.store.claims import Claims
+
+JOBS = 24
+KILLS = 20
+WORKERS = 4
+
+
+def executions(ledger: str) -> dict[str, list[tuple[float, float]]]:
+    """Per job: (start, last sign of life) of every execution, killed ones included."""
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for path in glob.glob(os.path.join(ledger, "*")):
+        job_id = os.path.basename(path).split(".")[0]
+        stamps = [float(line.split()[1]) for line in open(path).read().splitlines() if line.strip()]
+        runs.setdefault(job_id, []).append((stamps[0], stamps[-1]))
+    return runs
+
+
+def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_redis, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    manifest = {
+        "schema_version": 1,
+        "defaults": {"command": [sys.executable, SIDEFX, str(ledger), "{job_id}", "{attempt}", "{sleep}"],
+                     "sleep": 0.6, "max_attempts": 100, "min_cores": 0},
+        "jobs": [{"name": f"j{i}", "model": "sleepy", "seed": i} for i in range(JOBS)],
+    }
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps(manifest))
+    profile = tmp_path / "host.toml"
+    profile.write_text('hostname = "crashy"\ncuda = false\ncores = 16\nram_gib = 64\n')
+    procs.start("receiver", "--manifest", str(path), "--lease-s", "2", "--reap-interval-s", "0.5")
+    wait_for(lambda: real_store.jobs.counts()["pending"] == JOBS, what="receiver's first load")
+
+    rng = random.Random(7)
+    workers = [procs.worker(profile=str(profile), name=f"w{i}", lease_s=2) for i in range(WORKERS)]
+    kills = 0
+    while kills < KILLS:
+        busy = wait_for(lambda: [w for w in workers if w.poll() is None and _busy(real_redis, real_store, w)],
+                        timeout_s=30, what="a worker with a running job")
+        victim = rng.choice(busy)
+        procs.kill(victim)
+        victim.wait(10)
+        kills += 1
+        workers[workers.index(victim)] = procs.worker(profile=str(profile), name=f"w{kills + WORKERS}", lease_s=2)
+
+    def settled():
+        c = real_store.jobs.counts()
+        return c["finished"] + c["failed"] == JOBS
+    wait_for(settled, timeout_s=120, what="every job to finish after the storm")
+
+    claims = Claims(real_redis, real_store.keys)
+    lost = 0
+    for record in real_store.jobs.many(real_store.jobs.list_ids(limit=JOBS)):
+        attempts = claims.attempts(record.job_id)
+        assert len(attempts) == record.attempts
+        assert all("outcome" in a for a in attempts), attempts
+        lost += sum(a["outcome"] == "lost" for a in attempts)
+        assert record.state.value == "finished"
+    assert lost >= 1, "the storm should have cost at least one attempt"
+    for job_id, spans in executions(str(ledger)).items():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert start >= end, f"job {job_id} ran twice at once: {spans}"
+
+
+def _busy(real_redis, store, proc) -> bool:
+    for key in real_redis.scan_iter(match=store.keys.worker("*")):
+        data = real_redis.hgetall(key)
+        if data.get(b"pid") == str(proc.pid).encode() and data.get(b"state") == b"busy":
+            return True
+    return False
+

@@ -1,0 +1,111 @@
+"""Real fleet processes for tests: started in their own sessions, always killed at teardown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIDEFX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sidefx.py")
+
+
+def fleet_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scheduler.cli", *args]
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 30.0, interval_s: float = 0.05,
+             what: str = "condition"):
+    """Poll ``predicate`` until truthy; fail with ``what`` after ``timeout_s`` (never a blind sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class FleetProcs:
+    """Starts `fleet worker` / `fleet receiver` processes against one Redis and kills them all at the end."""
+
+    def __init__(self, redis_url: str, workdir: str):
+        self.redis_url = redis_url
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen] = []
+        self.env = dict(os.environ, FLEET_REDIS_URL=redis_url, PYTHONPATH=REPO, NO_COLOR="1")
+
+    def start(self, *args: str, log_name: str | None = None) -> subprocess.Popen:
+        log_path = os.path.join(self.workdir, f"{log_name or args[0]}-{len(self.procs)}.log")
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(fleet_argv(*args), stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                cwd=self.workdir, start_new_session=True)
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, *extra: str, profile: str | None = None, name: str | None = None, lease_s: float = 2.0,
+               runs_dir: str | None = None) -> subprocess.Popen:
+        args = ["worker", "--lease-s", str(lease_s), "--runs-dir", runs_dir or os.path.join(self.workdir, "runs")]
+        if profile:
+            args += ["--host-profile", profile]
+        if name:
+            args += ["--name", name]
+        return self.start(*args, *extra, log_name=f"worker-{name or 'x'}")
+
+    def run(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(fleet_argv(*args), env=self.env, cwd=self.workdir, capture_output=True, text=True,
+                              timeout=timeout_s)
+
+    @staticmethod
+    def log_of(proc: subprocess.Popen) -> str:
+        with open(proc.log_path) as fh:  # type: ignore[attr-defined]
+            return fh.read()
+
+    @staticmethod
+    def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        """Signal the worker process only (not its session): what a crash of the worker looks like."""
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        # Horses and jobs start their own sessions; anything still holding our workdir goes too.
+        _kill_strays(self.workdir)
+
+
+def _kill_strays(marker: str) -> None:
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if marker in cmd or (proc.info["cwd"] or "").startswith(marker):
+                if proc.pid != os.getpid():
+                    proc.kill()
+        except psutil.Error:
+            pass
+
+
+def write_profile(path: str, hostname: str, cores: int, ram_gib: float, gpus: list[float] = ()) -> str:
+    lines = [f'hostname = "{hostname}"', f"cuda = {'true' if gpus else 'false'}", f"cores = {cores}",
+             f"ram_gib = {ram_gib}"]
+    for i, vram in enumerate(gpus):
+        lines += ["[[gpus]]", f'name = "GPU{i}-{vram:g}G"', f"vram_gib = {vram}"]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,142 @@
+"""Claims, leases and the reaper against fakeredis and a real redis-server (the same tests)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler.manifest import parse_manifest
+from scheduler.matching import ConstraintClass, ledger_free, resources_reason
+from scheduler.resources import GpuInfo, HostResources
+from scheduler.states import JobState
+from scheduler.store.claims import Claims, Outcome
+
+HOST = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64,
+                     gpus=(GpuInfo(0, "small", 24, 24, uuid="GPU-small"), GpuInfo(1, "big", 80, 80, uuid="GPU-big")))
+
+
+def load(store, jobs: str, extra: str = ""):
+    manifest = parse_manifest(f"schema_version = 1\n{extra}\n{jobs}", "m.toml")
+    store.load(manifest)
+    return manifest, [ConstraintClass.of(j, manifest.hosts) for j in manifest.jobs]
+
+
+def job(name: str, **fields) -> str:
+    body = "".join(f"{k} = {v!r}\n".replace("True", "true").replace("False", "false") for k, v in fields.items())
+    return f'[[jobs]]\nname = "{name}"\nmodel = "m"\nseed = {abs(hash(name)) % 10**6}\n{body}'
+
+
+def test_higher_priority_first_then_fifo(store):
+    _, classes = load(store, job("low1") + job("high", priority=5) + job("low2"))
+    claims = Claims(store.redis, store.keys)
+    order = [store.jobs.get(claims.claim("w", HOST, classes).job_id).name for _ in range(3)]
+    assert order == ["high", "low1", "low2"]
+    assert claims.claim("w", HOST, classes) is None
+
+
+def test_small_job_takes_the_smallest_gpu_that_fits(store):
+    _, classes = load(store, job("small", require_cuda=True, min_vram_gib=10) +
+                      job("large", require_cuda=True, min_vram_gib=60, priority=-1))
+    claims = Claims(store.redis, store.keys)
+    first = claims.claim("w", HOST, classes)
+    assert store.jobs.get(first.job_id).name == "small" and first.gpu_key == "GPU-small"
+    second = claims.claim("w", HOST, classes)
+    assert second.gpu_key == "GPU-big"
+
+
+def test_ledger_stops_oversubscription_and_is_given_back(store):
+    _, classes = load(store, job("a", min_ram_gib=40) + job("b", min_ram_gib=40))
+    claims = Claims(store.redis, store.keys)
+    first = claims.claim("w1", HOST, classes)
+    assert claims.claim("w2", HOST, classes) is None  # 80 > 64 GiB on the same host
+    claims.complete(first.job_id, first.attempt, "w1", Outcome.FINISHED)
+    assert claims.claim("w2", HOST, classes) is not None
+
+
+def test_failure_retries_until_max_attempts_then_fails(store):
+    _, classes = load(store, job("flaky", max_attempts=2))
+    claims = Claims(store.redis, store.keys)
+    c1 = claims.claim("w", HOST, classes)
+    assert claims.complete(c1.job_id, 1, "w", Outcome.FAILED, exit_code=1).state is JobState.PENDING
+    c2 = claims.claim("w", HOST, classes)
+    assert c2.attempt == 2
+    assert claims.complete(c2.job_id, 2, "w", Outcome.FAILED, exit_code=1).state is JobState.FAILED
+    attempts = claims.attempts(c1.job_id)
+    assert [(a["attempt"], a["outcome"], a["exit_code"]) for a in attempts] == [(1, "failed", 1), (2, "failed", 1)]
+
+
+def test_interrupted_attempt_does_not_count(store):
+    _, classes = load(store, job("j", max_attempts=1))
+    claims = Claims(store.redis, store.keys)
+    c = claims.claim("w", HOST, classes)
+    assert claims.complete(c.job_id, c.attempt, "w", Outcome.INTERRUPTED).state is JobState.PENDING
+
+
+def test_reaper_returns_expired_lease_as_lost_and_fences_the_old_worker(store):
+    _, classes = load(store, job("j"))
+    claims = Claims(store.redis, store.keys, lease_s=2)
+    now = time.time()
+    c = claims.claim("dead", HOST, classes, now=now)
+    claims.reap(now=now)  # reapers tick more often than a lease lasts
+    assert claims.reap(now=now + 1.5) == []
+    ended = claims.reap(now=now + 3)
+    assert [(e.job_id, e.state, e.outcome) for e in ended] == [(c.job_id, JobState.PENDING, Outcome.LOST)]
+    c2 = claims.claim("alive", HOST, classes)
+    assert c2.attempt == 2
+    # The dead worker comes back and reports: fenced off, the new attempt is untouched.
+    assert claims.renew(c.job_id, "dead", c.attempt) == "lost"
+    assert claims.complete(c.job_id, c.attempt, "dead", Outcome.FINISHED) is None
+    assert store.jobs.get(c.job_id).state is JobState.RUNNING
+    assert claims.renew(c2.job_id, "alive", c2.attempt) == "ok"
+
+
+def test_reaper_gap_grants_grace_instead_of_reaping(store):
+    _, classes = load(store, job("j"))
+    claims = Claims(store.redis, store.keys, lease_s=2)
+    now = time.time()
+    claims.reap(now=now)
+    c = claims.claim("w", HOST, classes, now=now)
+    # Nobody reaped for 100 s (Redis or every reaper was away): leases are renewed, not reaped.
+    assert claims.reap(now=now + 100) == []
+    assert store.jobs.get(c.job_id).state is JobState.RUNNING
+    assert claims.reap(now=now + 101.5) == []
+    assert claims.reap(now=now + 103)[0].outcome is Outcome.LOST
+
+
+def test_orphaned_job_is_not_claimed(store):
+    manifest, classes = load(store, job("keep") + job("drop"))
+    store.load(parse_manifest("schema_version = 1\n" + job("keep"), "m.toml"))
+    claims = Claims(store.redis, store.keys)
+    assert store.jobs.get(claims.claim("w", HOST, classes).job_id).name == "keep"
+    assert claims.claim("w", HOST, classes) is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ram=st.integers(0, 64), cores=st.integers(0, 8), vram=st.integers(0, 90), cuda=st.booleans(),
+    reserved_ram=st.integers(0, 64), reserved_cores=st.integers(0, 8),
+    gpus=st.lists(st.tuples(st.integers(1, 80), st.integers(0, 80), st.integers(0, 80)), max_size=3),
+)
+def test_lua_claim_agrees_with_the_pure_rule(fake_redis, ram, cores, vram, cuda, reserved_ram, reserved_cores, gpus):
+    """claim.lua's resource check and scheduler.matching.resources_reason decide alike."""
+    from conftest import make_store
+
+    fake_redis.flushall()
+    store = make_store(fake_redis)
+    gpu_infos = tuple(GpuInfo(i, f"g{i}", float(total), float(min(free, total)), uuid=f"GPU-{i}")
+                      for i, (total, free, _) in enumerate(gpus))
+    host = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64, gpus=gpu_infos)
+    if cuda and not gpu_infos:
+        return  # static rule, not the script's business
+    ledger = {"ram": float(reserved_ram), "cores": float(reserved_cores)}
+    for g, (_, _, reserved) in zip(gpu_infos, gpus):
+        if reserved:
+            ledger[f"vram:{g.ledger_key}"] = float(reserved)
+    fake_redis.hset(store.keys.ledger("box"), mapping=ledger)
+    _, classes = load(store, job("j", min_ram_gib=ram, min_cores=cores, min_vram_gib=vram, require_cuda=cuda))
+    python_says = resources_reason(classes[0], ledger_free(host, ledger)) is None
+    lua_says = Claims(store.redis, store.keys).claim("w", host, classes) is not None
+    assert python_says == lua_says

@@ -1,0 +1,199 @@
+"""Real `fleet worker` processes on a real redis-server: placement, ledger, reload, shutdown, timeouts."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import sys
+import time
+
+import psutil
+import pytest
+import tomli_w
+from support.procs import SIDEFX, FleetProcs, wait_for, write_profile
+
+from scheduler.manifest import load_manifest
+from scheduler.matching import free_of, job_reason
+from scheduler.states import JobState
+from scheduler.store.claims import Claims
+from worker.host_profile import load_host_profile
+
+
+@pytest.fixture
+def procs(redis_server, real_redis, tmp_path):
+    fleet = FleetProcs(redis_server.url, str(tmp_path))
+    yield fleet
+    fleet.stop_all()
+
+
+def sidefx_defaults(ledger, sleep: float = 0.0) -> dict:
+    return {"command": [sys.executable, SIDEFX, str(ledger), "{job_id}", "{attempt}", "{sleep}"], "sleep": sleep}
+
+
+def write_manifest(path, manifest: dict) -> str:
+    path.write_text(tomli_w.dumps(manifest))
+    return str(path)
+
+
+def ledger_runs(ledger) -> list[dict]:
+    runs = []
+    for path in glob.glob(os.path.join(str(ledger), "*")):
+        job_id, attempt, _ = os.path.basename(path).split(".")
+        lines = open(path).read().splitlines()
+        first = lines[0].split()
+        runs.append({"job_id": job_id, "attempt": int(attempt), "start": float(first[1]),
+                     "host": first[2] if len(first) > 2 else "", "end": float(lines[-1].split()[1])})
+    return runs
+
+
+def test_placement_respects_every_constraint(procs, real_store, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    profiles = {
+        "gpu-a100": write_profile(str(tmp_path / "a100.toml"), "gpu-a100", 32, 256, [80, 80]),
+        "gpu-4090": write_profile(str(tmp_path / "4090.toml"), "gpu-4090", 16, 64, [24]),
+        "cpu-1": write_profile(str(tmp_path / "cpu.toml"), "cpu-1", 32, 128),
+        "thinkpad": write_profile(str(tmp_path / "tp.toml"), "thinkpad", 4, 16),
+    }
+    jobs = [
+        {"name": "transformer-big", "model": "transformer", "require_cuda": True, "min_vram_gib": 70},
+        {"name": "cnn-mid", "model": "cnn", "require_cuda": True, "min_vram_gib": 20},
+        {"name": "cnn-small", "model": "cnn", "require_cuda": True, "min_vram_gib": 8, "seed": 1},
+        {"name": "gbt-ram", "model": "gbt", "min_ram_gib": 100},
+        {"name": "knn-any", "model": "knn"},
+        {"name": "knn-laptop", "model": "knn", "seed": 1, "allowed_hosts": ["thinkpad"]},
+        {"name": "mlp-no-laptop", "model": "mlp", "denied_hosts": ["thinkpad", "cpu-*"]},
+        {"name": "lstm-cores", "model": "lstm", "min_cores": 20},
+        {"name": "impossible", "model": "transformer", "seed": 9, "require_cuda": True, "min_vram_gib": 200},
+    ]
+    manifest = {
+        "schema_version": 1,
+        "defaults": {**sidefx_defaults(ledger), "min_cores": 1},
+        "hosts": {
+            "gpu-a100": {"priority": 10, "allow_jobs": ["transformer*", "cnn", "lstm", "mlp"]},
+            "gpu-4090": {"priority": 5},
+            "cpu-1": {"deny_jobs": ["cnn", "transformer"]},
+            "thinkpad": {"deny_jobs": ["transformer", "cnn", "lstm", "gbt"]},
+        },
+        "jobs": jobs,
+    }
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    assert procs.run("load", path).returncode == 0
+    workers = [procs.worker("--burst", profile=p, name=h) for h, p in profiles.items()]
+    for w in workers:
+        assert w.wait(60) == 0, procs.log_of(w)
+
+    spec = load_manifest(path)
+    placed = {run["job_id"]: run["host"] for run in ledger_runs(ledger)}
+    for job in spec.jobs:
+        record = real_store.jobs.get(job.job_id)
+        if job.name == "impossible":
+            assert record.state is JobState.PENDING and job.job_id not in placed
+            continue
+        assert record.state is JobState.FINISHED, (job.name, record)
+        host = placed[job.job_id]
+        assert record.host == host
+        resources = load_host_profile(profiles[host])
+        assert job_reason(job, spec.hosts.get(host), resources, free_of(resources)) is None, (job.name, host)
+    assert placed[spec.job_named("knn-laptop").job_id] == "thinkpad"
+    assert placed[spec.job_named("transformer-big").job_id] == "gpu-a100"
+
+
+def test_four_workers_on_one_host_never_oversubscribe_ram(procs, real_store, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    rams = [20, 30, 40, 20, 30, 40, 20, 30, 40, 24, 24, 16]
+    manifest = {"schema_version": 1, "defaults": {**sidefx_defaults(ledger, 0.4), "min_cores": 0},
+                "jobs": [{"name": f"r{i}", "model": "m", "seed": i, "min_ram_gib": ram} for i, ram in enumerate(rams)]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    assert procs.run("load", path).returncode == 0
+    profile = write_profile(str(tmp_path / "h.toml"), "shared", 64, 64)
+    workers = [procs.worker(profile=profile, name=f"w{i}") for i in range(4)]
+    wait_for(lambda: real_store.jobs.counts()["finished"] == len(rams), timeout_s=60, what="all jobs finished")
+    ram_of = {j.job_id: j.scheduling["min_ram_gib"] for j in load_manifest(path).jobs}
+    events = []
+    for run in ledger_runs(ledger):
+        events += [(run["start"], ram_of[run["job_id"]]), (run["end"], -ram_of[run["job_id"]])]
+    held = peak = 0
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
+        held += delta
+        peak = max(peak, held)
+    assert peak <= 64, f"held {peak} GiB of min_ram_gib at once on a 64 GiB host"
+    assert peak > 40, "the test should actually run jobs concurrently"
+    for w in workers:
+        procs.kill(w, signal.SIGTERM)
+
+
+def test_idle_worker_wakes_on_new_work_and_reload_never_reruns_finished(procs, real_store, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    base = {"schema_version": 1, "defaults": sidefx_defaults(ledger, 0.0),
+            "jobs": [{"name": "first", "model": "m"}]}
+    path = tmp_path / "m.toml"
+    write_manifest(path, base)
+    procs.start("receiver", "--manifest", str(path))
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 8, 32)
+    # A 30 s lease means a 10 s heartbeat: only the events stream can wake it sooner.
+    procs.worker(profile=profile, name="idle", lease_s=30)
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 1, timeout_s=30, what="first job")
+    time.sleep(0.5)  # the worker is now blocked waiting for events
+    base["jobs"] += [{"name": "second", "model": "m", "seed": 2}]
+    write_manifest(path, base)
+    t0 = time.time()
+    procs.run("load", str(path))
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=8, what="second job, woken by the load")
+    assert time.time() - t0 < 8
+    base["jobs"][0]["priority"] = 7
+    write_manifest(path, base)
+    procs.run("load", str(path))
+    time.sleep(0.5)
+    assert len(ledger_runs(ledger)) == 2, "a reload must never rerun a finished job"
+
+
+def test_warm_stop_finishes_the_job_and_second_signal_returns_it(procs, real_store, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    manifest = {"schema_version": 1, "defaults": sidefx_defaults(ledger, 2.0),
+                "jobs": [{"name": "a", "model": "m"}, {"name": "b", "model": "m", "seed": 1}]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 1, 32)
+    worker = procs.worker(profile=profile, name="w")
+    wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="a running job")
+    procs.kill(worker, signal.SIGTERM)
+    assert worker.wait(20) == 0
+    counts = real_store.jobs.counts()
+    assert counts["finished"] == 1 and counts["pending"] == 1 and counts["running"] == 0, counts
+
+    worker = procs.worker(profile=profile, name="w2")
+    wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the second job running")
+    procs.kill(worker, signal.SIGTERM)
+    time.sleep(0.3)
+    procs.kill(worker, signal.SIGTERM)
+    assert worker.wait(10) == 0
+    counts = real_store.jobs.counts()
+    assert counts["pending"] == 1 and counts["running"] == 0, counts
+    job_id = real_store.jobs.resolve("b")
+    outcomes = [a["outcome"] for a in Claims(real_store.redis, real_store.keys).attempts(job_id)]
+    assert outcomes == ["interrupted"]
+
+
+def test_timeout_kills_the_whole_tree(procs, real_store, tmp_path):
+    marker = f"fleet-grandchild-{os.getpid()}-{time.time_ns()}"
+    script = ("import subprocess, sys, time\n"
+              f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', '{marker}'])\n"
+              "time.sleep(300)\n")
+    manifest = {"schema_version": 1, "jobs": [{"name": "hang", "model": "m", "timeout_s": 1, "max_attempts": 1,
+                                                "command": [sys.executable, "-c", script]}]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
+    worker = procs.worker("--burst", profile=profile, name="w")
+    assert worker.wait(60) == 0
+    record = real_store.jobs.get(real_store.jobs.resolve("hang"))
+    assert record.state is JobState.FAILED
+    attempts = Claims(real_store.redis, real_store.keys).attempts(record.job_id)
+    assert attempts[0]["outcome"] == "timeout"
+    survivors = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    assert survivors == []
