@@ -197,3 +197,26 @@ def test_timeout_kills_the_whole_tree(procs, real_store, tmp_path):
     assert attempts[0]["outcome"] == "timeout"
     survivors = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
     assert survivors == []
+
+
+def test_idle_high_priority_host_and_smallest_gpu_get_first_pick(procs, real_store, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    manifest = {"schema_version": 1, "defaults": sidefx_defaults(ledger, 0.0),
+                "hosts": {"fast": {"priority": 10}, "slow": {"priority": 0}, "a100": {}, "rtx": {}},
+                "jobs": [{"name": "warmup", "model": "m", "allowed_hosts": ["nowhere"]}]}
+    path = tmp_path / "m.toml"
+    write_manifest(path, manifest)
+    procs.run("load", str(path))
+    for name, gpus in (("fast", []), ("slow", []), ("a100", [80]), ("rtx", [24])):
+        procs.worker(profile=write_profile(str(tmp_path / f"{name}.toml"), name, 8, 32, gpus), name=name, lease_s=30)
+    wait_for(lambda: len([w for w in real_store.redis.zrange(real_store.keys.workers, 0, -1)]) == 4,
+             what="four registered workers")
+    time.sleep(0.5)  # all idle, blocked on events
+    manifest["jobs"] = [{"name": "cpu-job", "model": "m", "seed": 1, "allowed_hosts": ["fast", "slow"]},
+                        {"name": "gpu-job", "model": "m", "seed": 2, "require_cuda": True, "min_vram_gib": 10}]
+    write_manifest(path, manifest)
+    procs.run("load", str(path))
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=20, what="both jobs")
+    hosts = {real_store.jobs.get(real_store.jobs.resolve(n)).host for n in ("cpu-job", "gpu-job")}
+    assert hosts == {"fast", "rtx"}

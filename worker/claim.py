@@ -17,6 +17,9 @@ from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass, static_reason
 from scheduler.resources import HostResources
 from scheduler.store.claims import Claim, Claims
+from scheduler.store.workers import list_workers
+
+from .preference import Deferrals
 
 log = logging.getLogger("fleet.worker")
 
@@ -31,14 +34,15 @@ class ClaimLoop:
         self.host = host  # re-probed per claim where the probe is live (free VRAM changes)
         self._classes_seen: dict[str, ConstraintClass] = {}
         self._last_event = "$"
+        self.deferrals = Deferrals()
+        self.next_due: float | None = None  # seconds until a deferred class should be retried
 
-    def host_spec(self, hostname: str) -> HostSpec | None:
-        raw = self.redis.hget(self.keys.hosts, hostname)
-        return HostSpec.from_dict(json.loads(raw)) if raw else None
+    def host_specs(self) -> dict[str, HostSpec]:
+        return {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in self.redis.hgetall(self.keys.hosts).items()}
 
-    def eligible_classes(self, host: HostResources) -> list[ConstraintClass]:
+    def eligible_classes(self, host: HostResources, hosts: dict[str, HostSpec]) -> list[ConstraintClass]:
         """Classes whose static constraints admit this host (resources are the script's business)."""
-        known = self.redis.hexists(self.keys.hosts, host.hostname)
+        known = host.hostname in hosts
         out = []
         for class_id, raw in self.redis.hgetall(self.keys.classes).items():
             cls = self._classes_seen.get(class_id.decode())
@@ -58,7 +62,13 @@ class ClaimLoop:
     def try_claim(self) -> Claim | None:
         host = self.host()
         self.claims.reap()  # opportunistic: any live worker recovers a dead one's jobs
-        return self.claims.claim(self.worker_name, host, self.eligible_classes(host))
+        hosts = self.host_specs()
+        classes = self.eligible_classes(host, hosts)
+        self.next_due = None
+        if classes:
+            classes, self.next_due = self.deferrals.filter(classes, host, self.worker_name,
+                                                           list_workers(self.redis, self.keys), hosts)
+        return self.claims.claim(self.worker_name, host, classes)
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until something may have become claimable (or the timeout); True if woken by an event."""

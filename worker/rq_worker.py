@@ -78,11 +78,15 @@ class FleetWorker(Worker):
                     self._claim = claim
                     self.fleet.publish("busy", claim.job_id)
                     return job, self.fleet.queue
-                if timeout is None:  # burst: nothing this worker can run right now
+                due = self.fleet.loop.next_due
+                if timeout is None and due is None:  # burst: nothing this worker can run right now
                     return None
                 if max_idle_time is not None and time.monotonic() - idle_since > max_idle_time:
                     return None
-                self.fleet.loop.wait_for_work(min(timeout, self.fleet.heartbeat_s))
+                wait = min(timeout or self.fleet.heartbeat_s, self.fleet.heartbeat_s)
+                if due is not None:
+                    wait = min(wait, due + 0.01)
+                self.fleet.loop.wait_for_work(wait)
             except REDIS_DOWN as err:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
                 time.sleep(backoff)
