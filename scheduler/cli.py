@@ -76,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
     p.add_argument("--json", action="store_true")
 
+    for action, help_text in (("cancel", "cancel jobs: pending ones never run, running ones are stopped"),
+                              ("retry", "make failed or canceled jobs pending again"),
+                              ("hold", "keep pending jobs from being claimed"),
+                              ("release", "make held jobs claimable again")):
+        p = command(action, help_text)
+        p.add_argument("jobs", nargs="+", metavar="JOB", help="job name, job_id or unique job_id prefix")
+        p.add_argument("--json", action="store_true")
+        if action == "retry":
+            p.add_argument("--reset", action="store_true", help="also reset the failed-attempt count")
+
+    p = command("drain", "let a worker finish its current job and claim no more")
+    p.add_argument("worker", help="worker name as `fleet status` shows it")
+    p.add_argument("--undo", action="store_true", help="resume claiming")
+
     p = command("status", "counts by state and the workers of the fleet")
     p.add_argument("--json", action="store_true")
 
@@ -117,13 +131,18 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import explain, load, receiver, status, worker
+    from .commands import actions, explain, load, receiver, status, worker
 
     return {
         "load": load.run,
         "receiver": receiver.run,
         "worker": worker.run,
         "explain": explain.run,
+        "cancel": actions.run_job_action,
+        "retry": actions.run_job_action,
+        "hold": actions.run_job_action,
+        "release": actions.run_job_action,
+        "drain": actions.run_drain,
         "status": status.run_status,
         "jobs": status.run_jobs,
     }[args.command]

@@ -67,6 +67,12 @@ class FleetWorker(Worker):
         while not self._stop_requested:
             try:
                 self.heartbeat()
+                if self.fleet.drain_requested():
+                    self.fleet.publish("draining")
+                    if timeout is None:
+                        return None
+                    self.fleet.loop.wait_for_work(self.fleet.heartbeat_s)
+                    continue
                 self.fleet.publish("idle")
                 self.fleet.loop.mark()
                 claim = self.fleet.loop.try_claim()
@@ -202,6 +208,9 @@ class WorkerRuntime:
         # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
         # queue's list, so register it explicitly.
         redis_client.sadd(FleetQueue.redis_queues_keys, self.queue.key)
+
+    def drain_requested(self) -> bool:
+        return self.redis.hget(self.keys.worker(self.worker_name), "drain") == b"1"
 
     def publish(self, state: str, job_id: str = "") -> None:
         """Keep this worker's entry in fleet's registry fresh (fleet status reads it)."""

@@ -17,7 +17,7 @@ def lua_source(name: str) -> str:
 class Scripts:
     """The registered scripts for one client; redis-py reloads them after a SCRIPT FLUSH or restart."""
 
-    NAMES = ("apply_manifest", "claim", "finish", "renew")
+    NAMES = ("apply_manifest", "claim", "finish", "renew", "operate")
 
     def __init__(self, redis):
         for name in self.NAMES:

@@ -1,0 +1,36 @@
+"""``fleet cancel|retry|hold|release JOB...`` and ``fleet drain WORKER``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
+from ..store.actions import act, drain
+from .common import connect, print_json
+
+
+def run_job_action(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    with store.errors():
+        ids = [store.jobs.resolve(ref) for ref in args.jobs]  # all resolved before anything changes
+        results = act(store.redis, store.keys, args.command, ids, reset=getattr(args, "reset", False))
+        names = {r.job_id: r.name for r in store.jobs.many(ids)}
+    if args.json:
+        print_json([{"job_id": r.job_id, "name": names.get(r.job_id), "ok": r.ok, "from": r.from_state,
+                     "to": r.to_state, "message": r.message} for r in results], out)
+    else:
+        for r in results:
+            what = f"{r.from_state} -> {r.to_state}" if r.ok and r.from_state != r.to_state else ""
+            out.write(f"{names.get(r.job_id, r.job_id)} ({r.job_id}): {'ok' if r.ok else 'refused'}"
+                      f"{': ' + what if what else ''}{'; ' + r.message if r.message else ''}\n")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_USAGE
+
+
+def run_drain(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    with store.errors():
+        if not drain(store.redis, store.keys, args.worker, undo=args.undo):
+            raise NotFoundError(f"no worker named {args.worker!r}; list them with `fleet status`")
+    out.write(f"{args.worker}: {'resumed' if args.undo else 'draining: finishes its current job, claims no more'}\n")
+    return EXIT_OK

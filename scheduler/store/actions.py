@@ -1,0 +1,49 @@
+"""Operator actions on jobs (cancel, retry, hold, release) and on workers (drain)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from ..keys import Keys
+from ..states import TRANSITIONS, JobState
+from .scripts import Scripts
+
+ACTIONS = ("cancel", "retry", "hold", "release")
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    job_id: str
+    ok: bool
+    from_state: str | None
+    to_state: str | None
+    message: str
+
+
+def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
+    """Apply ``action`` to each job atomically (one script); illegal ones come back with a message."""
+    if action not in ACTIONS:
+        raise ValueError(action)
+    payload = {
+        "action": action, "ids": job_ids, "now": time.time(), "reset": reset,
+        "job_prefix": keys.job_prefix, "pending_prefix": keys.pending_prefix, "state_prefix": keys.state_prefix,
+        "states": {s.name.lower(): s.value for s in JobState},
+        "transitions": {src.value: sorted(d.value for d in dst) for src, dst in TRANSITIONS.items()},
+    }
+    raw = json.loads(Scripts(redis).operate(keys=[keys.events], args=[json.dumps(payload)]))
+    return [ActionResult(r["job_id"], bool(r["ok"]), r.get("from"), r.get("to"), r.get("message") or "")
+            for r in (raw if isinstance(raw, list) else [])]
+
+
+def drain(redis, keys: Keys, worker: str, undo: bool = False) -> bool:
+    """Ask a worker to finish its current job and claim no more (or, with ``undo``, to resume).
+
+    A drained worker stays up and keeps heartbeating, as a drained Slurm node
+    does, so a restart by systemd does not silently undo the drain.
+    """
+    if not redis.exists(keys.worker(worker)):
+        return False
+    redis.hset(keys.worker(worker), "drain", "0" if undo else "1")
+    return True

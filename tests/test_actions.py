@@ -1,0 +1,70 @@
+"""Operator actions through the store, on fakeredis and a real redis-server."""
+
+from __future__ import annotations
+
+from test_claims import HOST, job, load
+
+from scheduler.states import JobState
+from scheduler.store.actions import act
+from scheduler.store.claims import Claims, Outcome
+
+
+def state(store, name):
+    return store.jobs.get(store.jobs.resolve(name)).state
+
+
+def test_cancel_pending_never_runs(store):
+    _, classes = load(store, job("a"))
+    [r] = act(store.redis, store.keys, "cancel", [store.jobs.resolve("a")])
+    assert r.ok and state(store, "a") is JobState.CANCELED
+    assert Claims(store.redis, store.keys).claim("w", HOST, classes) is None
+
+
+def test_hold_and_release(store):
+    _, classes = load(store, job("a"))
+    job_id = store.jobs.resolve("a")
+    act(store.redis, store.keys, "hold", [job_id])
+    claims = Claims(store.redis, store.keys)
+    assert claims.claim("w", HOST, classes) is None
+    act(store.redis, store.keys, "release", [job_id])
+    assert claims.claim("w", HOST, classes).job_id == job_id
+
+
+def test_cancel_running_asks_its_worker_and_the_worker_records_it(store):
+    _, classes = load(store, job("a"))
+    claims = Claims(store.redis, store.keys)
+    c = claims.claim("w", HOST, classes)
+    [r] = act(store.redis, store.keys, "cancel", [c.job_id])
+    assert r.ok and state(store, "a") is JobState.RUNNING
+    assert claims.renew(c.job_id, "w", c.attempt) == "cancel"
+    assert claims.complete(c.job_id, c.attempt, "w", Outcome.CANCELED).state is JobState.CANCELED
+
+
+def test_retry_failed_with_and_without_reset(store):
+    _, classes = load(store, job("a", max_attempts=2))
+    claims = Claims(store.redis, store.keys)
+
+    def run_and_fail():
+        c = claims.claim("w", HOST, classes)
+        return claims.complete(c.job_id, c.attempt, "w", Outcome.FAILED, 1).state
+
+    assert [run_and_fail(), run_and_fail()] == [JobState.PENDING, JobState.FAILED]
+    job_id = store.jobs.resolve("a")
+    [r] = act(store.redis, store.keys, "retry", [job_id])
+    assert r.ok and state(store, "a") is JobState.PENDING
+    # Without --reset the failure budget stays spent: one more failure fails it for good.
+    assert run_and_fail() is JobState.FAILED
+    act(store.redis, store.keys, "retry", [job_id], reset=True)
+    assert run_and_fail() is JobState.PENDING
+    assert store.jobs.get(job_id).attempts == 4
+
+
+def test_illegal_actions_are_refused_and_change_nothing(store):
+    _, classes = load(store, job("a"))
+    claims = Claims(store.redis, store.keys)
+    c = claims.claim("w", HOST, classes)
+    claims.complete(c.job_id, c.attempt, "w", Outcome.FINISHED)
+    for action in ("cancel", "retry", "hold", "release"):
+        [r] = act(store.redis, store.keys, action, [c.job_id])
+        assert not r.ok and r.message
+        assert state(store, "a") is JobState.FINISHED
