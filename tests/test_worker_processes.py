@@ -220,3 +220,29 @@ def test_idle_high_priority_host_and_smallest_gpu_get_first_pick(procs, real_sto
     wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=20, what="both jobs")
     hosts = {real_store.jobs.get(real_store.jobs.resolve(n)).host for n in ("cpu-job", "gpu-job")}
     assert hosts == {"fast", "rtx"}
+
+
+def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    manifest = {"schema_version": 1, "defaults": sidefx_defaults(ledger, 60.0),
+                "jobs": [{"name": "long", "model": "m"}, {"name": "next", "model": "m", "seed": 1, "sleep": 0.0}]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 1, 8)
+    procs.worker(profile=profile, name="w", lease_s=3)
+    wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the long job running")
+    assert procs.run("drain", "w").returncode == 0
+    assert procs.run("cancel", "long").returncode == 0
+    wait_for(lambda: real_store.jobs.get(real_store.jobs.resolve("long")).state is JobState.CANCELED,
+             timeout_s=15, what="the cancel to reach the worker")
+    # Its process is gone: the ledger file stops growing.
+    size = os.path.getsize(next(iter(glob.glob(str(ledger / "*")))))
+    time.sleep(0.3)
+    assert os.path.getsize(next(iter(glob.glob(str(ledger / "*"))))) == size
+    # Drained: "next" stays pending while the worker is up.
+    time.sleep(1.5)
+    assert real_store.jobs.get(real_store.jobs.resolve("next")).state is JobState.PENDING
+    assert procs.run("drain", "w", "--undo").returncode == 0
+    wait_for(lambda: real_store.jobs.get(real_store.jobs.resolve("next")).state is JobState.FINISHED,
+             timeout_s=15, what="the undrained worker to take the next job")
