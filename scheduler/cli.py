@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
+    p = command("demo", "run a demo fleet on this machine (embedded Redis, real + simulated workers)")
+    p.add_argument("--manifest", help="demo manifest (default manifests/demo.toml)")
+    p.add_argument("--hosts-dir", help="simulated host profiles (default manifests/hosts)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir with runs and logs")
+    p.add_argument("--timeout-s", type=_positive_float, default=300.0, help="give up after this long (default 300)")
+
     p = command("load", "validate a manifest and apply it to Redis (idempotent)")
     p.add_argument("manifest", nargs="?", help="manifest path; default $FLEET_MANIFEST, "
                                                "/etc/fleet/training_manifest.toml, ./training_manifest.toml")
@@ -131,13 +137,14 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import actions, explain, load, receiver, status, worker
+    from .commands import actions, demo, explain, load, receiver, status, worker
 
     return {
         "load": load.run,
         "receiver": receiver.run,
         "worker": worker.run,
         "explain": explain.run,
+        "demo": demo.run,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,
         "hold": actions.run_job_action,

@@ -1,0 +1,1 @@
+"""The demo: a local fleet on an embedded redis-server running small real trainings."""

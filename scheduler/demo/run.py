@@ -1,0 +1,215 @@
+"""``fleet demo``: a whole fleet on this machine, start to summary, leaving nothing behind.
+
+It starts (or uses) a Redis, loads ``manifests/demo.toml`` through a real
+receiver, starts one worker probed for real on this host plus one simulated
+worker per ``manifests/hosts/*.toml``, shows live progress, then prints where
+each job ran and why, the best run, and why the impossible job never ran.
+Every child runs in its own session and is killed on every exit path.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from ..embedded_redis import RedisServer
+from ..errors import FleetError, UsageError
+from ..explain import explain
+from ..manifest import load_manifest
+from ..matching import free_of, job_reason
+from ..settings import Settings
+from ..states import JobState
+from ..store import Store
+from ..store.claims import Claims
+from ..store.workers import list_workers
+from ..table import render
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MANIFESTS = os.path.join(REPO, "manifests")
+
+
+@dataclass
+class DemoOptions:
+    redis_url: str | None
+    namespace: str
+    manifest: str
+    hosts_glob: str
+    keep: bool
+    timeout_s: float
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, out: TextIO):
+        self.o = options
+        self.out = out
+        self.tmp = tempfile.mkdtemp(prefix="fleet-demo-")
+        self.server: RedisServer | None = None
+        self.children: list[subprocess.Popen] = []
+
+    # -- processes ---------------------------------------------------------------
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log_path = os.path.join(self.tmp, f"{name}.log")
+        log = open(log_path, "wb")
+        env = dict(os.environ, FLEET_REDIS_URL=self.settings.redis_url, FLEET_NAMESPACE=self.o.namespace,
+                   PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                                env=env, cwd=self.tmp, start_new_session=True)
+        log.close()
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.children.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in self.children:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.server:
+            self.server.stop()
+        if self.o.keep:
+            self.out.write(f"kept {self.tmp} (runs/, logs)\n")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- the show ----------------------------------------------------------------
+    def run(self) -> int:
+        manifest = load_manifest(self.o.manifest)
+        profiles = sorted(glob.glob(self.o.hosts_glob))
+        if self.o.redis_url:
+            self.settings = Settings(redis_url=self.o.redis_url, namespace=self.o.namespace)
+            where = f"Redis at {self.settings.safe_url()}"
+        else:
+            self.server = RedisServer()
+            self.settings = Settings(redis_url=self.server.url, namespace=self.o.namespace)
+            where = f"a private redis-server on 127.0.0.1:{self.server.port} (temp dir {self.server.dir})"
+        self.out.write(f"fleet demo: {len(manifest.jobs)} jobs from {self.o.manifest} on {where}\n")
+        store = Store.connect(self.settings)
+        self._spawn("receiver", "receiver", "--manifest", os.path.abspath(self.o.manifest), "--lease-s", "5",
+                    "--reap-interval-s", "0.5")
+        runs = os.path.join(self.tmp, "runs")
+        self._spawn("worker-local", "worker", "--runs-dir", runs, "--lease-s", "5", "--name", "local")
+        for profile in profiles:
+            name = os.path.splitext(os.path.basename(profile))[0]
+            self._spawn(f"worker-{name}", "worker", "--host-profile", profile, "--runs-dir", runs, "--lease-s", "5",
+                        "--name", name)
+        self.out.write(f"started a receiver and {1 + len(profiles)} workers: this host (probed) + "
+                       f"{', '.join(os.path.basename(p)[:-5] for p in profiles)} (simulated)\n")
+        total = len(manifest.jobs)
+        deadline = time.monotonic() + self.o.timeout_s
+        unrunnable: list[str] = []
+        while True:
+            self._check_children()
+            counts = store.jobs.counts()
+            workers = [w for w in list_workers(store.redis, store.keys) if w.state != "dead"]
+            unrunnable = self._unrunnable(store, manifest, workers)
+            done = counts["finished"] + counts["failed"]
+            self._progress(counts, len(workers), total)
+            if workers and counts["running"] == 0 and done + len(unrunnable) >= total:
+                break
+            if time.monotonic() > deadline:
+                raise FleetError(f"demo did not finish within {self.o.timeout_s:.0f}s; logs in {self.tmp} "
+                                 f"(rerun with --keep to inspect them)")
+            time.sleep(0.5)
+        self.out.write("\n")
+        self._summary(store, manifest, runs, unrunnable)
+        return 0
+
+    def _check_children(self) -> None:
+        for proc in self.children:
+            if proc.poll() is not None:
+                with open(proc.log_path) as fh:  # type: ignore[attr-defined]
+                    tail = fh.read().strip().splitlines()[-1:] or ["(no output)"]
+                raise FleetError(f"demo process `fleet {' '.join(proc.args[3:])}` exited with code {proc.returncode}: "
+                                 f"{tail[0]}")
+
+    def _progress(self, counts: dict, workers: int, total: int) -> None:
+        line = (f"  {counts['finished']}/{total} finished, {counts['running']} running, {counts['pending']} pending, "
+                f"{counts['failed']} failed; {workers} live workers")
+        if self.out.isatty():
+            self.out.write("\r" + line.ljust(100))
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def _unrunnable(self, store: Store, manifest, workers) -> list[str]:
+        """Pending jobs no live worker could run even when idle."""
+        names = []
+        for job in manifest.jobs:
+            if not workers:
+                break
+            if all(job_reason(job, manifest.hosts.get(w.host.hostname), w.host, free_of(w.host)) for w in workers):
+                names.append(job.name)
+        return names
+
+    def _summary(self, store: Store, manifest, runs: str, unrunnable: list[str]) -> None:
+        workers = {w.name: w for w in list_workers(store.redis, store.keys)}
+        rows, best = [], None
+        for job in manifest.jobs:
+            record = store.jobs.get(job.job_id)
+            result = _result(runs, job.name, job.job_id, record.attempts)
+            acc = result.get("accuracy")
+            if acc is not None and (best is None or acc > best[1]):
+                best = (job.name, acc, record.host)
+            rows.append([job.name, record.state.value, record.host or "-", _why(job, record, workers),
+                         f"{acc:.3f}" if acc is not None else "-"])
+        self.out.write("\nwhere each job ran and why:\n")
+        self.out.write(render(["JOB", "STATE", "HOST", "WHY THERE", "ACCURACY"], rows, self.out) + "\n")
+        if best:
+            self.out.write(f"\nbest run by accuracy: {best[0]} ({best[1]:.3f}) on {best[2]}\n")
+        for name in unrunnable:
+            record = store.jobs.get(store.jobs.resolve(name))
+            why = explain(store.redis, store.keys, record, list_workers(store.redis, store.keys),
+                          Claims(store.redis, store.keys).attempts(record.job_id))
+            self.out.write("\n`fleet explain " + name + "`:\n" + "\n".join(why.lines()) + "\n")
+
+
+def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
+    path = os.path.join(runs, f"{name}-{job_id}", f"attempt-{attempt}", "result.json")
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _why(job, record, workers) -> str:
+    """The constraints that decided the placement, in words."""
+    if record.state is not JobState.FINISHED:
+        return "-"
+    s = job.scheduling
+    parts = []
+    if s["require_cuda"]:
+        parts.append(f"CUDA, {s['min_vram_gib']:g} GiB VRAM" if s["min_vram_gib"] else "CUDA")
+    if s["min_ram_gib"] >= 32:
+        parts.append(f"{s['min_ram_gib']:g} GiB RAM")
+    if s["allowed_hosts"] or s["denied_hosts"]:
+        parts.append("host lists")
+    worker = workers.get(record.worker or "")
+    if worker and worker.host.gpus and s["require_cuda"]:
+        parts.append("on " + ", ".join(f"{g.name} {g.vram_total_gib:g}G" for g in worker.host.gpus))
+    return "; ".join(parts) or "any host; first idle by host priority"
+
+
+def run_demo(options: DemoOptions, out: TextIO) -> int:
+    if not os.path.exists(options.manifest):
+        raise UsageError(f"demo manifest {options.manifest} not found; pass --manifest")
+    demo = Demo(options, out)
+    try:
+        return demo.run()
+    finally:
+        demo.stop()
