@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from scheduler.embedded_redis import RedisServer  # noqa: E402
+from support.stores import make_store  # noqa: E402
 
 from scheduler.keys import Keys  # noqa: E402
 from scheduler.settings import Settings  # noqa: E402
@@ -44,10 +45,6 @@ def any_redis(request):
     if request.param == "fakeredis":
         return fakeredis.FakeRedis()
     return request.getfixturevalue("real_redis")
-
-
-def make_store(client, namespace: str = "fleet") -> Store:
-    return Store(client, Keys(namespace), Settings(namespace=namespace))
 
 
 @pytest.fixture

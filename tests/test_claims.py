@@ -122,7 +122,7 @@ def test_orphaned_job_is_not_claimed(store):
 )
 def test_lua_claim_agrees_with_the_pure_rule(fake_redis, ram, cores, vram, cuda, reserved_ram, reserved_cores, gpus):
     """claim.lua's resource check and scheduler.matching.resources_reason decide alike."""
-    from conftest import make_store
+    from support.stores import make_store
 
     fake_redis.flushall()
     store = make_store(fake_redis)

@@ -119,7 +119,7 @@ def test_rq_sees_the_job_records(real_store, real_redis):
 
 
 def test_namespaces_share_one_redis_without_touching_each_other(any_redis):
-    from conftest import make_store
+    from support.stores import make_store
 
     one, two = make_store(any_redis, "one"), make_store(any_redis, "two")
     one.load(manifest())
