@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-now", action="store_true",
                    help="on SIGTERM return the running job to pending at once instead of finishing it")
 
+    p = command("probe", "what this host offers and which jobs it could run, and why not the others")
+    p.add_argument("--host-profile", metavar="FILE.toml", help="describe a declared host instead of this one")
+    p.add_argument("--host-name", help="the name manifests' host lists match (default: short hostname)")
+    p.add_argument("--gpu", type=_non_negative_int, action="append", metavar="INDEX", help="only this visible GPU")
+    p.add_argument("--manifest", help="judge this manifest's jobs instead of the live store's")
+    p.add_argument("--offline", action="store_true", help="only describe the host; do not contact Redis")
+    p.add_argument("--limit", type=_positive_int, default=1000, help="jobs to judge from the store (default 1000)")
+    p.add_argument("--json", action="store_true")
+
     p = command("explain", "why a job is pending, running or done: the first failing constraint per worker")
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
     p.add_argument("--json", action="store_true")
@@ -137,7 +146,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import actions, demo, explain, load, receiver, status, worker
+    from .commands import actions, demo, explain, load, probe, receiver, status, worker
 
     return {
         "load": load.run,
@@ -145,6 +154,7 @@ def _dispatch(args: argparse.Namespace):
         "worker": worker.run,
         "explain": explain.run,
         "demo": demo.run,
+        "probe": probe.run,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,
         "hold": actions.run_job_action,

@@ -206,4 +206,5 @@ def job_reason(job: JobSpec, host_spec: HostSpec | None, host: HostResources, fr
 
 
 def _n(x: float) -> str:
-    return f"{x:g}" if abs(x - round(x)) > EPSILON else str(int(round(x)))
+    """Whole numbers as integers, others to one decimal: ``min_vram_gib 40 > free 23.5``."""
+    return str(int(round(x))) if abs(x - round(x)) < 0.05 else f"{x:.1f}"

@@ -1,0 +1,50 @@
+"""``fleet probe``: what this host offers, and which jobs it could run (and why not the others)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from ..manifest import load_manifest
+from ..manifest.model import HostSpec, JobSpec
+from ..matching import free_of, job_reason
+from ..table import render
+from .common import connect, print_json
+from .worker import describe_host
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    host = describe_host(args)
+    if args.manifest:
+        manifest = load_manifest(args.manifest)
+        jobs, hosts = list(manifest.jobs), manifest.hosts
+    elif args.offline:
+        jobs, hosts = [], {}
+    else:
+        store = connect(args)
+        with store.errors():
+            records = store.jobs.many(store.jobs.list_ids(limit=args.limit))
+            hosts = {k.decode(): HostSpec.from_dict(json.loads(v))
+                     for k, v in store.redis.hgetall(store.keys.hosts).items()}
+        jobs = [JobSpec.from_flat(r.spec) for r in records]
+    verdicts = [(job, job_reason(job, hosts.get(host.hostname), host, free_of(host))) for job in jobs]
+    if args.json:
+        print_json({"host": host.to_dict(), "jobs": [{"name": j.name, "job_id": j.job_id, "can_run": r is None,
+                                                       "reason": r} for j, r in verdicts]}, out)
+        return 0
+    out.write(f"{host.hostname}{' (simulated)' if host.simulated else ''}: {host.cores} cores, "
+              f"{host.ram_total_gib:.1f} GiB RAM ({host.ram_available_gib:.1f} available)\n")
+    for gpu in host.gpus:
+        out.write(f"  GPU {gpu.index}: {gpu.name}, {gpu.vram_free_gib:.1f}/{gpu.vram_total_gib:.1f} GiB free"
+                  f"{', compute ' + gpu.compute_capability if gpu.compute_capability else ''}\n")
+    if not host.gpus:
+        out.write("  no CUDA GPU\n")
+    for note in host.notes:
+        out.write(f"  note: {note}\n")
+    if host.hostname not in hosts and hosts:
+        out.write(f"  {host.hostname} is not in [hosts]: admitted with defaults (priority 0, no allow/deny)\n")
+    if verdicts:
+        rows = [[j.name, j.job_id, "yes" if r is None else "no", r or ""] for j, r in verdicts]
+        out.write("\n" + render(["JOB", "JOB_ID", "CAN RUN", "WHY NOT"], rows, out) + "\n")
+    return 0
