@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=1000, help="jobs to judge from the store (default 1000)")
     p.add_argument("--json", action="store_true")
 
+    p = command("job", "everything about one job: identity, scheduling, every attempt")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--json", action="store_true")
+
+    p = command("workers", "every worker seen in the last day, with its host and state")
+    p.add_argument("--json", action="store_true")
+
     p = command("explain", "why a job is pending, running or done: the first failing constraint per worker")
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
     p.add_argument("--json", action="store_true")
@@ -146,7 +153,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import actions, demo, explain, load, probe, receiver, status, worker
+    from .commands import actions, demo, explain, jobinfo, load, probe, receiver, status, worker
 
     return {
         "load": load.run,
@@ -155,6 +162,8 @@ def _dispatch(args: argparse.Namespace):
         "explain": explain.run,
         "demo": demo.run,
         "probe": probe.run,
+        "job": jobinfo.run_job,
+        "workers": jobinfo.run_workers,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,
         "hold": actions.run_job_action,

@@ -57,7 +57,7 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
                                 "cancel it.")
     if job.spec.get("after") and not job.indexed:
         return Explanation(job, f"Waiting for {', '.join(job.spec['after'])} to finish.")
-    live = [w for w in workers if w.state != "dead"]
+    live = [w for w in workers if w.live]
     if not live:
         return Explanation(job, "No live worker is registered; start `fleet worker` on a host that satisfies it.")
     hosts = {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.hosts).items()}

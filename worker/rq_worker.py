@@ -183,6 +183,14 @@ class FleetWorker(Worker):
 
             raise StopRequested()
 
+    def register_death(self) -> None:
+        """A clean exit shows as stopped in `fleet status`, not as a dead worker."""
+        try:
+            self.fleet.publish("stopped")
+        except REDIS_DOWN:
+            log.warning("could not mark worker %s stopped: Redis unreachable", self.name)
+        super().register_death()
+
     def handle_warm_shutdown_request(self) -> None:
         log.info("warm stop: finishing the current job, claiming no more (SIGTERM again to interrupt it)")
         self.fleet.publish("draining", self._claim.job_id if self._claim else "")

@@ -10,6 +10,7 @@ from ..states import JobState
 from ..store.workers import list_workers
 from ..table import age, render
 from .common import connect, print_json
+from .jobinfo import run_workers
 
 COUNT_ORDER = [s.value for s in JobState] + ["orphaned"]
 
@@ -33,17 +34,8 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
     total = sum(counts[s.value] for s in JobState)
     out.write(f"fleet {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs\n")
     out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n")
-    workers = data["workers"]
-    if workers:
-        rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else ""), w["state"],
-                 ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G' for g in w["gpus"]) or "-",
-                 f'{w["ram_gib"]:g}G', w["cores"], w["job_id"], f'{w["heartbeat_age_s"]:.0f}s']
-                for w in workers]
-        out.write("\n" + render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"],
-                                rows, out) + "\n")
-    else:
-        out.write("\nno workers have registered; start one with `fleet worker`\n")
-    return 0
+    out.write("\n")
+    return run_workers(args, out)
 
 
 def run_jobs(args: argparse.Namespace, out: TextIO) -> int:

@@ -115,7 +115,7 @@ class Demo:
         while True:
             self._check_children()
             counts = store.jobs.counts()
-            workers = [w for w in list_workers(store.redis, store.keys) if w.state != "dead"]
+            workers = [w for w in list_workers(store.redis, store.keys) if w.live]
             unrunnable = self._unrunnable(store, manifest, workers)
             done = counts["finished"] + counts["failed"]
             self._progress(counts, len(workers), total)

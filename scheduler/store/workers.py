@@ -17,11 +17,16 @@ REGISTRY_WINDOW_S = 86400  # dead workers stay listed (as dead) for a day
 class WorkerInfo:
     name: str
     host: HostResources
-    state: str  # idle | busy | draining | dead
+    state: str  # idle | busy | draining | stopped (exited cleanly) | dead (heartbeat older than its lease)
     simulated: bool
     job_id: str | None
     heartbeat: float
     lease_s: float
+
+    @property
+    def live(self) -> bool:
+        """Heartbeating and not stopped: it may claim work (or is running some)."""
+        return self.state not in ("dead", "stopped")
 
     def heartbeat_age(self, now: float) -> float:
         return max(0.0, now - self.heartbeat)
@@ -58,7 +63,7 @@ def list_workers(redis, keys: Keys, now: float | None = None) -> list[WorkerInfo
             raise StoreError(f"worker record {keys.worker(name)} is corrupt ({err!r}); delete it, the worker "
                              f"re-registers on its next heartbeat") from None
         state = data.get("state", "idle")
-        if now - heartbeat > lease_s:
+        if state != "stopped" and now - heartbeat > lease_s:
             state = "dead"
         out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", data.get("job_id") or None,
                               heartbeat, lease_s))

@@ -1,0 +1,67 @@
+"""``fleet job JOB`` and ``fleet workers``: one job in full, every worker in a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import TextIO
+
+from ..manifest.model import JobSpec
+from ..store.claims import Claims
+from ..store.workers import list_workers
+from ..table import age, render
+from .common import connect, print_json
+
+
+def run_job(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    with store.errors():
+        record = store.jobs.get(store.jobs.resolve(args.job))
+        attempts = Claims(store.redis, store.keys).attempts(record.job_id)
+        raw = store.redis.get(store.keys.spec(record.job_id))
+    identity = json.loads(raw)["identity"] if raw else {}
+    spec = JobSpec.from_flat(record.spec)
+    data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
+            "identity": identity, "scheduling": spec.scheduling, "reason": record.reason,
+            "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
+            "after": spec.scheduling.get("after", [])}
+    if args.json:
+        print_json(data, out)
+        return 0
+    out.write(f"{record.name}  job_id {record.job_id}  {record.state.value}"
+              f"{'' if record.in_manifest else ' (orphaned)'} since {age(record.state_at)}\n")
+    out.write(f"identity (hashed into job_id): {json.dumps(identity, sort_keys=True)}\n")
+    sched = {k: v for k, v in spec.scheduling.items() if v not in ([], "", 0, False) or k in ("priority",)}
+    out.write(f"scheduling: {json.dumps(sched, sort_keys=True)}\n")
+    if record.reason:
+        out.write(f"last reason: {record.reason}\n")
+    if attempts:
+        now = time.time()
+        rows = [[a["attempt"], a.get("worker"), a.get("host"), age(a.get("started_at"), now),
+                 f'{a["ended_at"] - a["started_at"]:.1f}s' if a.get("ended_at") else "running",
+                 a.get("outcome", "running"), a.get("exit_code", "-"), a.get("reason", "")] for a in attempts]
+        out.write("\n" + render(["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"], rows, out)
+                  + "\n")
+    else:
+        out.write("no attempts yet (`fleet explain` says why)\n")
+    return 0
+
+
+def run_workers(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    now = time.time()
+    with store.errors():
+        workers = list_workers(store.redis, store.keys, now)
+    if args.json:
+        print_json([w.to_json(now) for w in workers], out)
+        return 0
+    if not workers:
+        out.write("no workers have registered; start one with `fleet worker`\n")
+        return 0
+    rows = [[w.name, w.host.hostname + (" (sim)" if w.simulated else ""), w.state,
+             ", ".join(f"{g.name} {g.vram_free_gib:g}/{g.vram_total_gib:g}G" for g in w.host.gpus) or "-",
+             f"{w.host.ram_total_gib:.0f}G", w.host.cores, w.job_id, age(w.heartbeat, now)] for w in workers]
+    out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows, out)
+              + "\n")
+    return 0
