@@ -40,7 +40,7 @@ _FIELDS = [
     Field("allowed_hosts", STR_LIST, [], False, "host name globs the job may run on (empty: any)"),
     Field("denied_hosts", STR_LIST, [], False, "host name globs the job must not run on"),
     Field("after", STR_LIST, [], False, "names of jobs that must finish first"),
-    Field("max_attempts", INT, 3, False, "attempts before the job is failed for good, 1..100"),
+    Field("max_attempts", INT, 3, False, "failed, timed-out or lost attempts before the job fails for good, 1..100"),
     Field("timeout_s", NUMBER, 0, False, "kill the job's process group after this many seconds (0: none)"),
     Field("command", STR_LIST, [], False, "argv to run, with {field} placeholders; never through a shell"),
     Field("entrypoint", STR, "", False, "module:function to call instead of a command"),
