@@ -246,3 +246,18 @@ def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, 
     assert procs.run("drain", "w", "--undo").returncode == 0
     wait_for(lambda: real_store.jobs.get(real_store.jobs.resolve("next")).state is JobState.FINISHED,
              timeout_s=15, what="the undrained worker to take the next job")
+
+
+def test_a_sigkilled_worker_restarts_at_once_under_the_same_name(procs, real_store, tmp_path):
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
+    first = procs.worker(profile=profile, name="fixed", lease_s=1)
+    wait_for(lambda: real_store.redis.hget(real_store.keys.worker("fixed"), "state") == b"idle", what="registered")
+    procs.kill(first)
+    first.wait(10)
+    time.sleep(1.2)  # its lease runs out; rq's own record would linger for minutes
+    second = procs.worker(profile=profile, name="fixed", lease_s=1)
+    wait_for(lambda: real_store.redis.hget(real_store.keys.worker("fixed"), "pid") == str(second.pid).encode(),
+             what="the restarted worker to register")
+    assert second.poll() is None
+    third = procs.worker("--burst", profile=profile, name="fixed", lease_s=1)
+    assert third.wait(20) != 0 and "live worker named 'fixed'" in procs.log_of(third)

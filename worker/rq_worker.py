@@ -20,6 +20,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from scheduler.errors import UsageError
 from scheduler.states import JobState
 from scheduler.store.claims import Claims, Outcome
 from scheduler.store.queries import JobQueries
@@ -182,6 +183,23 @@ class FleetWorker(Worker):
             from rq.exceptions import StopRequested
 
             raise StopRequested()
+
+    def register_birth(self) -> None:
+        """rq refuses a name whose previous owner never registered its death (SIGKILL, power loss)
+        until its key expires (minutes). fleet's own heartbeat says whether that owner is alive:
+        a stale record is cleared so `Restart=always` with a fixed --name works at once."""
+        from rq import worker_registration
+
+        if self.connection.exists(self.key) and not self.connection.hexists(self.key, "death"):
+            beat = self.connection.hget(self.fleet.keys.worker(self.name), "heartbeat")
+            lease = float(self.connection.hget(self.fleet.keys.worker(self.name), "lease_s") or 30)
+            if beat is not None and time.time() - float(beat) < lease:
+                raise UsageError(f"a live worker named {self.name!r} heartbeated {time.time() - float(beat):.0f}s ago; "
+                                 f"stop it or pick another --name")
+            log.info("clearing the stale rq record of dead worker %s", self.name)
+            worker_registration.unregister(self)
+            self.connection.delete(self.key)
+        super().register_birth()
 
     def register_death(self) -> None:
         """A clean exit shows as stopped in `fleet status`, not as a dead worker."""
