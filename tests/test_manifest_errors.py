@@ -1,0 +1,140 @@
+"""Broken manifests: each is rejected with the file, job and field named, and Redis is untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.embedded_redis import dump_namespace
+from scheduler.errors import ManifestError
+from scheduler.manifest import load_manifest, parse_manifest
+
+GOOD = """schema_version = 1
+name = "lab"
+[defaults]
+split_recipe = "host"
+[allowed]
+mode = ["realistic", "oracle"]
+[hosts.gpu-a100]
+priority = 10
+[[jobs]]
+name = "a"
+model = "cnn"
+mode = "realistic"
+[[jobs]]
+name = "b"
+model = "mlp"
+mode = "oracle"
+"""
+
+
+def job(extra: str, name: str = "x", model: str = "knn") -> str:
+    return GOOD + f'[[jobs]]\nname = "{name}"\nmodel = "{model}"\n{extra}\n'
+
+
+# (case id, manifest text, substrings the one-line error must contain)
+CASES = [
+    ("invalid-toml", GOOD + "[[jobs]\n", ["invalid TOML", "line"]),
+    ("missing-name", GOOD + '[[jobs]]\nmodel = "knn"\n', ["jobs[2]", "name", "missing required field"]),
+    ("missing-model", GOOD + '[[jobs]]\nname = "x"\n', ["jobs[2] 'x'", "model", "missing required field"]),
+    ("typo-did-you-mean", job("min_vram_gb = 3"), ["jobs[2] 'x'", "min_vram_gb", "did you mean 'min_vram_gib'"]),
+    ("unknown-no-match", job("zzzz = 1"), ["zzzz", "declare it in [defaults]"]),
+    ("string-for-int", job('priority = "high"'), ["priority", "must be an integer", "'high'"]),
+    ("float-for-cores", job("min_cores = 1.5"), ["min_cores", "must be an integer"]),
+    ("bool-for-number", job("min_ram_gib = true"), ["min_ram_gib", "must be a number"]),
+    ("ints-for-hosts", job("allowed_hosts = [1, 2]"), ["allowed_hosts", "list of strings"]),
+    ("negative-ram", job("min_ram_gib = -1"), ["min_ram_gib", ">= 0"]),
+    ("negative-vram", job("min_vram_gib = -0.5"), ["min_vram_gib", ">= 0"]),
+    ("negative-timeout", job("timeout_s = -5"), ["timeout_s", ">= 0"]),
+    ("priority-range", job("priority = 5000"), ["priority", "between -1000 and 1000"]),
+    ("max-attempts-zero", job("max_attempts = 0"), ["max_attempts", "between 1 and 100"]),
+    ("outside-allowed", job('mode = "fantasy"'), ["mode", "not allowed", "realistic"]),
+    ("duplicate-name", job('mode = "oracle"', name="a"), ["jobs[2] 'a'", "duplicate job name", "jobs[0]"]),
+    ("duplicate-identity", job('mode = "realistic"', name="c", model="cnn"),
+     ["jobs[2] 'c'", "duplicates job 'a' by content", "disambiguate via hyper"]),
+    ("allowed-and-denied", job('allowed_hosts = ["h1"]\ndenied_hosts = ["h1"]'),
+     ["allowed_hosts", "cannot be both allowed and denied"]),
+    ("unknown-host-field", GOOD + "[hosts.cpu-1]\nprio = 3\n", ["[hosts.cpu-1]", "prio", "did you mean 'priority'"]),
+    ("bad-host-name", GOOD + '[hosts."bad host"]\npriority = 1\n', ["bad host", "host name must be"]),
+    ("host-priority-type", GOOD + '[hosts.cpu-1]\npriority = "top"\n', ["[hosts.cpu-1]", "priority", "integer"]),
+    ("name-traversal", job("", name="../etc"), ["name", "must be 1-64"]),
+    ("name-slash", job("", name="a/b"), ["name", "must be 1-64"]),
+    ("name-leading-dot", job("", name=".hidden"), ["name", "start with a letter or digit"]),
+    ("name-too-long", job("", name="n" * 65), ["name", "1-64"]),
+    ("name-dotdot", job("", name="a..b"), ["name", "'..'"]),
+    ("name-in-defaults", GOOD.replace("[defaults]\n", '[defaults]\nname = "x"\n'),
+     ["[defaults]", "name", "cannot have a default"]),
+    ("bad-lab-field-name", GOOD.replace("[defaults]\n", '[defaults]\nSplitRecipe = "x"\n'),
+     ["SplitRecipe", "lower_snake_case"]),
+    ("lab-field-type", job("split_recipe = 3"), ["split_recipe", "must be a string"]),
+    ("unknown-allowed-field", GOOD.replace("[allowed]\n", "[allowed]\ncolour = [1]\n"),
+     ["[allowed]", "colour", "unknown field"]),
+    ("missing-schema-version", GOOD.replace("schema_version = 1\n", ""), ["schema_version", "missing"]),
+    ("wrong-schema-version", GOOD.replace("schema_version = 1", "schema_version = 2"),
+     ["schema_version", "unsupported version 2"]),
+    ("unknown-top-level", GOOD + "\n", None),  # replaced below
+    ("jobs-not-array", 'schema_version = 1\njobs = "all"\n', ["jobs", "array of tables"]),
+    ("after-unknown", job('after = ["trian"]'), ["after", "unknown job 'trian'"]),
+    ("after-self", job('after = ["x"]'), ["after", "cannot run after itself"]),
+    ("after-cycle", GOOD.replace('name = "a"\nmodel = "cnn"\n', 'name = "a"\nmodel = "cnn"\nafter = ["b"]\n')
+     .replace('name = "b"\nmodel = "mlp"\n', 'name = "b"\nmodel = "mlp"\nafter = ["a"]\n'),
+     ["after", "dependency cycle", "a -> b -> a"]),
+    ("command-and-entrypoint", job('command = ["run"]\nentrypoint = "m:f"'), ["command", "not both"]),
+    ("bad-entrypoint", job('entrypoint = "not a path"'), ["entrypoint", "package.module:function"]),
+    ("unknown-placeholder", job('command = ["train", "--lr={hyper[lr]}", "{lr}"]'),
+     ["command", "unknown placeholder {lr}"]),
+    ("nan-in-hyper", job("hyper = { lr = nan }"), ["hyper", "not a finite number"]),
+    ("date-in-hyper", job("hyper = { start = 2024-01-01 }"), ["hyper", "TOML dates are not supported"]),
+    ("empty-model", job("", model=""), ["model", "must not be empty"]),
+    ("empty-glob", job('denied_hosts = [""]'), ["denied_hosts", "empty pattern"]),
+]
+CASES[[c[0] for c in CASES].index("unknown-top-level")] = (
+    "unknown-top-level", GOOD.replace('name = "lab"', 'name = "lab"\njob = []'), ["job", "unknown top-level key",
+                                                                              "did you mean 'jobs'"])
+
+
+@pytest.mark.parametrize("text,expected", [(t, e) for _, t, e in CASES], ids=[c[0] for c in CASES])
+def test_broken_manifest_is_rejected_naming_file_job_and_field(text, expected):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, "lab.toml")
+    message = str(err.value)
+    assert message.startswith("lab.toml") or "lab.toml:" in message
+    for part in expected:
+        assert part in message, (part, message)
+    assert all(str(p).startswith("lab.toml") for p in err.value.problems)
+
+
+def test_at_least_thirty_distinct_broken_manifests():
+    assert len({text for _, text, _ in CASES}) >= 30
+
+
+@pytest.mark.parametrize("text", [CASES[i][1] for i in (0, 3, 15, 16, 36)],
+                         ids=[CASES[i][0] for i in (0, 3, 15, 16, 36)])
+def test_rejected_reload_leaves_redis_untouched(store, any_redis, text):
+    store.load(parse_manifest(GOOD, "lab.toml"))
+    before = dump_namespace(any_redis)
+    with pytest.raises(ManifestError):
+        store.load(parse_manifest(text, "lab.toml"))
+    assert dump_namespace(any_redis) == before
+
+
+def test_every_problem_is_reported_at_once():
+    text = job('min_vram_gb = 3\npriority = "x"') + '[[jobs]]\nmodel = "knn"\n' + "[hosts.h]\nprio = 1\n"
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, "lab.toml")
+    assert len(err.value.problems) == 4
+    assert str(err.value).startswith("4 problems in manifest; nothing was loaded")
+
+
+def test_vram_without_cuda_loads_with_a_warning_naming_the_field():
+    manifest = parse_manifest(job("min_vram_gib = 8"), "lab.toml")
+    [warning] = manifest.warnings
+    assert "jobs[2] 'x'" in str(warning) and "min_vram_gib" in str(warning) and "require_cuda" in str(warning)
+
+
+def test_non_utf8_and_missing_files(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(GOOD.encode() + b'# caf\xe9\n')
+    with pytest.raises(ManifestError, match="not UTF-8"):
+        load_manifest(bad)
+    with pytest.raises(ManifestError, match="file not found"):
+        load_manifest(tmp_path / "nope.toml")
