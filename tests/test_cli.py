@@ -1,0 +1,98 @@
+"""The CLI's contract: exit codes, one-line errors without secrets, JSON shapes; the example manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from scheduler.cli import main
+from scheduler.embedded_redis import dump_namespace, free_port
+from scheduler.manifest import load_manifest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "manifests", "example.toml")
+
+
+@pytest.fixture
+def cli(redis_server, real_redis, monkeypatch, capsys):
+    monkeypatch.setenv("FLEET_REDIS_URL", redis_server.url)
+    monkeypatch.delenv("FLEET_NAMESPACE", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def test_example_manifest_is_seed_shaped_and_reloads_byte_for_byte(cli, real_redis):
+    manifest = load_manifest(EXAMPLE)
+    assert len(manifest.jobs) == 54 and {j.model for j in manifest.jobs} >= {"cnn", "transformer", "knn"}
+    assert {j.identity["split_recipe"] for j in manifest.jobs} == {"host", "time", "random"}
+    assert len({j.mode for j in manifest.jobs}) == 2 and manifest.lab_fields == ("split_recipe", "train_hosts")
+    assert cli("load", EXAMPLE)[0] == 0
+    first = dump_namespace(real_redis)
+    code, out, _ = cli("load", EXAMPLE)
+    assert code == 0 and "0 added" in out and "54 unchanged" in out and "nothing written" in out
+    assert dump_namespace(real_redis) == first
+
+
+def test_status_and_jobs_json_shapes(cli):
+    cli("load", EXAMPLE)
+    code, out, _ = cli("status", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["jobs"]["pending"] == 54
+    assert set(data["jobs"]) >= {"pending", "running", "finished", "failed", "canceled", "blocked", "orphaned"}
+    assert data["workers"] == []
+    code, out, _ = cli("jobs", "--json", "--limit", "1000")
+    rows = json.loads(out)
+    assert len(rows) == 54
+    assert all(set(r) == {"job_id", "name", "model", "mode", "state", "priority", "host", "worker", "attempts"}
+               for r in rows)
+
+
+def test_rejected_manifest_exits_2_and_names_the_field(cli, tmp_path, real_redis):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema_version = 1\n[[jobs]]\nname = "x"\nmodel = "m"\nmin_vram_gb = 3\n')
+    code, _, err = cli("load", str(bad))
+    assert code == 2 and "min_vram_gb" in err and "did you mean 'min_vram_gib'" in err
+    assert dump_namespace(real_redis) == {}
+
+
+def test_unreachable_redis_exits_1_without_leaking_the_password(capsys):
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    code = main(["status", "--redis-url", url])
+    _, err = capsys.readouterr()
+    assert code == 1 and "hunter2" not in err and "redis://:***@127.0.0.1" in err
+    assert len(err.strip().splitlines()) == 1 and "start redis-server or pass --redis-url" in err
+
+
+def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis):
+    cli("load", EXAMPLE)
+    code, _, err = cli("explain", "no-such-job")
+    assert code == 3 and "fleet jobs" in err
+    ids = [r["job_id"] for r in json.loads(cli("jobs", "--json", "--limit", "1000")[1])]
+    code, out, _ = cli("job", ids[0][:10])
+    assert code == 0 and ids[0] in out
+    # Two ids sharing a prefix (planted in the id index) make that prefix ambiguous.
+    real_redis.zadd("{fleet}:ids", {"abcd000000000000": 0, "abcd111111111111": 0})
+    code, _, err = cli("job", "abcd")
+    assert code == 2 and "ambiguous" in err and "abcd000000000000" in err and "abcd111111111111" in err
+
+
+def test_dry_run_writes_nothing_and_offline_needs_no_redis(cli, real_redis, capsys):
+    code, out, _ = cli("load", EXAMPLE, "--dry-run")
+    assert code == 0 and "54 added" in out and dump_namespace(real_redis) == {}
+    code = main(["load", EXAMPLE, "--offline", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"])
+    assert code == 0 and "valid, 54 jobs" in capsys.readouterr().out
+
+
+def test_bad_arguments_exit_2(cli, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["jobs", "--limit", "zero"])
+    assert exit_info.value.code == 2
+    assert "not a whole number" in capsys.readouterr().err
+    code = main(["status", "--namespace", "bad name!"])
+    assert code == 2 and "namespace" in capsys.readouterr().err
