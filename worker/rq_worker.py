@@ -74,16 +74,19 @@ class FleetWorker(Worker):
                         return None
                     self.fleet.loop.wait_for_work(self.fleet.heartbeat_s)
                     continue
-                self.fleet.publish("idle")
-                self.fleet.loop.mark()
-                claim = self.fleet.loop.try_claim()
+                if self._claim is None:
+                    self.fleet.publish("idle")
+                    self.fleet.loop.mark()
+                    # Held across Redis errors until the job starts: a claim the store already
+                    # granted must not be dropped and left to expire as a lost attempt.
+                    self._claim = self.fleet.loop.try_claim()
                 backoff = 0.5
-                if claim is not None:
-                    job = self.fleet.prepare(claim)
+                if self._claim is not None:
+                    job = self.fleet.prepare(self._claim)
                     if job is None:
+                        self._claim = None
                         continue
-                    self._claim = claim
-                    self.fleet.publish("busy", claim.job_id)
+                    self.fleet.publish("busy", self._claim.job_id)
                     return job, self.fleet.queue
                 due = self.fleet.loop.next_due
                 if timeout is None and due is None:  # burst: nothing this worker can run right now
@@ -98,6 +101,9 @@ class FleetWorker(Worker):
                 log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+        if self._claim is not None:  # stopped with a claim whose job never started: hand it back
+            self.fleet.complete(self._claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
+            self._claim = None
         return None
 
     # -- execution ------------------------------------------------------------------
