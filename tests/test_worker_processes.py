@@ -261,3 +261,27 @@ def test_a_sigkilled_worker_restarts_at_once_under_the_same_name(procs, real_sto
     assert second.poll() is None
     third = procs.worker("--burst", profile=profile, name="fixed", lease_s=1)
     assert third.wait(20) != 0 and "live worker named 'fixed'" in procs.log_of(third)
+
+
+def test_rq_requeue_of_a_failed_job_comes_back_to_fleet(procs, real_store, tmp_path):
+    """`rq requeue` (plain rq, not fleet) pushes onto rq's list; a fleet worker brings it back."""
+    import subprocess as sp
+
+    flag = tmp_path / "fixed"
+    script = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 3)"
+    manifest = {"schema_version": 1,
+                "jobs": [{"name": "flaky", "model": "m", "max_attempts": 1, "command": [sys.executable, "-c", script]}]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
+    assert procs.worker("--burst", profile=profile, name="w1").wait(30) == 0
+    job_id = real_store.jobs.resolve("flaky")
+    assert real_store.jobs.get(job_id).state is JobState.FAILED
+    flag.write_text("now it works")
+    env = dict(procs.env, RQ_KEY_PREFIX="{fleet}:rq")
+    done = sp.run([os.path.join(os.path.dirname(sys.executable), "rq"), "requeue", "--queue", "fleet", "--all",
+                   "--url", procs.redis_url], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Requeueing 1 jobs" in done.stdout or "1 job" in done.stdout, done.stdout
+    assert procs.worker("--burst", profile=profile, name="w2").wait(30) == 0
+    assert real_store.jobs.get(job_id).state is JobState.FINISHED

@@ -22,8 +22,10 @@ from rq.registry import FailedJobRegistry
 
 from scheduler.errors import UsageError
 from scheduler.states import JobState
+from scheduler.store.actions import act
 from scheduler.store.claims import Claims, Outcome
 from scheduler.store.queries import JobQueries
+from scheduler.store.rq_bridge import absorb_rq_requeues
 
 from . import execute
 from .claim import ClaimLoop
@@ -34,18 +36,16 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class FleetQueue(Queue):
-    """The namespace's rq queue; jobs never sit in its list, they sit in fleet's pending index."""
+    """The namespace's rq queue; fleet jobs never wait in its list but in fleet's pending index."""
 
     fleet_keys = None  # set by the worker
 
     def push_job_id(self, job_id: str, pipeline=None, at_front: bool = False) -> None:
         """rq wants this job run again (requeue, retry): make it pending in fleet instead."""
-        conn = pipeline if pipeline is not None else self.connection
-        keys = self.fleet_keys
-        if keys is None:
+        if self.fleet_keys is None or pipeline is not None:
+            # Inside an rq pipeline the id goes onto the list; the worker absorbs it right after.
             return super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
-        log.info("rq re-enqueued %s; fleet will schedule it (use `fleet retry` to reset attempts)", job_id)
-        conn.hset(keys.job(job_id), "requeue_requested", "1")
+        act(self.connection, self.fleet_keys, "retry", [job_id])
 
 
 class FleetWorker(Worker):
@@ -75,6 +75,7 @@ class FleetWorker(Worker):
                     self.fleet.loop.wait_for_work(self.fleet.heartbeat_s)
                     continue
                 if self._claim is None:
+                    absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key)
                     self.fleet.publish("idle")
                     self.fleet.loop.mark()
                     # Held across Redis errors until the job starts: a claim the store already
@@ -128,6 +129,16 @@ class FleetWorker(Worker):
         self._claim = None
         execute.CURRENT = None
         self.fleet.publish("idle")
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        """A failed attempt is expected business, logged once by fleet: skip rq's traceback for it
+        (rq's failed registry still records it, so rq info and rq-dashboard show the failure)."""
+        from rq.job_lifecycle import call_exception_handlers
+
+        if exc_info and isinstance(exc_info[1], execute.AttemptFailed):
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def maintain_heartbeats(self, job: Job, execution) -> None:
         try:

@@ -56,9 +56,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus)
-    # fleet logs each attempt's outcome itself; rq's default handler would add a traceback per failed job.
     worker = FleetWorker([runtime.queue], name=name, connection=store.redis, fleet=runtime,
-                         job_monitoring_interval=max(1, int(lease_s / 3)), disable_default_exception_handler=True)
+                         job_monitoring_interval=max(1, int(lease_s / 3)))
     worker.stop_now = args.stop_now
     log.info("worker %s on %s: %d cores, %.1f GiB RAM, %s%s; lease %.1fs; runs in %s", name, host.hostname,
              host.cores, host.ram_total_gib,

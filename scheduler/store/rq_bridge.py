@@ -1,0 +1,35 @@
+"""rq's re-enqueue paths, brought back to fleet.
+
+rq requeues a job (``rq requeue``, rq-dashboard's requeue button, a Retry) by
+pushing its id onto the queue's list. No fleet worker pops that list, so a fleet
+worker absorbs it instead: each id becomes a ``retry`` of the fleet job, which puts
+it back into fleet's pending index (failed or canceled jobs) or leaves it where it
+is (already pending or running); ids fleet does not know are left for rq.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..keys import Keys
+from .actions import act
+
+log = logging.getLogger("fleet.rq")
+BATCH = 100
+
+
+def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str) -> int:
+    """Move ids rq pushed onto its queue list back into fleet; returns how many were retried."""
+    ids = [i.decode() if isinstance(i, bytes) else i for i in (redis.lpop(queue_list_key, BATCH) or [])]
+    if not ids:
+        return 0
+    ours = [i for i in ids if redis.exists(keys.job(i))]
+    foreign = [i for i in ids if i not in ours]
+    if foreign:
+        redis.rpush(queue_list_key, *foreign)  # not fleet's: give them back to rq untouched
+    retried = 0
+    for result in act(redis, keys, "retry", ours):
+        if result.ok:
+            retried += 1
+            log.info("rq requeued %s: pending in fleet again", result.job_id)
+    return retried
