@@ -1,47 +1,101 @@
 #!/usr/bin/env bash
-# Make this checkout runnable on a fresh Debian machine with only Python 3.11:
-# a .venv with fleet and its test dependencies, and a redis-server binary.
-# Idempotent: a second run with an unchanged pyproject.toml skips pip.
+# Make this checkout runnable on a fresh Debian machine that has only Python >= 3.11:
+#   1. a virtualenv in .venv (python3 -m venv; as root, apt-get installs python3-venv if
+#      the venv module is missing);
+#   2. fleet and its test dependencies installed into it (`pip install -e '.[test]'`),
+#      skipped when pyproject.toml has not changed since the last install;
+#   3. a redis-server binary (tests and the demo start their own servers on free
+#      loopback ports; a system redis that apt may have started is left alone). As root
+#      it comes from Debian's packages; otherwise this says what to run and fails.
+# scripts/test.sh and scripts/demo.sh run it first; a second run takes well under a second.
+# PYTHON=/path/to/python3.11 picks the interpreter (default: python3, else python3.11+).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd -P)
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else return 1; fi
-}
+say() { echo "setup: $*" >&2; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
 
-apt_install() {
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "setup: $* missing and this is not a Debian-like system; install $* and rerun" >&2
-        exit 1
-    fi
-    echo "setup: installing $* from Debian's packages" >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || {
-        echo "setup: need root to install $*; run: sudo apt-get install -y $*" >&2; exit 1; }
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
-PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    echo "setup: fleet needs Python >= 3.11 as '$PYTHON' (set PYTHON=/path/to/python3.11)" >&2
-    exit 1
+# Two setups at once (test.sh and demo.sh in two terminals) would race on .venv.
+if command -v flock >/dev/null 2>&1; then
+    exec 9<"$ROOT/scripts/setup.sh"
+    flock 9
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    if ! "$PYTHON" -m venv .venv >/dev/null 2>&1; then
+apt_install() {  # apt_install PACKAGE WHY: root only; the caller has checked
+    command -v apt-get >/dev/null 2>&1 || die "$2, and this is not a Debian-like system: install $1 and rerun"
+    say "$2: installing $1 from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq </dev/null || die "apt-get update failed (see above); check the network and apt sources"
+    # -qq keeps the log short; apt-get still prints errors on stderr.
+    apt-get install -y -qq --no-install-recommends "$1" </dev/null >/dev/null \
+        || die "apt-get install $1 failed (see above)"
+}
+
+python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; }
+
+find_python() {
+    if [ -n "${PYTHON:-}" ]; then
+        python_ok "$PYTHON" || die "PYTHON=$PYTHON is not a Python >= 3.11"
+        echo "$PYTHON"
+        return
+    fi
+    for candidate in python3 python3.11 python3.12 python3.13; do
+        if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate"; then
+            echo "$candidate"
+            return
+        fi
+    done
+    die "fleet needs Python >= 3.11; install it (Debian 12: apt-get install python3) or set PYTHON=/path/to/python3.11"
+}
+
+# -- 1. the virtualenv ------------------------------------------------------------
+STAMP=.venv/.fleet-setup
+want_stamp() {
+    # The repo path is in the stamp because a venv is not relocatable (its scripts name it).
+    printf 'root %s\npyproject %s\n' "$ROOT" "$(sha256sum pyproject.toml | cut -d' ' -f1)"
+}
+want=$(want_stamp)
+
+if [ -f "$STAMP" ] && ! grep -qxF "root $ROOT" "$STAMP"; then
+    say ".venv was made for another copy of this repo; recreating it"
+    rm -rf .venv
+fi
+
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
+    PY=$(find_python)
+    rm -rf .venv
+    if ! "$PY" -m venv .venv >/dev/null 2>&1; then
         rm -rf .venv
-        apt_install python3-venv
-        "$PYTHON" -m venv .venv
+        # Debian splits venv/ensurepip out of python3 into python3-venv.
+        if is_root; then
+            apt_install python3-venv "'$PY -m venv' does not work"
+        else
+            die "'$PY -m venv' does not work; run: sudo apt-get install python3-venv   (then rerun this)"
+        fi
+        "$PY" -m venv .venv || die "'$PY -m venv .venv' still fails after installing python3-venv"
     fi
 fi
 
-stamp=.venv/.fleet-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: installing fleet and its test dependencies into .venv" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-    echo "$want" > "$stamp"
+# -- 2. fleet and its test dependencies -----------------------------------------------
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ] || [ ! -x .venv/bin/fleet ]; then
+    say "installing fleet and its test dependencies into .venv (first time: about a minute)"
+    rm -f "$STAMP"
+    PIP_NO_INPUT=1 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' \
+        || die "pip install -e '.[test]' failed (see above); fix it and rerun, the install is retried"
+    echo "$want" > "$STAMP"
 fi
 
-if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
-    apt_install redis-server
+# -- 3. redis-server ----------------------------------------------------------------
+have_redis_server() {
+    command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || [ -x /usr/local/bin/redis-server ]
+}
+if ! have_redis_server; then
+    if is_root; then
+        apt_install redis-server "redis-server is missing"
+        have_redis_server || die "redis-server is still missing after apt-get install redis-server"
+    else
+        die "redis-server is missing; run: sudo apt-get install redis-server   (then rerun this)"
+    fi
 fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run fleet's whole test suite (unit, real redis-server, real processes, reliability).
+# The README's test command: install what is missing (scripts/setup.sh), then run every
+# test (unit, real redis-server, real worker processes, reliability) from the repo root.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k receiver -x`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 exec .venv/bin/python -m pytest -q "$@"

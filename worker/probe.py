@@ -1,53 +1,67 @@
-"""What this box offers, probed for real: NVML for GPUs, psutil and cgroups for CPU and RAM."""
+"""What this box offers, probed for real: NVML for GPUs, psutil and cgroups for CPU and RAM.
+
+The probe never fails for hardware reasons: no NVML (every machine without an
+NVIDIA driver) is "no CUDA", an unsupported call is an unknown field, and each
+such step leaves one line in ``HostResources.notes`` (logged once). It raises only
+for a host name manifests could never match.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from typing import Any, Mapping, Sequence
 
 import psutil
 
-from scheduler.resources import GIB, GpuInfo, HostResources
+from scheduler.errors import ProbeError
+from scheduler.resources import GIB, HostResources
+
+from .cgroups import effective_cores, read_limits
+from .gpus import probe_gpus
 
 log = logging.getLogger("fleet.probe")
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def short_hostname() -> str:
+    return socket.gethostname().split(".")[0]
 
 
 def probe_host(host_name: str | None = None, *, nvml: Any = None, gpu_indices: Sequence[int] | None = None,
-               environ: Mapping[str, str] | None = None) -> HostResources:
+               environ: Mapping[str, str] | None = None, cgroup_root: str = "/sys/fs/cgroup",
+               proc_self_cgroup: str = "/proc/self/cgroup") -> HostResources:
+    """Describe this host as one worker sees it (``gpu_indices``: its ``--gpu`` choices)."""
     environ = os.environ if environ is None else environ
+    name = host_name or short_hostname()
+    if not HOST_RE.fullmatch(name):
+        raise ProbeError(f"host name {name!r} cannot match a manifest's [hosts]; pass --host-name with 1-63 "
+                         f"letters, digits, '_', '.' or '-'")
     notes: list[str] = []
-    gpus, driver = _probe_gpus(nvml, environ, notes)
+    gpus, driver = probe_gpus(nvml, environ, notes)
     if gpu_indices:
+        missing = sorted(set(gpu_indices) - {g.index for g in gpus})
+        if missing:
+            raise ProbeError(f"--gpu {missing[0]}: no such visible GPU (this worker sees "
+                             f"{len(gpus)}); check CUDA_VISIBLE_DEVICES and nvidia-smi")
         gpus = tuple(g for g in gpus if g.index in set(gpu_indices))
+    limits = read_limits(cgroup_root, proc_self_cgroup)
     vm = psutil.virtual_memory()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    total, available = vm.total, vm.available
+    if limits.memory_bytes is not None and limits.memory_bytes < total:
+        notes.append(f"cgroup memory limit {limits.memory_bytes / GIB:.1f} GiB (machine has {total / GIB:.1f})")
+        total = limits.memory_bytes
+        available = min(available, max(0, limits.memory_bytes - (limits.memory_used_bytes or 0)))
+    try:
+        affinity = len(psutil.Process().cpu_affinity())
+    except (AttributeError, psutil.Error):
+        affinity = os.cpu_count() or 1
+    cores = effective_cores(affinity, limits)
+    if cores < affinity:
+        notes.append(f"cgroup CPU quota {limits.cpus:g} cores (affinity allows {affinity})")
     for note in notes:
-        log.info("%s", note)
-    return HostResources(hostname=host_name or socket.gethostname().split(".")[0], cores=max(1, cores),
-                         ram_total_gib=vm.total / GIB, ram_available_gib=vm.available / GIB, gpus=gpus,
-                         cuda_driver_version=driver, notes=tuple(notes))
-
-
-def _probe_gpus(nvml: Any, environ: Mapping[str, str], notes: list[str]) -> tuple[tuple[GpuInfo, ...], str | None]:
-    if nvml is None:
-        import pynvml as nvml
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError as err:
-        notes.append(f"no CUDA: NVML unavailable ({err})")
-        return (), None
-    try:
-        count = nvml.nvmlDeviceGetCount()
-        gpus = []
-        for i in range(count):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
-            name = nvml.nvmlDeviceGetName(handle)
-            gpus.append(GpuInfo(index=i, name=name.decode() if isinstance(name, bytes) else name,
-                                vram_total_gib=mem.total / GIB, vram_free_gib=mem.free / GIB,
-                                vram_used_gib=mem.used / GIB, nvml_index=i))
-        return tuple(gpus), None
-    finally:
-        nvml.nvmlShutdown()
+        log.info("probe: %s", note)
+    return HostResources(hostname=name, cores=cores, ram_total_gib=total / GIB, ram_available_gib=available / GIB,
+                         gpus=gpus, cuda_driver_version=driver, notes=tuple(notes))

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import socket
+import time
 from typing import TextIO
 
 from ..errors import UsageError
@@ -32,6 +33,20 @@ def describe_host(args: argparse.Namespace):
     return probe_host(args.host_name, gpu_indices=args.gpu or None)
 
 
+def _live_host(args: argparse.Namespace, first, max_age_s: float = 1.0):
+    """The host as the claim should see it: real GPUs are re-probed (free VRAM changes as other
+    processes use the cards), at most once a second; simulated and CPU-only hosts never change."""
+    if first.simulated or not first.gpus:
+        return lambda: first
+    state = {"host": first, "at": time.monotonic()}
+
+    def current():
+        if time.monotonic() - state["at"] > max_age_s:
+            state["host"], state["at"] = describe_host(args), time.monotonic()
+        return state["host"]
+    return current
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     keys: Keys = store.keys
@@ -51,8 +66,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     name = args.name or f"{host.hostname}.{socket.gethostname().split('.')[0]}.{os.getpid()}"
     lease_s = args.lease_s
     claims = Claims(store.redis, keys, lease_s=lease_s)
-    static_host = host
-    loop = ClaimLoop(store.redis, keys, claims, name, lambda: static_host)
+    loop = ClaimLoop(store.redis, keys, claims, name, _live_host(args, host))
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus)
