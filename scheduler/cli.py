@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
     p.add_argument("--json", action="store_true")
 
+    p = command("logs", "an attempt's output (the last 10,000 lines), optionally following it live")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the attempt ends")
+    p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
+
     p = command("workers", "every worker seen in the last day, with its host and state")
     p.add_argument("--json", action="store_true")
 
@@ -153,7 +158,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import actions, demo, explain, jobinfo, load, probe, receiver, status, worker
+    from .commands import actions, demo, explain, jobinfo, load, logs, probe, receiver, status, worker
 
     return {
         "load": load.run,
@@ -163,6 +168,7 @@ def _dispatch(args: argparse.Namespace):
         "demo": demo.run,
         "probe": probe.run,
         "job": jobinfo.run_job,
+        "logs": logs.run,
         "workers": jobinfo.run_workers,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,

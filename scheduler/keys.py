@@ -135,6 +135,10 @@ class Keys:
     def attempts_prefix(self) -> str:
         return f"{self.prefix}:attempts:"
 
+    def log(self, job_id: str, attempt: int) -> str:
+        """Stream: an attempt's output lines (capped), for `fleet logs -f`; the file in its output dir is whole."""
+        return f"{self.prefix}:log:{job_id}:{attempt}"
+
     @property
     def workers(self) -> str:
         """Zset: worker name -> last heartbeat (epoch seconds)."""

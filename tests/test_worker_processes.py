@@ -285,3 +285,18 @@ def test_rq_requeue_of_a_failed_job_comes_back_to_fleet(procs, real_store, tmp_p
     assert "Requeueing 1 jobs" in done.stdout or "1 job" in done.stdout, done.stdout
     assert procs.worker("--burst", profile=profile, name="w2").wait(30) == 0
     assert real_store.jobs.get(job_id).state is JobState.FINISHED
+
+
+def test_logs_stream_to_redis_and_follow_ends_with_the_attempt(procs, real_store, tmp_path):
+    script = "import time\nfor i in range(5):\n    print('line', i, flush=True)\n    time.sleep(0.3)\n"
+    manifest = {"schema_version": 1, "jobs": [{"name": "talky", "model": "m", "command": [sys.executable, "-c", script]}]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    procs.run("load", path)
+    procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w")
+    wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the job running")
+    follow = procs.run("logs", "talky", "-f", timeout_s=30)
+    assert follow.returncode == 0
+    assert [l for l in follow.stdout.splitlines() if l.startswith("line")] == [f"line {i}" for i in range(5)]
+    again = procs.run("logs", "talky", "--attempt", "1")
+    assert again.stdout == follow.stdout
+    assert procs.run("logs", "talky", "--attempt", "2").returncode == 3

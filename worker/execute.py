@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .logstream import LogStreamer, log_path
 from .runner import run_attempt
 
 
@@ -27,6 +28,8 @@ class ClaimContext:
     env: dict[str, str] = field(repr=False)
     timeout_s: float
     parent_pid: int
+    redis_url: str = field(default="", repr=False)
+    log_key: str = ""
 
 
 CURRENT: ClaimContext | None = None
@@ -48,7 +51,17 @@ def run_claimed() -> dict[str, Any]:
         # and the job run elsewhere, so this copy must stop now.
         return "lost" if os.getppid() != ctx.parent_pid else None
 
-    result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=worker_gone)
+    streamer = None
+    if ctx.redis_url and ctx.log_key:
+        import redis
+
+        streamer = LogStreamer(redis.Redis.from_url(ctx.redis_url), ctx.log_key, log_path(ctx.out_dir))
+        streamer.start()
+    try:
+        result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=worker_gone)
+    finally:
+        if streamer is not None:
+            streamer.stop()
     if result.outcome != "finished":
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}

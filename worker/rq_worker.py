@@ -72,7 +72,7 @@ class FleetWorker(Worker):
                     self.fleet.publish("draining")
                     if timeout is None:
                         return None
-                    self.fleet.loop.wait_for_work(self.fleet.heartbeat_s)
+                    self.fleet.loop.wait_for_work(1.0)
                     continue
                 if self._claim is None:
                     absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key)
@@ -94,7 +94,8 @@ class FleetWorker(Worker):
                     return None
                 if max_idle_time is not None and time.monotonic() - idle_since > max_idle_time:
                     return None
-                wait = min(timeout or self.fleet.heartbeat_s, self.fleet.heartbeat_s)
+                # Short blocks so a stop request (a flag) is seen within a second.
+                wait = min(timeout or self.fleet.heartbeat_s, self.fleet.heartbeat_s, 1.0)
                 if due is not None:
                     wait = min(wait, due + 0.01)
                 self.fleet.loop.wait_for_work(wait)
@@ -110,7 +111,10 @@ class FleetWorker(Worker):
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
         claim = self._claim
-        self._fleet_kill_reason = None
+        if self._fleet_kill_reason == Outcome.INTERRUPTED.value:  # cold stop before the fork
+            self.fleet.complete(claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
+            self._claim = None
+            return
         try:
             super().execute_job(job, queue)
         except REDIS_DOWN as err:
@@ -120,6 +124,8 @@ class FleetWorker(Worker):
         result = read_result(ctx.out_dir) if ctx else None
         if self._fleet_kill_reason:
             outcome, exit_code, reason = Outcome(self._fleet_kill_reason), None, f"worker: {self._fleet_kill_reason}"
+            if self._fleet_kill_reason != Outcome.INTERRUPTED.value:
+                self._fleet_kill_reason = None  # lost/canceled end this job only; a cold stop ends the worker
         elif result is not None:
             outcome, exit_code, reason = Outcome(result.outcome), result.exit_code, result.reason
         else:
@@ -188,18 +194,19 @@ class FleetWorker(Worker):
     def request_force_stop(self, signum, frame) -> None:
         """Second SIGTERM (or --stop-now): stop the job and hand it back to pending promptly.
 
-        Unlike rq's cold stop this does not raise from the signal handler: it
-        kills the horse (a signal send), and the normal path records the attempt as
-        interrupted and the loop exits.
+        Unlike rq's cold stop this never raises from the signal handler (an exception
+        landing between a claim and the fork would drop the claim): it sets flags and
+        kills the horse if there is one; the loop records the attempt as interrupted.
         """
         log.warning("cold stop: interrupting the current job and returning it to pending")
         self._stop_requested = True
+        self._fleet_kill_reason = Outcome.INTERRUPTED.value
         if self.horse_pid:
-            self._stop_for(Outcome.INTERRUPTED.value)
-        elif self.get_state() != "busy":
-            from rq.exceptions import StopRequested
+            self.kill_horse()
 
-            raise StopRequested()
+    def _shutdown(self) -> None:
+        """rq's warm stop, minus its StopRequested when idle: flags only, the loop ends itself."""
+        self._stop_requested = True
 
     def register_birth(self) -> None:
         """rq refuses a name whose previous owner never registered its death (SIGKILL, power loss)
@@ -235,7 +242,7 @@ class WorkerRuntime:
     """Everything fleet needs around one rq worker: the claim loop, registry entry, completion."""
 
     def __init__(self, redis_client, keys, claims: Claims, loop: ClaimLoop, host_name: str, runs_dir: str,
-                 host_info: dict, heartbeat_s: float, worker_name: str, gpus):
+                 host_info: dict, heartbeat_s: float, worker_name: str, gpus, redis_url: str = ""):
         self.redis = redis_client
         self.keys = keys
         self.claims = claims
@@ -246,6 +253,7 @@ class WorkerRuntime:
         self.heartbeat_s = heartbeat_s
         self.worker_name = worker_name
         self.gpus = gpus
+        self.redis_url = redis_url  # the horse opens its own connection for the log stream
         self.queue = FleetQueue(keys.queue_name, connection=redis_client)
         FleetQueue.fleet_keys = keys
         # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
@@ -289,7 +297,8 @@ class WorkerRuntime:
             env.pop(secret, None)  # jobs never see the Redis password
         execute.CURRENT = execute.ClaimContext(
             job_id=record.job_id, name=record.name, spec=record.spec, attempt=claim.attempt, out_dir=out_dir,
-            argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid())
+            argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(),
+            redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt))
         job = Job.fetch(record.job_id, connection=self.redis)
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(job)  # a retry starts clean
         return job

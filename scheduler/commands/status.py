@@ -7,35 +7,45 @@ import time
 from typing import TextIO
 
 from ..states import JobState
-from ..store.workers import list_workers
+from ..status import status_document
 from ..table import age, render
 from .common import connect, print_json
-from .jobinfo import run_workers
 
 COUNT_ORDER = [s.value for s in JobState] + ["orphaned"]
 
 
-def status_data(store) -> dict:
-    """The ``fleet status --json`` document; a fixed number of round trips whatever the store's size."""
-    now = time.time()
-    with store.errors():
-        counts = store.jobs.counts()
-        workers = list_workers(store.redis, store.keys, now)
-    return {"jobs": counts, "workers": [w.to_json(now) for w in workers]}
-
-
 def run_status(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
-    data = status_data(store)
+    with store.errors():
+        data = status_document(store)
     if args.json:
         print_json(data, out)
         return 0
     counts = data["jobs"]
     total = sum(counts[s.value] for s in JobState)
     out.write(f"fleet {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs\n")
-    out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n")
-    out.write("\n")
-    return run_workers(args, out)
+    out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n\n")
+    if data["workers"]:
+        rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w["declared"] else " *"),
+                 w["state"], ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G'
+                                       for g in w["gpus"]) or "-",
+                 f'{w["ram_gib"]:.0f}G', w["cores"], w["job_id"], f'{w["heartbeat_age_s"]:.0f}s']
+                for w in data["workers"]]
+        out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows,
+                         out) + "\n")
+        if not all(w["declared"] for w in data["workers"]):
+            out.write("* host not in the manifest's [hosts]: admitted with defaults (priority 0, no allow/deny)\n")
+    else:
+        out.write("no workers have registered; start one with `fleet worker`\n")
+    for stuck in data["unrunnable"]:
+        names = ", ".join(stuck["jobs"]) + (" ..." if stuck["pending"] > len(stuck["jobs"]) else "")
+        out.write(f"\n! {stuck['pending']} pending job(s) no live worker can run: {names}"
+                  f" (`fleet explain {stuck['jobs'][0] if stuck['jobs'] else 'JOB'}`)\n")
+    if data["recent_failures"]:
+        out.write("\nrecent failures:\n")
+        for f in data["recent_failures"]:
+            out.write(f"  {f['name']} on {f['host'] or '-'}: {f['reason'] or 'no reason recorded'}\n")
+    return 0
 
 
 def run_jobs(args: argparse.Namespace, out: TextIO) -> int:

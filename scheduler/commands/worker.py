@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     loop = ClaimLoop(store.redis, keys, claims, name, _live_host(args, host))
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
-                            heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus)
+                            heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus,
+                            redis_url=store.settings.redis_url)
     worker = FleetWorker([runtime.queue], name=name, connection=store.redis, fleet=runtime,
                          job_monitoring_interval=max(1, int(lease_s / 3)))
     worker.stop_now = args.stop_now

@@ -1,0 +1,49 @@
+"""``fleet logs JOB [-f] [--attempt N]``: an attempt's output, from anywhere, as it comes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from ..errors import NotFoundError
+from ..states import JobState
+from .common import connect
+
+FOLLOW_BLOCK_MS = 1000
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    with store.errors():
+        record = store.jobs.get(store.jobs.resolve(args.job))
+        attempt = args.attempt or record.attempts
+        if attempt < 1:
+            raise NotFoundError(f"{record.name} has not started yet; `fleet explain {record.name}` says why")
+        if attempt > record.attempts:
+            raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {attempt}")
+        key = store.keys.log(record.job_id, attempt)
+        last = "0-0"
+        for entry_id, fields in store.redis.xrange(key):
+            _write(out, fields)
+            last = entry_id
+        if not store.redis.exists(key) and not args.follow:
+            out.write(f"(no output recorded for attempt {attempt}; the full log is log.txt in its output dir "
+                      f"on {record.host})\n")
+        while args.follow:
+            reply = store.redis.xread({key: last}, block=FOLLOW_BLOCK_MS, count=500)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    _write(out, fields)
+                    last = entry_id
+            if not reply:
+                current = store.jobs.get(record.job_id)
+                if current.state is not JobState.RUNNING or current.attempts != attempt:
+                    break
+    return 0
+
+
+def _write(out: TextIO, fields: dict) -> None:
+    line = fields.get(b"line", b"")
+    out.write(line.decode("utf-8", errors="replace") + "\n")
+    out.flush()

@@ -1,0 +1,70 @@
+"""Copy a running attempt's log file into a capped Redis stream, line by line.
+
+The file in the output dir is the whole record; the stream is for watching from
+anywhere (`fleet logs -f`) and keeps only the last lines (``maxlen``), so a
+chatty job cannot fill Redis. It runs as a thread in the work horse, and losing
+Redis only pauses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import redis
+
+log = logging.getLogger("fleet.worker")
+DEFAULT_MAXLEN = 10_000
+MAX_LINE = 4096
+
+
+class LogStreamer(threading.Thread):
+    def __init__(self, client, stream_key: str, path: str, maxlen: int = DEFAULT_MAXLEN, poll_s: float = 0.2):
+        super().__init__(daemon=True, name="fleet-logstream")
+        self.client = client
+        self.key = stream_key
+        self.path = path
+        self.maxlen = maxlen
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._offset = 0
+        self._partial = b""
+
+    def stop(self) -> None:
+        """Flush what is left and end the thread."""
+        self._stop.set()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._pump()
+        self._pump(final=True)
+
+    def _pump(self, final: bool = False) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read(1 << 20)
+        except OSError:
+            return
+        if not chunk and not (final and self._partial):
+            return
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = b"" if final else lines.pop()
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for line in lines:
+                if line or final:
+                    pipe.xadd(self.key, {"line": line[:MAX_LINE]}, maxlen=self.maxlen, approximate=True)
+            pipe.expire(self.key, 30 * 86400)
+            pipe.execute()
+            self._offset += len(chunk)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._partial = b""  # re-read from the last committed offset once Redis is back
+            log.debug("log stream paused: Redis unreachable")
+
+
+def log_path(out_dir: str) -> str:
+    return os.path.join(out_dir, "log.txt")
