@@ -43,11 +43,47 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
-    p = command("demo", "run a demo fleet on this machine (embedded Redis, real + simulated workers)")
-    p.add_argument("--manifest", help="demo manifest (default manifests/demo.toml)")
-    p.add_argument("--hosts-dir", help="simulated host profiles (default manifests/hosts)")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir with runs and logs")
-    p.add_argument("--timeout-s", type=_positive_float, default=300.0, help="give up after this long (default 300)")
+    p = command("status", "counts by state, workers, jobs nobody can run, recent failures")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="refresh every 2 s until Ctrl-C")
+
+    p = command("jobs", "list jobs, newest activity first")
+    p.add_argument("--state", choices=[s.value for s in JobState], help="only jobs in this state")
+    p.add_argument("--host", help="only jobs last placed on this host")
+    p.add_argument("--model", help="only jobs of this model")
+    p.add_argument("--limit", type=_positive_int, default=100)
+    p.add_argument("--offset", type=_non_negative_int, default=0)
+    p.add_argument("--json", action="store_true")
+
+    p = command("job", "everything about one job: identity, scheduling, every attempt")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--json", action="store_true")
+
+    p = command("explain", "why a job is pending, running or done: the first failing constraint per worker")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--json", action="store_true")
+
+    p = command("logs", "an attempt's output (the last 10,000 lines), optionally following it live")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the attempt ends")
+    p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
+
+    p = command("workers", "every worker seen in the last day, with its host and state")
+    p.add_argument("--json", action="store_true")
+
+    for action, help_text in (("cancel", "cancel jobs: pending ones never run, running ones are stopped"),
+                              ("retry", "make failed or canceled jobs pending again"),
+                              ("hold", "keep pending jobs from being claimed"),
+                              ("release", "make held jobs claimable again")):
+        p = command(action, help_text)
+        p.add_argument("jobs", nargs="+", metavar="JOB", help="job name, job_id or unique job_id prefix")
+        p.add_argument("--json", action="store_true")
+        if action == "retry":
+            p.add_argument("--reset", action="store_true", help="also reset the failed-attempt count")
+
+    p = command("drain", "let a worker finish its current job and claim no more")
+    p.add_argument("worker", help="worker name as `fleet status` shows it")
+    p.add_argument("--undo", action="store_true", help="resume claiming")
 
     p = command("load", "validate a manifest and apply it to Redis (idempotent)")
     p.add_argument("manifest", nargs="?", help="manifest path; default $FLEET_MANIFEST, "
@@ -87,46 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=1000, help="jobs to judge from the store (default 1000)")
     p.add_argument("--json", action="store_true")
 
-    p = command("job", "everything about one job: identity, scheduling, every attempt")
-    p.add_argument("job", help="job name, job_id or unique job_id prefix")
-    p.add_argument("--json", action="store_true")
-
-    p = command("logs", "an attempt's output (the last 10,000 lines), optionally following it live")
-    p.add_argument("job", help="job name, job_id or unique job_id prefix")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the attempt ends")
-    p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
-
-    p = command("workers", "every worker seen in the last day, with its host and state")
-    p.add_argument("--json", action="store_true")
-
-    p = command("explain", "why a job is pending, running or done: the first failing constraint per worker")
-    p.add_argument("job", help="job name, job_id or unique job_id prefix")
-    p.add_argument("--json", action="store_true")
-
-    for action, help_text in (("cancel", "cancel jobs: pending ones never run, running ones are stopped"),
-                              ("retry", "make failed or canceled jobs pending again"),
-                              ("hold", "keep pending jobs from being claimed"),
-                              ("release", "make held jobs claimable again")):
-        p = command(action, help_text)
-        p.add_argument("jobs", nargs="+", metavar="JOB", help="job name, job_id or unique job_id prefix")
-        p.add_argument("--json", action="store_true")
-        if action == "retry":
-            p.add_argument("--reset", action="store_true", help="also reset the failed-attempt count")
-
-    p = command("drain", "let a worker finish its current job and claim no more")
-    p.add_argument("worker", help="worker name as `fleet status` shows it")
-    p.add_argument("--undo", action="store_true", help="resume claiming")
-
-    p = command("status", "counts by state and the workers of the fleet")
-    p.add_argument("--json", action="store_true")
-
-    p = command("jobs", "list jobs, newest activity first")
-    p.add_argument("--state", choices=[s.value for s in JobState])
-    p.add_argument("--host")
-    p.add_argument("--model")
-    p.add_argument("--limit", type=_positive_int, default=100)
-    p.add_argument("--offset", type=_non_negative_int, default=0)
-    p.add_argument("--json", action="store_true")
+    p = command("demo", "run a demo fleet on this machine (embedded Redis, real + simulated workers)")
+    p.add_argument("--manifest", help="demo manifest (default manifests/demo.toml)")
+    p.add_argument("--hosts-dir", help="simulated host profiles (default manifests/hosts)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir with runs and logs")
+    p.add_argument("--timeout-s", type=_positive_float, default=300.0, help="give up after this long (default 300)")
     return parser
 
 

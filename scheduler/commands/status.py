@@ -14,8 +14,26 @@ from .common import connect, print_json
 COUNT_ORDER = [s.value for s in JobState] + ["orphaned"]
 
 
+WATCH_INTERVAL_S = 2.0
+
+
 def run_status(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
+    if not args.watch:
+        return _status_once(store, args, out)
+    try:
+        while True:
+            if out.isatty():
+                out.write("\033[H\033[J")  # home + clear: redraw in place
+            _status_once(store, args, out)
+            out.write(f"\n(refreshing every {WATCH_INTERVAL_S:g}s; Ctrl-C to quit)\n")
+            out.flush()
+            time.sleep(WATCH_INTERVAL_S)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
     with store.errors():
         data = status_document(store)
     if args.json:
@@ -52,11 +70,7 @@ def run_jobs(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     state = JobState(args.state) if args.state else None
     with store.errors():
-        records = store.jobs.many(store.jobs.list_ids(state, offset=args.offset, limit=args.limit))
-    if args.model:
-        records = [r for r in records if r.model == args.model]
-    if args.host:
-        records = [r for r in records if r.host == args.host]
+        records = _filtered_page(store, state, args)
     if args.json:
         print_json([r.summary() for r in records], out)
         return 0
@@ -65,5 +79,34 @@ def run_jobs(args: argparse.Namespace, out: TextIO) -> int:
     out.write(render(["NAME", "JOB_ID", "MODEL", "MODE", "STATE", "PRIO", "HOST", "SINCE"], rows, out,
                      colour_column=4) + "\n")
     if len(records) == args.limit:
-        out.write(f"(first {args.limit}; see more with --offset {args.offset + args.limit})\n")
+        out.write(f"(first {args.limit} from offset {args.offset}; more with --offset {args.offset + args.limit})\n")
     return 0
+
+
+def _filtered_page(store, state: JobState | None, args: argparse.Namespace) -> list:
+    """``--limit`` matching jobs after skipping ``--offset`` matches, newest activity first.
+
+    The state filter uses the per-state index; host and model filters read pages of
+    the index until enough jobs match, so paging means the same thing with or without them.
+    """
+    def matches(record) -> bool:
+        return (not args.model or record.model == args.model) and (not args.host or record.host == args.host)
+
+    if not args.model and not args.host:
+        return store.jobs.many(store.jobs.list_ids(state, offset=args.offset, limit=args.limit))
+    found, skipped, cursor, page = [], 0, 0, 500
+    while len(found) < args.limit:
+        ids = store.jobs.list_ids(state, offset=cursor, limit=page)
+        if not ids:
+            break
+        cursor += len(ids)
+        for record in store.jobs.many(ids):
+            if not matches(record):
+                continue
+            if skipped < args.offset:
+                skipped += 1
+                continue
+            found.append(record)
+            if len(found) == args.limit:
+                break
+    return found

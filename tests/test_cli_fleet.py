@@ -1,0 +1,100 @@
+"""CLI commands against a real Redis with real workers: explain's reasons, JSON shapes, filters."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import tomli_w
+from support.procs import FleetProcs, wait_for, write_profile
+
+from scheduler.embedded_redis import RedisServer
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """One small live fleet shared by this module's read-mostly tests (starting workers is the slow part)."""
+    tmp_path = tmp_path_factory.mktemp("cli-fleet")
+    server = RedisServer()
+    real_redis = server.client()
+    procs = FleetProcs(server.url, str(tmp_path))
+    manifest = {
+        "schema_version": 1,
+        "defaults": {"command": [sys.executable, "-c", "print('ok')"]},
+        "hosts": {"cpu-1": {"deny_jobs": ["cnn"]}, "thinkpad": {}, "gpu-24": {}},
+        "jobs": [
+            {"name": "big-cnn", "model": "cnn", "require_cuda": True, "min_vram_gib": 40, "denied_hosts": ["thinkpad"]},
+            {"name": "knn-1", "model": "knn"},
+            {"name": "knn-2", "model": "knn", "seed": 2},
+            {"name": "gbt-1", "model": "gbt", "max_attempts": 1, "command": [sys.executable, "-c", "raise SystemExit(4)"]},
+        ],
+    }
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps(manifest))
+    assert procs.run("load", str(path)).returncode == 0
+    profiles = {"cpu-1": write_profile(str(tmp_path / "cpu.toml"), "cpu-1", 8, 32),
+                "thinkpad": write_profile(str(tmp_path / "tp.toml"), "thinkpad", 4, 16),
+                "gpu-24": write_profile(str(tmp_path / "g.toml"), "gpu-24", 8, 32, [23.5])}
+    for name, profile in profiles.items():
+        procs.worker(profile=profile, name=name, lease_s=30)
+    from support.stores import make_store
+
+    store = make_store(real_redis)
+    wait_for(lambda: store.jobs.counts()["finished"] == 2 and store.jobs.counts()["failed"] == 1,
+             timeout_s=30, what="the runnable jobs to end")
+    yield procs
+    procs.stop_all()
+    server.stop()
+
+
+def test_explain_names_the_first_failing_constraint_per_worker(fleet):
+    done = fleet.run("explain", "big-cnn")
+    assert done.returncode == 0
+    out = done.stdout
+    assert "gpu-24@gpu-24: min_vram_gib 40 > free 23.5" in out
+    assert "thinkpad@thinkpad: denied by job.denied_hosts" in out
+    assert "cpu-1@cpu-1: host deny_jobs matches 'cnn'" in out
+    assert "No live worker can ever run it" in out
+    data = json.loads(fleet.run("explain", "big-cnn", "--json").stdout)
+    assert data["state"] == "pending" and data["runnable_by"] == [] and len(data["workers"]) == 3
+
+
+def test_explain_of_failed_job_and_status_flags(fleet):
+    out = fleet.run("explain", "gbt-1").stdout
+    assert "exit code 4" in out and "fleet retry gbt-1" in out
+    status = json.loads(fleet.run("status", "--json").stdout)
+    assert [u["jobs"] for u in status["unrunnable"]] == [["big-cnn"]]
+    assert status["recent_failures"][0]["name"] == "gbt-1" and status["recent_failures"][0]["reason"] == "exit code 4"
+    assert {w["name"] for w in status["workers"]} == {"cpu-1", "thinkpad", "gpu-24"}
+    for w in status["workers"]:
+        assert {"name", "host", "state", "simulated", "cuda", "gpus", "ram_gib", "cores", "job_id",
+                "heartbeat_age_s"} <= set(w)
+        assert w["simulated"] is True and w["state"] == "idle"
+    gpu = next(w for w in status["workers"] if w["name"] == "gpu-24")
+    assert gpu["cuda"] and gpu["gpus"] == [{"index": 0, "name": "GPU0-23.5G", "vram_total_gib": 23.5,
+                                            "vram_free_gib": 23.5}]
+    human = fleet.run("status").stdout
+    assert "no live worker can run: big-cnn" in human and "recent failures" in human
+
+
+def test_jobs_filters_and_job_detail(fleet):
+    rows = json.loads(fleet.run("jobs", "--json", "--model", "knn").stdout)
+    assert sorted(r["name"] for r in rows) == ["knn-1", "knn-2"]
+    assert all(r["state"] == "finished" and r["attempts"] == 1 for r in rows)
+    one = json.loads(fleet.run("jobs", "--json", "--model", "knn", "--limit", "1", "--offset", "1").stdout)
+    assert len(one) == 1 and one[0]["name"] in {"knn-1", "knn-2"} and one[0]["name"] != rows[0]["name"]
+    assert json.loads(fleet.run("jobs", "--json", "--state", "pending").stdout)[0]["name"] == "big-cnn"
+    detail = json.loads(fleet.run("job", "gbt-1", "--json").stdout)
+    assert detail["state"] == "failed" and detail["identity"]["model"] == "gbt"
+    assert [(a["attempt"], a["outcome"], a["exit_code"]) for a in detail["attempts_detail"]] == [(1, "failed", 4)]
+    workers = json.loads(fleet.run("workers", "--json").stdout)
+    assert len(workers) == 3
+
+
+def test_actions_report_per_job_and_exit_codes(fleet):
+    done = fleet.run("retry", "gbt-1", "knn-1")
+    assert done.returncode == 2  # knn-1 is finished: refused, and said so
+    assert "gbt-1" in done.stdout and "failed -> pending" in done.stdout and "refused" in done.stdout
+    assert fleet.run("cancel", "no-such").returncode == 3
+    assert fleet.run("drain", "nobody").returncode == 3
