@@ -48,6 +48,7 @@ def _live_host(args: argparse.Namespace, first, max_age_s: float = 1.0):
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    host = describe_host(args)  # a bad --host-profile is reported before Redis is even tried
     store = connect(args)
     keys: Keys = store.keys
     use_rq_prefix(keys)
@@ -55,7 +56,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from worker.claim import ClaimLoop
     from worker.rq_worker import FleetWorker, WorkerRuntime
 
-    host = describe_host(args)
     for note in host.notes:
         log.info("probe: %s", note)
     runs_dir = os.path.abspath(args.runs_dir)

@@ -35,5 +35,6 @@ def locate_manifest(explicit: str | None = None, environ: dict[str, str] | None 
             return place
     raise ManifestError([Problem(
         "training_manifest.toml",
-        f"no manifest found; looked in {', '.join(places)}; pass --manifest PATH or set {ENV_MANIFEST}",
+        f"no manifest found; looked in {', '.join(places)}; give its path (`fleet load PATH`, "
+        f"`fleet receiver --manifest PATH`) or set {ENV_MANIFEST}",
     )])
