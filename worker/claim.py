@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Callable
 
 from scheduler.keys import Keys
@@ -22,6 +23,7 @@ from scheduler.store.workers import list_workers
 from .preference import Deferrals
 
 log = logging.getLogger("fleet.worker")
+REAP_EVERY_S = 1.0
 
 
 class ClaimLoop:
@@ -36,6 +38,7 @@ class ClaimLoop:
         self._last_event = "$"
         self.deferrals = Deferrals()
         self.next_due: float | None = None  # seconds until a deferred class should be retried
+        self._last_reap = 0.0
 
     def host_specs(self) -> dict[str, HostSpec]:
         return {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in self.redis.hgetall(self.keys.hosts).items()}
@@ -61,7 +64,10 @@ class ClaimLoop:
 
     def try_claim(self) -> Claim | None:
         host = self.host()
-        self.claims.reap()  # opportunistic: any live worker recovers a dead one's jobs
+        now = time.monotonic()
+        if now - self._last_reap >= REAP_EVERY_S:  # opportunistic: any live worker recovers a dead one's jobs
+            self._last_reap = now
+            self.claims.reap()
         hosts = self.host_specs()
         classes = self.eligible_classes(host, hosts)
         self.next_due = None

@@ -97,8 +97,9 @@ class JobSpec:
         """The whole spec as one flat table, as a manifest would write it."""
         return {**self.identity, **self.scheduling}
 
-    @property
+    @cached_property
     def scheduling_digest(self) -> str:
+        """Changes when any scheduling field changes: what a reload compares to update in place."""
         return digest(self.scheduling)
 
     def locator(self) -> str:

@@ -19,7 +19,6 @@ from ..errors import Problem, StoreError
 from ..keys import Keys
 from ..manifest.identity import canonical_json, digest
 from ..manifest.model import Manifest
-from ..manifest.writer import manifest_to_dict
 from ..matching import ConstraintClass
 from ..states import JobState
 from .scripts import Scripts
@@ -81,16 +80,21 @@ class _NoConnection:
 
 
 def manifest_digest(manifest: Manifest) -> str:
-    return digest(manifest_to_dict(manifest))
+    """Changes whenever anything the store keeps from the manifest would change."""
+    return digest([manifest.name, {n: h.to_dict() for n, h in manifest.hosts.items()},
+                   [(j.job_id, j.scheduling_digest) for j in manifest.jobs]])
 
 
 def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> dict:
     classes: dict[str, str] = {}
+    class_ids: dict[ConstraintClass, str] = {}  # equal classes share one id; hashing it once is enough
     jobs = []
     for job in manifest.jobs:
         cls = ConstraintClass.of(job, manifest.hosts)
-        class_id = cls.class_id
-        classes.setdefault(class_id, canonical_json(cls.to_dict()))
+        class_id = class_ids.get(cls)
+        if class_id is None:
+            class_id = class_ids[cls] = cls.class_id
+            classes[class_id] = canonical_json(cls.to_dict())
         jobs.append({
             "id": job.job_id,
             "name": job.name,

@@ -1,0 +1,81 @@
+"""Dispatch overhead: N no-op jobs end to end through one fleet worker vs plain rq, same Redis.
+
+fleet: `fleet load` of N jobs whose command is /bin/true, then one `fleet worker --burst`.
+rq:    `Queue.enqueue_many` of N no-op functions, then one `rq` Worker (forking, like
+       fleet's) in burst mode. Both fork a work horse per job; fleet's horse also
+       execs the job's command in its own process group, which plain rq does not.
+Prints jobs/s for each and fleet/rq (target >= 0.9x).
+
+usage: python bench/dispatch.py [--jobs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import build_manifest, machine, store_on
+
+from scheduler.embedded_redis import RedisServer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+
+
+def fleet_rate(url: str, n: int, tmp: str) -> float:
+    store = store_on(url)
+    manifest = build_manifest({"schema_version": 1, "defaults": {"command": ["true"], "min_cores": 0},
+                               "jobs": [{"name": f"j{i}", "model": "noop", "seed": i} for i in range(n)]})
+    store.load(manifest)
+    profile = os.path.join(tmp, "host.toml")
+    with open(profile, "w") as fh:
+        fh.write('hostname = "bench"\ncuda = false\ncores = 8\nram_gib = 32\n')
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "scheduler.cli", "worker", "--burst", "--host-profile", profile,
+                    "--runs-dir", os.path.join(tmp, "runs")], check=True,
+                   env=dict(os.environ, FLEET_REDIS_URL=url, PYTHONPATH=REPO), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - t0
+    assert store.jobs.counts()["finished"] == n
+    return n / elapsed
+
+
+def rq_rate(url: str, n: int) -> float:
+    code = f"""
+import sys, time
+sys.path.insert(0, {BENCH!r})
+from redis import Redis
+from rq import Queue, Worker
+r = Redis.from_url({url!r})
+q = Queue("plain", connection=r)
+q.enqueue_many([Queue.prepare_data("noop.noop", result_ttl=-1) for _ in range({n})])
+t0 = time.perf_counter()
+Worker([q], connection=r).work(burst=True, logging_level="WARNING")
+print(time.perf_counter() - t0)
+"""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=BENCH))
+    elapsed = time.perf_counter() - t0
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=300)
+    args = parser.parse_args()
+    print(f"dispatch of {args.jobs} no-op jobs, one worker each ({machine()})")
+    with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
+        rq = rq_rate(server.url, args.jobs)
+        fleet = fleet_rate(server.url, args.jobs, tmp)
+        print(f"  plain rq Worker (fork per job, no-op function): {rq:7.1f} jobs/s  (process start included)")
+        print(f"  fleet worker (fork + exec /bin/true per job):   {fleet:7.1f} jobs/s  (process start included)")
+        print(f"  fleet / rq: {fleet / rq:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
