@@ -88,6 +88,8 @@ def test_jobs_filters_and_job_detail(fleet):
     detail = json.loads(fleet.run("job", "gbt-1", "--json").stdout)
     assert detail["state"] == "failed" and detail["identity"]["model"] == "gbt"
     assert [(a["attempt"], a["outcome"], a["exit_code"]) for a in detail["attempts_detail"]] == [(1, "failed", 4)]
+    assert detail["output_dir"].endswith(f"gbt-1-{detail['job_id']}/attempt-1")
+    assert "output dir (on " in fleet.run("job", "gbt-1").stdout
     workers = json.loads(fleet.run("workers", "--json").stdout)
     assert len(workers) == 3
 

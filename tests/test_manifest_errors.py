@@ -107,14 +107,27 @@ def test_at_least_thirty_distinct_broken_manifests():
     assert len({text for _, text, _ in CASES}) >= 30
 
 
+def test_every_rejected_reload_leaves_redis_untouched(fake_redis):
+    """A loaded store, then each broken manifest offered as a reload: not one byte changes."""
+    from support.stores import make_store
+
+    store = make_store(fake_redis)
+    store.load(parse_manifest(GOOD, "lab.toml"))
+    before = dump_namespace(fake_redis)
+    for case, text, _ in CASES:
+        with pytest.raises(ManifestError):
+            store.load(parse_manifest(text, "lab.toml"))
+        assert dump_namespace(fake_redis) == before, case
+
+
 @pytest.mark.parametrize("text", [CASES[i][1] for i in (0, 3, 15, 16, 36)],
                          ids=[CASES[i][0] for i in (0, 3, 15, 16, 36)])
-def test_rejected_reload_leaves_redis_untouched(store, any_redis, text):
-    store.load(parse_manifest(GOOD, "lab.toml"))
-    before = dump_namespace(any_redis)
+def test_rejected_reload_leaves_a_real_redis_untouched(real_store, real_redis, text):
+    real_store.load(parse_manifest(GOOD, "lab.toml"))
+    before = dump_namespace(real_redis)
     with pytest.raises(ManifestError):
-        store.load(parse_manifest(text, "lab.toml"))
-    assert dump_namespace(any_redis) == before
+        real_store.load(parse_manifest(text, "lab.toml"))
+    assert dump_namespace(real_redis) == before
 
 
 def test_every_problem_is_reported_at_once():

@@ -300,3 +300,19 @@ def test_logs_stream_to_redis_and_follow_ends_with_the_attempt(procs, real_store
     again = procs.run("logs", "talky", "--attempt", "1")
     assert again.stdout == follow.stdout
     assert procs.run("logs", "talky", "--attempt", "2").returncode == 3
+
+
+def test_rq_info_sees_fleet_workers_and_jobs(procs, real_store, tmp_path):
+    import subprocess as sp
+
+    manifest = {"schema_version": 1, "jobs": [{"name": "x", "model": "m", "command": ["true"]}]}
+    procs.run("load", write_manifest(tmp_path / "m.toml", manifest))
+    procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="visible")
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 1, what="the job")
+    env = dict(procs.env, RQ_KEY_PREFIX="{fleet}:rq")
+    info = sp.run([os.path.join(os.path.dirname(sys.executable), "rq"), "info", "--url", procs.redis_url, "--raw"],
+                  env=env, capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert "queue fleet" in info.stdout and "worker visible" in info.stdout, info.stdout
+    rq_job = real_store.redis.hgetall(real_store.keys.rq_job(real_store.jobs.resolve("x")))
+    assert rq_job[b"status"] == b"finished" and rq_job[b"origin"] == b"fleet"

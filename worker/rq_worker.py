@@ -315,8 +315,10 @@ class WorkerRuntime:
         backoff = 0.5
         while True:
             try:
+                ctx = execute.CURRENT
+                out_dir = ctx.out_dir if ctx is not None and ctx.job_id == claim.job_id else ""
                 ended = self.claims.complete(claim.job_id, claim.attempt, self.worker_name, outcome, exit_code,
-                                             reason)
+                                             reason, out_dir)
                 break
             except REDIS_DOWN as err:
                 log.warning("cannot record %s of %s yet (%s); retrying in %.1fs", outcome.value, claim.job_id,

@@ -25,7 +25,8 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
     data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
             "identity": identity, "scheduling": spec.scheduling, "reason": record.reason,
             "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
-            "after": spec.scheduling.get("after", [])}
+            "after": spec.scheduling.get("after", []),
+            "output_dir": next((a["output_dir"] for a in reversed(attempts) if a.get("output_dir")), None)}
     if args.json:
         print_json(data, out)
         return 0
@@ -43,6 +44,9 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
                  a.get("outcome", "running"), a.get("exit_code", "-"), a.get("reason", "")] for a in attempts]
         out.write("\n" + render(["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"], rows, out)
                   + "\n")
+        last_dir = next((a["output_dir"] for a in reversed(attempts) if a.get("output_dir")), None)
+        if last_dir:
+            out.write(f"output dir (on {record.host}): {last_dir}\n")
     else:
         out.write("no attempts yet (`fleet explain` says why)\n")
     return 0

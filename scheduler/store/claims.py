@@ -87,10 +87,11 @@ class Claims:
                                               args=[json.dumps(base)]))
 
     def complete(self, job_id: str, attempt: int, worker: str, outcome: Outcome, exit_code: int | None = None,
-                 reason: str = "") -> Ended | None:
+                 reason: str = "", output_dir: str = "") -> Ended | None:
         """Record how an attempt ended; None if the lease was lost meanwhile (the result is stale)."""
         result = self._finish({"mode": "complete", "job_id": job_id, "attempt": attempt, "worker": worker,
-                               "outcome": outcome.value, "exit_code": exit_code, "reason": reason})
+                               "outcome": outcome.value, "exit_code": exit_code, "reason": reason,
+                               "output_dir": output_dir})
         ended = result["ended"] if isinstance(result["ended"], list) else []
         return _ended(ended[0]) if ended else None
 

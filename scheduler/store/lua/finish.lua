@@ -3,7 +3,7 @@
 KEYS  1 running (zset: job id -> lease deadline)   2 reaper tick (string)   3 events (stream)
 ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_prefix,
         state_prefix, attempts_prefix, ledger_prefix, states{...},
-        -- complete: job_id, attempt, worker, outcome, exit_code, reason
+        -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir
         -- reap: limit}
 Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
 Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = bool}
@@ -41,7 +41,7 @@ local function release(host, fields)
   if fields.res_gpu and fields.res_gpu ~= '' then give_back('vram:' .. fields.res_gpu, fields.res_vram) end
 end
 
-local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason)
+local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, output_dir)
   local key = p.job_prefix .. job_id
   local f = redis.call('HMGET', key, 'state', 'lease_attempt', 'last_worker', 'last_host', 'res_ram',
                        'res_cores', 'res_vram', 'res_gpu', 'failures', 'max_attempts', 'in_manifest', 'waits',
@@ -87,6 +87,7 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason)
     rec.outcome = outcome
     if exit_code ~= nil and exit_code ~= cjson.null then rec.exit_code = exit_code end
     if reason and reason ~= '' then rec.reason = reason end
+    if output_dir and output_dir ~= '' then rec.output_dir = output_dir end
     redis.call('LSET', akey, tonumber(attempt) - 1, cjson.encode(rec))
   end
   -- Resources came back on this host, and maybe a job became claimable again.
@@ -97,7 +98,7 @@ end
 
 local result = {ended = {}, stale = 0, grace = false}
 if p.mode == 'complete' then
-  local ended = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason)
+  local ended = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir)
   if ended then table.insert(result.ended, ended) else result.stale = 1 end
   return cjson.encode(result)
 end

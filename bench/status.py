@@ -1,0 +1,64 @@
+"""`fleet status --json` cost at 100 and 100,000 jobs: Redis round trips and time.
+
+Round trips are counted at the socket (every packed command or pipeline sent by
+redis-py); the target is the same number at both sizes and time within 2x.
+
+usage: python bench/status.py [--sizes 100,100000] [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import redis.connection
+from common import build_manifest, jobs_manifest, machine, stats_ms, store_on
+
+from scheduler.embedded_redis import RedisServer
+from scheduler.status import status_document
+
+SENT = {"n": 0}
+_original = redis.connection.AbstractConnection.send_packed_command
+
+
+def _counting(self, command, check_health=True):
+    SENT["n"] += 1
+    return _original(self, command, check_health)
+
+
+def measure(url: str, size: int, repeat: int) -> tuple[int, float]:
+    store = store_on(url)
+    store.redis.flushall()
+    store.load(build_manifest(jobs_manifest(size)))
+    status_document(store)  # warm the scripts and connection
+    redis.connection.AbstractConnection.send_packed_command = _counting
+    try:
+        SENT["n"] = 0
+        status_document(store)
+        trips = SENT["n"]
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = _original
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        status_document(store)
+        samples.append(time.perf_counter() - t0)
+    return trips, stats_ms(samples)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,100000")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"fleet status --json ({machine()}), 50 constraint classes")
+    with RedisServer() as server:
+        results = {size: measure(server.url, size, args.repeat) for size in sizes}
+    base = results[sizes[0]][1]
+    for size, (trips, median) in results.items():
+        print(f"  jobs={size:>7}: {trips} round trips, median {median:.2f} ms ({median / base:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
