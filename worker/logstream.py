@@ -27,17 +27,17 @@ class LogStreamer(threading.Thread):
         self.path = path
         self.maxlen = maxlen
         self.poll_s = poll_s
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._offset = 0
         self._partial = b""
 
     def stop(self) -> None:
         """Flush what is left and end the thread."""
-        self._stop.set()
+        self._stopping.set()
         self.join(timeout=5)
 
     def run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while not self._stopping.wait(self.poll_s):
             self._pump()
         self._pump(final=True)
 

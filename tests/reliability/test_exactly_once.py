@@ -44,5 +44,10 @@ def test_eight_workers_run_two_thousand_jobs_exactly_once(procs, real_store, tmp
     assert len(ids) == JOBS and all(name.endswith(".1") for name in side_effects)
     records = real_store.jobs.many(real_store.jobs.list_ids(limit=JOBS))
     assert all(r.attempts == 1 for r in records)
+    # rq's own records agree (rq info / rq-dashboard show the same outcome as fleet).
+    pipe = real_store.redis.pipeline(transaction=False)
+    for r in records:
+        pipe.hget(real_store.keys.rq_job(r.job_id), "status")
+    assert set(pipe.execute()) == {b"finished"}
     used = {r.worker for r in records}
     assert len(used) > 1, "the race needs more than one worker actually claiming"
