@@ -74,13 +74,13 @@ class Settings:
     def __repr__(self) -> str:
         return f"Settings(redis_url={self.safe_url()!r}, namespace={self.namespace!r})"
 
-    def connect(self):  # -> redis.Redis; typed loosely to keep redis out of import time
+    def connect(self, socket_timeout_s: float | None = None):  # -> redis.Redis (redis kept out of import time)
         """A client with fleet's timeouts; raises nothing until first use."""
         import redis
 
         return redis.Redis.from_url(
             self.redis_url,
-            socket_timeout=self.socket_timeout_s,
+            socket_timeout=socket_timeout_s or self.socket_timeout_s,
             socket_connect_timeout=self.socket_timeout_s,
             health_check_interval=30,
         )

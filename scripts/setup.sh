@@ -7,7 +7,8 @@
 #   3. a redis-server binary (tests and the demo start their own servers on free
 #      loopback ports; a system redis that apt may have started is left alone). As root
 #      it comes from Debian's packages; otherwise this says what to run and fails.
-# scripts/test.sh and scripts/demo.sh run it first; a second run takes well under a second.
+# scripts/test.sh and scripts/demo.sh run it first (`bash scripts/setup.sh`; not meant to be
+# sourced). A second run takes well under a second.
 # PYTHON=/path/to/python3.11 picks the interpreter (default: python3, else python3.11+).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -58,17 +59,20 @@ want_stamp() {
 }
 want=$(want_stamp)
 
-if [ -f "$STAMP" ] && ! grep -qxF "root $ROOT" "$STAMP"; then
-    say ".venv was made for another copy of this repo; recreating it"
+if [ -r "$STAMP" ] && ! grep -qxF "root $ROOT" "$STAMP"; then
+    say ".venv was made for another copy of this repo (a venv cannot move); recreating it"
     rm -rf .venv
 fi
 
-if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
+# A .venv without bin/pip is a half-made one (ensurepip was missing): make it again.
+# -L as well as -e: the interpreter a venv links to may be unreadable to this user.
+exists() { [ -e "$1" ] || [ -L "$1" ]; }
+if ! exists .venv/bin/python || ! exists .venv/bin/pip; then
     PY=$(find_python)
     rm -rf .venv
     if ! "$PY" -m venv .venv >/dev/null 2>&1; then
         rm -rf .venv
-        # Debian splits venv/ensurepip out of python3 into python3-venv.
+        # Debian ships venv/ensurepip apart from python3, in python3-venv.
         if is_root; then
             apt_install python3-venv "'$PY -m venv' does not work"
         else
@@ -88,8 +92,12 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ] || [ ! -x .venv/bin/fle
 fi
 
 # -- 3. redis-server ----------------------------------------------------------------
-have_redis_server() {
-    command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || [ -x /usr/local/bin/redis-server ]
+have_redis_server() {  # where scheduler/embedded_redis.py looks: $PATH, /usr/bin, /usr/local/bin
+    local found
+    for found in "$(command -v redis-server 2>/dev/null || true)" /usr/bin/redis-server /usr/local/bin/redis-server; do
+        if [ -n "$found" ] && [ -f "$found" ] && [ -x "$found" ]; then return 0; fi
+    done
+    return 1
 }
 if ! have_redis_server; then
     if is_root; then

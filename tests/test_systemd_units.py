@@ -1,43 +1,181 @@
-"""The shipped units parse under systemd-analyze and say what the README promises."""
+"""The shipped systemd units parse under systemd-analyze and do what systemd/README.md promises."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
-UNITS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "systemd")
+from scheduler.cli import build_parser
+from worker.probe import probe_host
+
+UNITS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "systemd")
+UNITS = ["fleet-receiver.service", "fleet-worker@.service", "fleet-worker-cpu.service"]
+PROBLEM_WORDS = ("Unknown", "unknown", "Invalid", "invalid", "Missing", "bad-setting", "Failed to parse")
 
 
-def unit(name: str) -> str:
-    return open(os.path.join(UNITS, name)).read()
+def text_of(name: str) -> str:
+    with open(os.path.join(UNITS_DIR, name)) as fh:
+        return fh.read()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-@pytest.mark.parametrize("name", ["fleet-receiver.service", "fleet-worker@.service", "fleet-worker-cpu.service"])
+def directives(name: str) -> list[tuple[str, str, str]]:
+    """(section, key, value) for every assignment, in order; keys may repeat (Environment=)."""
+    section, found = "", []
+    for line in text_of(name).splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        found.append((section, key.strip(), value.strip()))
+    return found
+
+
+def values(name: str, key: str) -> list[str]:
+    return [v for _, k, v in directives(name) if k == key]
+
+
+def one(name: str, key: str) -> str:
+    found = values(name, key)
+    assert len(found) == 1, f"{name}: expected one {key}=, got {found}"
+    return found[0]
+
+
+def exec_argv(name: str, instance: str = "0", host: str = "box") -> list[str]:
+    """ExecStart as argv, with the specifiers these units use expanded."""
+    return shlex.split(one(name, "ExecStart").replace("%i", instance).replace("%H", host))
+
+
+def verify(path) -> list[str]:
+    done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in done.stderr.splitlines()
+            if str(path) in line and any(word in line for word in PROBLEM_WORDS)]
+
+
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                           reason="systemd-analyze not installed")
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize("name", UNITS)
 def test_unit_verifies(name, tmp_path):
-    # The install paths don't exist here; verify a copy whose ExecStart points at a real binary.
-    text = re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", unit(name), flags=re.M)
-    text = re.sub(r"^(User|Group)=.*$", "", text, flags=re.M)
-    target = tmp_path / (name.replace("@.", "@0.") if "@" in name else name)
+    # /opt/fleet does not exist here: verify a copy whose ExecStart is a binary that does.
+    text = re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", text_of(name), flags=re.M)
+    target = tmp_path / name.replace("@.", "@0.")
     target.write_text(text)
-    done = subprocess.run(["systemd-analyze", "verify", str(target)], capture_output=True, text=True, timeout=60)
-    problems = [line for line in done.stderr.splitlines()
-                if any(w in line for w in ("Unknown", "unknown", "Invalid", "invalid", "Missing", "bad-setting"))
-                and str(tmp_path) in line]
-    assert problems == [], done.stderr
+    assert verify(target) == []
 
 
-def test_receiver_reloads_with_sighup_and_notifies():
-    text = unit("fleet-receiver.service")
-    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
-    assert "Type=notify" in text and "EnvironmentFile=-/etc/fleet/fleet.env" in text
+@needs_systemd_analyze
+def test_verify_would_catch_a_bad_directive(tmp_path):
+    """systemd-analyze exits 0 on unknown keys; the check above reads its stderr, and this proves it can fail."""
+    text = re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", text_of("fleet-receiver.service"), flags=re.M)
+    target = tmp_path / "fleet-receiver.service"
+    target.write_text(text.replace("[Service]", "[Service]\nTimeoutStopSecs=5") + "\n[Sevice]\nUser=x\n")
+    problems = verify(target)
+    assert any("TimeoutStopSecs" in p for p in problems) and any("Sevice" in p for p in problems), problems
 
 
-def test_worker_instance_is_the_gpu_index():
-    text = unit("fleet-worker@.service")
-    assert "Environment=CUDA_VISIBLE_DEVICES=%i" in text
-    assert "KillSignal=SIGTERM" in text and "KillMode=mixed" in text
+@pytest.mark.parametrize("name", UNITS)
+def test_exec_start_uses_only_flags_fleet_has(name):
+    argv = exec_argv(name)
+    assert argv[0] == "/opt/fleet/.venv/bin/fleet"
+    build_parser().parse_args(argv[1:])  # SystemExit (a failed test) on an unknown flag or command
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_the_redis_secret_stays_out_of_the_unit(name):
+    assert one(name, "EnvironmentFile") == "-/etc/fleet/fleet.env"
+    text = text_of(name)
+    assert "redis://" not in text and "rediss://" not in text and "FLEET_REDIS_URL=" not in text
+    assert "--redis-url" not in one(name, "ExecStart")
+    assert one(name, "User") == "fleet" and one(name, "NoNewPrivileges") == "yes"
+    assert one(name, "ProtectSystem") == "strict"
+
+
+def test_receiver_is_notify_and_reloads_with_sighup():
+    name = "fleet-receiver.service"
+    assert one(name, "Type") == "notify" and one(name, "NotifyAccess") == "main"
+    assert one(name, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert exec_argv(name)[1:] == ["receiver", "--manifest", "/etc/fleet/training_manifest.toml"]
+    assert one(name, "Restart") == "on-failure"
+
+
+@pytest.mark.parametrize("name", ["fleet-worker@.service", "fleet-worker-cpu.service"])
+def test_workers_stop_warm_then_kill_the_job_group(name):
+    assert one(name, "KillSignal") == "SIGTERM"  # rq's warm shutdown: finish the job, claim no more
+    assert one(name, "KillMode") == "mixed"  # SIGTERM to the worker only; the final SIGKILL to all
+    assert re.fullmatch(r"\d+min", one(name, "TimeoutStopSec")) and int(one(name, "TimeoutStopSec")[:-3]) >= 5
+    assert one(name, "Restart") == "always"
+    argv = exec_argv(name)
+    runs_dir = argv[argv.index("--runs-dir") + 1]
+    writable = one(name, "ReadWritePaths").split()
+    assert any(runs_dir == w or runs_dir.startswith(w.rstrip("/") + "/") for w in writable), (runs_dir, writable)
+
+
+def test_gpu_worker_instance_is_the_gpu_index():
+    name = "fleet-worker@.service"
+    assert "CUDA_VISIBLE_DEVICES=%i" in values(name, "Environment")
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in values(name, "Environment")  # CUDA numbers GPUs as NVML does
+    args = build_parser().parse_args(exec_argv(name, instance="3")[1:])
+    assert args.command == "worker" and args.name == "box-gpu3"
+
+
+class FakeNVML:
+    """Just enough NVML for the probe: ``count`` GPUs of 80 GiB; any other call is NOT_SUPPORTED."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlShutdown(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return self.count
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetName(self, handle):
+        return f"GPU-{handle}"
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        gib = 1024**3
+        return SimpleNamespace(total=80 * gib, free=80 * gib, used=0)
+
+    def __getattr__(self, name):
+        if name.startswith(("nvmlDevice", "nvmlSystem")):
+            def not_supported(*_args, **_kwargs):
+                raise self.NVMLError("Not Supported")
+            return not_supported
+        raise AttributeError(name)
+
+
+@pytest.mark.parametrize("instance", [0, 2])
+def test_gpu_worker_instance_sees_exactly_that_gpu(instance):
+    """The unit's environment and flags, fed to the real probe, leave the worker GPU %i and nothing else.
+
+    NVML ignores CUDA_VISIBLE_DEVICES, so this holds only while the probe maps it and the unit
+    does not also pass an index that the mapping renumbers (``--gpu %i`` would be GPU 0's index).
+    """
+    name = "fleet-worker@.service"
+    env = dict(v.replace("%i", str(instance)).split("=", 1) for v in values(name, "Environment"))
+    args = build_parser().parse_args(exec_argv(name, instance=str(instance))[1:])
+    host = probe_host("box", nvml=FakeNVML(4), gpu_indices=args.gpu or None, environ=env)
+    assert len(host.gpus) == 1
+    gpu = host.gpus[0]
+    assert (gpu.nvml_index if gpu.nvml_index is not None else gpu.index) == instance

@@ -41,7 +41,7 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     counts = data["jobs"]
     total = sum(counts[s.value] for s in JobState)
-    out.write(f"fleet {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs\n")
+    out.write(f"namespace {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs\n")
     out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n\n")
     if data["workers"]:
         rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w["declared"] else " *"),

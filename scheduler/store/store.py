@@ -10,10 +10,13 @@ from .errors import redis_errors
 from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries
 
+LOAD_TIMEOUT_S = 600.0
+
 
 class Store:
-    def __init__(self, redis, keys: Keys, settings: Settings | None = None):
+    def __init__(self, redis, keys: Keys, settings: Settings | None = None, connected: bool = False):
         self.redis = redis
+        self._connected = connected  # built by connect(): settings can open more connections
         self.keys = keys
         self.settings = settings or Settings(namespace=keys.namespace)
         self.jobs = JobQueries(redis, keys)
@@ -24,15 +27,24 @@ class Store:
         client = settings.connect()
         with redis_errors(settings):
             client.ping()
-        return cls(client, Keys(settings.namespace), settings)
+        return cls(client, Keys(settings.namespace), settings, connected=True)
 
     def errors(self):
         """Context manager turning redis-py failures into StoreError for this store's URL."""
         return redis_errors(self.settings)
 
     def load(self, manifest: Manifest, dry_run: bool = False) -> LoadPlan:
-        with self.errors():
-            return apply_manifest(self.redis, self.keys, manifest, dry_run=dry_run)
+        """Apply on a connection of its own with a long read timeout: the one atomic script for a
+        big manifest (100,000 jobs) runs for seconds, longer than an ordinary command may take."""
+        client = self.redis
+        if self._connected:
+            client = self.settings.connect(socket_timeout_s=LOAD_TIMEOUT_S)
+        try:
+            with self.errors():
+                return apply_manifest(client, self.keys, manifest, dry_run=dry_run)
+        finally:
+            if client is not self.redis:
+                client.close()
 
     def namespace_keys(self) -> list[str]:
         """Every key of this namespace (SCAN, for tests and admin tools, never on a hot path)."""
