@@ -50,13 +50,23 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
         last = attempts[-1] if attempts else {}
         why = last.get("reason") or last.get("outcome") or "no attempt recorded"
         return Explanation(job, f"Last attempt: {why}. `fleet retry {job.name}` makes it pending again.")
+    if job.state is JobState.BLOCKED:
+        return Explanation(job, f"{(job.reason or 'blocked by a dependency').capitalize()}; `fleet retry` that job "
+                                f"(after fixing it) to unblock this one.")
     if job.state is not JobState.PENDING:
-        return Explanation(job, f"Not claimable while {job.state.value}.")
+        return Explanation(job, f"Not claimable while {job.state.value}; `fleet release {job.name}` lets it run.")
     if not job.in_manifest:
         return Explanation(job, "Orphaned: the manifest no longer lists it, so it will not start; add it back or "
                                 "cancel it.")
     if job.spec.get("after") and not job.indexed:
-        return Explanation(job, f"Waiting for {', '.join(job.spec['after'])} to finish.")
+        parents = [m.decode() for m in redis.smembers(keys.deps_prefix + job.job_id)]
+        pipe = redis.pipeline(transaction=False)
+        for parent in parents:
+            pipe.hmget(keys.job(parent), "name", "state")
+        waiting = [f"{n.decode()} ({st.decode()})" for n, st in pipe.execute()
+                   if n and st and st != JobState.FINISHED.value.encode()]
+        return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} to finish (after = "
+                                f"{job.spec['after']}).")
     live = [w for w in workers if w.live]
     if not live:
         return Explanation(job, "No live worker is registered; start `fleet worker` on a host that satisfies it.")

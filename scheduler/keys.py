@@ -80,6 +80,16 @@ class Keys:
         return f"{self.prefix}:state:"
 
     @property
+    def deps_prefix(self) -> str:
+        """Set per job (prefix + id): the ids of the jobs it runs ``after``."""
+        return f"{self.prefix}:deps:"
+
+    @property
+    def dependents_prefix(self) -> str:
+        """Set per job (prefix + id): the ids of the jobs waiting for it."""
+        return f"{self.prefix}:dependents:"
+
+    @property
     def seq(self) -> str:
         """Counter: load order, the FIFO tie-break within a priority."""
         return f"{self.prefix}:seq"

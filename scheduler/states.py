@@ -32,7 +32,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset({JobState.PENDING}),  # fleet retry
     JobState.CANCELED: frozenset({JobState.PENDING}),  # fleet retry
     JobState.BLOCKED: frozenset({JobState.PENDING, JobState.CANCELED}),  # parent retried and finished
-    JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED}),  # fleet release
+    JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED, JobState.BLOCKED}),  # release; parent failed
 }
 
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)

@@ -316,3 +316,26 @@ def test_rq_info_sees_fleet_workers_and_jobs(procs, real_store, tmp_path):
     assert "queue fleet" in info.stdout and "worker visible" in info.stdout, info.stdout
     rq_job = real_store.redis.hgetall(real_store.keys.rq_job(real_store.jobs.resolve("x")))
     assert rq_job[b"status"] == b"finished" and rq_job[b"origin"] == b"fleet"
+
+
+def test_pipeline_train_then_eval_with_a_failing_branch_resumed_by_retry(procs, real_store, tmp_path):
+    flag = tmp_path / "fixed"
+    train = [sys.executable, "-c", f"import os, sys; sys.exit(0 if '{{model}}' != 'knn' or os.path.exists({str(flag)!r}) else 5)"]
+    jobs = []
+    for model in ("cnn", "gbt", "knn"):
+        jobs.append({"name": f"train-{model}", "model": model, "max_attempts": 1, "command": train})
+        jobs.append({"name": f"eval-{model}", "model": model, "mode": "eval", "after": [f"train-{model}"],
+                     "command": ["true"]})
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": jobs})
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 4, 16)
+    assert procs.worker("--burst", profile=profile, name="w1").wait(60) == 0
+    states = {n: real_store.jobs.get(real_store.jobs.resolve(n)).state.value
+              for n in ("train-cnn", "eval-cnn", "train-gbt", "eval-gbt", "train-knn", "eval-knn")}
+    assert states == {"train-cnn": "finished", "eval-cnn": "finished", "train-gbt": "finished",
+                      "eval-gbt": "finished", "train-knn": "failed", "eval-knn": "blocked"}
+    assert "train-knn did not finish" in procs.run("explain", "eval-knn").stdout
+    flag.write_text("fixed")
+    assert procs.run("retry", "train-knn", "--reset").returncode == 0
+    assert procs.worker("--burst", profile=profile, name="w2").wait(60) == 0
+    assert real_store.jobs.get(real_store.jobs.resolve("eval-knn")).state is JobState.FINISHED

@@ -81,6 +81,7 @@ class Claims:
         base = {"now": time.time(), "lease_s": self.lease_s, "job_prefix": self.keys.job_prefix,
                 "pending_prefix": self.keys.pending_prefix, "state_prefix": self.keys.state_prefix,
                 "attempts_prefix": self.keys.attempts_prefix, "ledger_prefix": self.keys.ledger_prefix,
+                "deps_prefix": self.keys.deps_prefix, "dependents_prefix": self.keys.dependents_prefix,
                 "states": _states()}
         base.update(payload)
         return json.loads(self.scripts.finish(keys=[self.keys.running, self.keys.reaper_tick, self.keys.events],

@@ -89,7 +89,9 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
     classes: dict[str, str] = {}
     class_ids: dict[ConstraintClass, str] = {}  # equal classes share one id; hashing it once is enough
     jobs = []
+    ids_by_name = {job.name: job.job_id for job in manifest.jobs}
     for job in manifest.jobs:
+        parents = sorted(ids_by_name[name] for name in job.scheduling["after"])
         cls = ConstraintClass.of(job, manifest.hosts)
         class_id = class_ids.get(cls)
         if class_id is None:
@@ -100,11 +102,12 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
             "name": job.name,
             "class": class_id,
             "priority": job.priority,
-            "sched": job.scheduling_digest,
+            # Parent ids too: a parent whose identity changed under the same name is a new edge.
+            "sched": digest([job.scheduling_digest, parents]),
             "spec": json.dumps({"spec": job.to_dict(), "identity": job.identity,
                                 "schema_version": job.schema_version}, sort_keys=True),
             "max_attempts": job.scheduling["max_attempts"],
-            "waits": len(job.scheduling["after"]),
+            "parents": parents,
         })
     return {
         "now": repr(round(now, 6)),
@@ -112,6 +115,8 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
         "dry_run": dry_run,
         "job_prefix": keys.job_prefix,
         "spec_prefix": keys.spec_prefix,
+        "deps_prefix": keys.deps_prefix,
+        "dependents_prefix": keys.dependents_prefix,
         "pending_prefix": keys.pending_prefix,
         "state_prefix": keys.state_prefix,
         "rq_job_prefix": keys.rq_job_prefix,

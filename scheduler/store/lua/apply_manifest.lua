@@ -3,9 +3,10 @@
 KEYS  1 jobs (zset)   2 names (hash)   3 in_manifest (set)   4 orphaned (zset)
       5 seq (string)  6 classes (hash) 7 hosts (hash)        8 manifest meta (hash)
       9 events (stream) 10 ids (zset, lexicographic)
-ARGV  1 JSON payload: {now, now_iso, dry_run, job_prefix, spec_prefix, pending_prefix, state_prefix,
+ARGV  1 JSON payload: {now, now_iso, dry_run, job_prefix, spec_prefix, deps_prefix, dependents_prefix,
+        pending_prefix, state_prefix,
         rq_job_prefix, states{...}, manifest{name,path,digest}, hosts{name: json},
-        classes{id: json}, jobs[{id, name, class, priority, sched, spec, max_attempts, waits}]}
+        classes{id: json}, jobs[{id, name, class, priority, sched, spec, max_attempts, parents[]}]}
         (spec is the JSON {"spec": ..., "identity": ...} stored at spec_prefix .. id)
       2.. rq job hash template as field, value pairs (binary safe: rq's pickled data)
 Returns JSON {added[], updated[], unchanged[], orphaned[], revived[]} of job ids, or
@@ -21,6 +22,9 @@ Invariants:
   * An unchanged load performs no write at all.
   * The pending index holds exactly the jobs that are pending, in the manifest,
     and not waiting on dependencies; score = (1000 - priority) * 1e10 + seq.
+  * Dependencies: deps:<id> and dependents:<parent> hold the `after` edges; a job's
+    `waits` counts its parents that have not finished; a new job whose parent has
+    failed or was canceled starts blocked.
 ]]
 
 local p = cjson.decode(ARGV[1])
@@ -136,16 +140,42 @@ local function rename(id, old, new)
   redis.call('HSET', NAMES, new, id)
 end
 
-local function update_spec(j, c)
+-- (Re)write a job's `after` edges; returns how many parents have not finished and
+-- one parent that failed, was canceled or is blocked (nil if none).
+local function set_edges(j)
+  local dkey = p.deps_prefix .. j.id
+  for _, old in ipairs(redis.call('SMEMBERS', dkey)) do redis.call('SREM', p.dependents_prefix .. old, j.id) end
+  redis.call('DEL', dkey)
+  local waits, stuck = 0, nil
+  for _, parent in ipairs(j.parents) do
+    redis.call('SADD', dkey, parent)
+    redis.call('SADD', p.dependents_prefix .. parent, j.id)
+    local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
+    if ps ~= S.finished then waits = waits + 1 end
+    if ps == S.failed or ps == S.canceled or ps == S.blocked then stuck = parent end
+  end
+  return waits, stuck
+end
+
+-- The pending index holds a job iff it is pending, in the manifest and waits on nothing.
+local function place(id, state, in_manifest, waits, old_class, indexed, class, priority, seq)
+  if indexed == '1' then redis.call('ZREM', p.pending_prefix .. old_class, id) end
+  if state == S.pending and in_manifest == '1' and waits == 0 then
+    index(id, class, priority, seq)
+    return true
+  end
+  redis.call('HSET', p.job_prefix .. id, 'indexed', '0')
+  return false
+end
+
+local function update_spec(j, c, in_manifest)
   local key = p.job_prefix .. j.id
   redis.call('SET', p.spec_prefix .. j.id, j.spec)
+  local waits = set_edges(j)
   redis.call('HSET', key, 'name', j.name, 'sched', j.sched, 'class', j.class,
-             'priority', j.priority, 'max_attempts', j.max_attempts, 'waits', j.waits, 'updated_at', p.now)
+             'priority', j.priority, 'max_attempts', j.max_attempts, 'waits', waits, 'updated_at', p.now)
   rename(j.id, c.name, j.name)
-  if c.indexed == '1' then
-    redis.call('ZREM', p.pending_prefix .. c.class, j.id)
-    redis.call('ZADD', p.pending_prefix .. j.class, score(j.priority, c.seq), j.id)
-  end
+  return place(j.id, c.state, in_manifest, waits, c.class, c.indexed, j.class, j.priority, c.seq)
 end
 
 local rq_template = {}
@@ -157,36 +187,34 @@ for _, a in ipairs(actions) do
   local key = p.job_prefix .. j.id
   if kind == 'add' then
     local seq = redis.call('INCR', SEQ)
+    local waits, stuck = set_edges(j)
+    local state = stuck and S.blocked or S.pending
     redis.call('SET', p.spec_prefix .. j.id, j.spec)
-    redis.call('HSET', key, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class, 'priority', j.priority, 'max_attempts', j.max_attempts,
-               'waits', j.waits, 'seq', seq, 'state', S.pending, 'attempts', 0, 'in_manifest', '1',
-               'created_at', p.now, 'updated_at', p.now, 'state_at', p.now, 'indexed', '0')
+    redis.call('HSET', key, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class, 'priority', j.priority,
+               'max_attempts', j.max_attempts, 'waits', waits, 'seq', seq, 'state', state, 'attempts', 0,
+               'in_manifest', '1', 'created_at', p.now, 'updated_at', p.now, 'state_at', p.now, 'indexed', '0')
+    if stuck then
+      local parent = redis.call('HGET', p.job_prefix .. stuck, 'name') or stuck
+      redis.call('HSET', key, 'reason', 'blocked: ' .. parent .. ' did not finish')
+    end
     redis.call('ZADD', JOBS, seq, j.id)
     redis.call('ZADD', IDS, 0, j.id)
-    redis.call('ZADD', p.state_prefix .. S.pending, p.now, j.id)
+    redis.call('ZADD', p.state_prefix .. state, p.now, j.id)
     redis.call('SADD', INM, j.id)
     rename(j.id, nil, j.name)
-    if j.waits == 0 then
-      index(j.id, j.class, j.priority, seq)
-      wakeups = wakeups + 1
-    end
+    if place(j.id, state, '1', waits, j.class, '0', j.class, j.priority, seq) then wakeups = wakeups + 1 end
     if #rq_template > 0 then
       local rq_key = p.rq_job_prefix .. j.id
       redis.call('HSET', rq_key, unpack(rq_template))
       redis.call('HSET', rq_key, 'description', j.name, 'created_at', p.now_iso, 'status', 'queued')
     end
   elseif kind == 'update' then
-    update_spec(j, c)
-    if c.indexed == '1' then wakeups = wakeups + 1 end
+    if update_spec(j, c, '1') then wakeups = wakeups + 1 end
   elseif kind == 'revive' then
-    update_spec(j, c)
     redis.call('HSET', key, 'in_manifest', '1')
     redis.call('SADD', INM, j.id)
     redis.call('ZREM', ORPH, j.id)
-    if c.state == S.pending and j.waits == 0 then
-      index(j.id, j.class, j.priority, c.seq)
-      wakeups = wakeups + 1
-    end
+    if update_spec(j, c, '1') then wakeups = wakeups + 1 end
   elseif kind == 'orphan' then
     redis.call('HSET', key, 'in_manifest', '0', 'updated_at', p.now)
     redis.call('SREM', INM, j.id)
