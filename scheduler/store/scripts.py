@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 
 LUA_PACKAGE = "scheduler.store"
 
 
+INCLUDE = re.compile(r"^-- #include (\w+)$", re.M)
+
+
 @lru_cache(maxsize=None)
 def lua_source(name: str) -> str:
-    """The text of ``lua/<name>.lua`` shipped inside the package."""
-    return resources.files(LUA_PACKAGE).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text of ``lua/<name>.lua`` shipped inside the package, with ``-- #include x`` lines
+    replaced by ``lua/x.lua``: helpers two scripts share live in one file, not in two copies."""
+    text = resources.files(LUA_PACKAGE).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return INCLUDE.sub(lambda m: lua_source(m.group(1)), text)
 
 
 class Scripts:
