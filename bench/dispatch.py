@@ -58,7 +58,7 @@ Worker([q], connection=r).work(burst=True, logging_level="WARNING")
 print(time.perf_counter() - t0)
 """
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=BENCH))
     elapsed = time.perf_counter() - t0
     return n / elapsed

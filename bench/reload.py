@@ -11,7 +11,6 @@ usage: python bench/reload.py [--jobs 10000]
 from __future__ import annotations
 
 import argparse
-import time
 
 from common import build_manifest, jobs_manifest, machine, store_on, timed
 

@@ -76,9 +76,10 @@ class RedisServer:
                 return
             except redis.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = open(os.path.join(self.dir, "redis.log")).read()[-2000:]
+                    with open(os.path.join(self.dir, "redis.log"), errors="replace") as fh:
+                        last = (fh.read().strip().splitlines() or ["(no log)"])[-1]
                     self.stop()
-                    raise RedisServerError(f"redis-server did not start on port {self.port}: {log}")
+                    raise RedisServerError(f"redis-server did not start on 127.0.0.1:{self.port}: {last}") from None
                 time.sleep(0.02)
 
     def kill(self) -> None:

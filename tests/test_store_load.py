@@ -7,6 +7,7 @@ import json
 import pytest
 from scheduler.embedded_redis import dump_namespace
 
+from scheduler.errors import NotFoundError
 from scheduler.manifest import parse_manifest
 from scheduler.states import JobState
 
@@ -65,7 +66,7 @@ def test_rename_keeps_identity_and_moves_the_name(store):
     plan = store.load(manifest(BASE.replace('name = "a"', 'name = "a2"')))
     assert [e.name for e in plan.updated] == ["a2"]
     assert store.jobs.resolve("a2") == job_id
-    with pytest.raises(Exception):
+    with pytest.raises(NotFoundError):
         store.jobs.resolve("a")
 
 

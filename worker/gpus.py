@@ -112,7 +112,7 @@ def probe_gpus(nvml: Any, environ: Mapping[str, str], notes: list[str]) -> tuple
         elif not visible:
             notes.append(f"CUDA_VISIBLE_DEVICES={environ.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU")
         gpus = []
-        for position, entry in enumerate(visible):
+        for entry in visible:
             if isinstance(entry, str):  # a MIG instance: its own memory, addressed by its UUID
                 handle = prober.call(f"{entry}: handle", nvml.nvmlDeviceGetHandleByUUID, entry)
                 nvml_index = None

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         os.makedirs(runs_dir, mode=0o700, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"--runs-dir {runs_dir}: cannot create it ({err.strerror}); pick a writable directory")
+        raise UsageError(f"--runs-dir {runs_dir}: cannot create it ({err.strerror}); pick a writable "
+                         f"directory") from None
     name = args.name or f"{host.hostname}.{socket.gethostname().split('.')[0]}.{os.getpid()}"
     lease_s = args.lease_s
     claims = Claims(store.redis, keys, lease_s=lease_s)

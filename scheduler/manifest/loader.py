@@ -18,7 +18,6 @@ from typing import Any
 
 from ..errors import ManifestError, Problem
 from .fields import (
-    BOOL,
     FIELDS,
     HOST_FIELDS,
     INT,
@@ -28,9 +27,6 @@ from .fields import (
     REQUIRED_FIELDS,
     SCHEDULING_FIELDS,
     SCHEMA_VERSION,
-    STR,
-    STR_LIST,
-    TABLE,
     TOP_LEVEL_KEYS,
     fits,
     kind_of,
@@ -57,13 +53,13 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
-        raise ManifestError([Problem(path, "file not found; pass the manifest path or set FLEET_MANIFEST")])
+        raise ManifestError([Problem(path, "file not found; pass the manifest path or set FLEET_MANIFEST")]) from None
     except OSError as err:
-        raise ManifestError([Problem(path, f"cannot read: {err.strerror}")])
+        raise ManifestError([Problem(path, f"cannot read: {err.strerror}")]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ManifestError([Problem(path, f"not UTF-8 text (byte {err.start}); save it as UTF-8")])
+        raise ManifestError([Problem(path, f"not UTF-8 text (byte {err.start}); save it as UTF-8")]) from None
     return parse_manifest(text, path)
 
 
@@ -72,7 +68,7 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ManifestError([Problem(path, f"invalid TOML: {err}")])
+        raise ManifestError([Problem(path, f"invalid TOML: {err}")]) from None
     return _Validator(path, data).run()
 
 

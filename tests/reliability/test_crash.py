@@ -12,7 +12,6 @@ import glob
 import os
 import random
 import sys
-import time
 
 import tomli_w
 from support.procs import SIDEFX, wait_for

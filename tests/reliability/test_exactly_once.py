@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 import tomli_w
-from support.procs import wait_for
 
 JOBS = 2000
 WORKERS = 8
