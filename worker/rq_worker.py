@@ -20,7 +20,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from scheduler.errors import UsageError
+from scheduler.errors import StoreError, UsageError
 from scheduler.states import JobState
 from scheduler.store.actions import act
 from scheduler.store.claims import Claims, Outcome
@@ -276,7 +276,12 @@ class WorkerRuntime:
 
     def prepare(self, claim) -> Job | None:
         """Build the horse's context for a claim; a job that cannot start is failed, not retried forever."""
-        record = JobQueries(self.redis, self.keys).get(claim.job_id)
+        try:
+            record = JobQueries(self.redis, self.keys).get(claim.job_id)
+        except StoreError as err:  # a corrupt record fails its own job, never the worker
+            log.error("job %s cannot start: %s", claim.job_id, err)
+            self.complete(claim, Outcome.FAILED, None, str(err))
+            return None
         try:
             out_dir = output_dir(self.runs_dir, record.name, record.job_id, claim.attempt)
             os.makedirs(out_dir, mode=0o700, exist_ok=True)

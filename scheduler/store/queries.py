@@ -58,11 +58,23 @@ def _decode(raw: dict) -> dict[str, str]:
             for k, v in raw.items()}
 
 
-def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None) -> JobRecord:
+def parse_spec(spec_key: str, spec_json: str | bytes | None) -> dict[str, Any]:
+    try:
+        spec = json.loads(spec_json)["spec"]
+        if not isinstance(spec, dict):
+            raise TypeError("spec is not a table")
+        return spec
+    except (TypeError, ValueError, KeyError) as err:
+        raise StoreError(f"job spec {spec_key} is corrupt ({type(err).__name__}: {err}); reload the manifest "
+                         f"that defines the job, or cancel it") from None
+
+
+def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None, spec_key: str = "") -> JobRecord:
     """A job record from its hash and spec; a value fleet did not write is a StoreError naming the key."""
+    spec = parse_spec(spec_key or key, spec_json)
     try:
         return JobRecord(
-            job_id=fields["id"], name=fields["name"], spec=json.loads(spec_json)["spec"],
+            job_id=fields["id"], name=fields["name"], spec=spec,
             state=JobState(fields["state"]), priority=int(fields["priority"]), attempts=int(fields["attempts"]),
             max_attempts=int(fields.get("max_attempts") or 3), in_manifest=fields.get("in_manifest") == "1",
             host=fields.get("last_host") or None, worker=fields.get("last_worker") or None,
@@ -107,7 +119,7 @@ class JobQueries:
                     raise StoreError(f"key {key} holds a value fleet did not write ({reply}); inspect it with "
                                      f"redis-cli TYPE and delete it if foreign")
             if raw:
-                out.append(parse_job(self.keys.job(job_id), _decode(raw), spec))
+                out.append(parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id)))
         return out
 
     def resolve(self, ref: str) -> str:

@@ -1,0 +1,44 @@
+"""Foreign or corrupt values at fleet keys: a clear error, never a crash loop, nothing else lost.
+
+"Nothing lost" here: every healthy job still finishes; the corrupt one ends failed
+with a reason naming its key; the worker process is still running.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tomli_w
+from support.procs import FleetProcs, wait_for, write_profile
+
+from scheduler.states import JobState
+
+
+@pytest.fixture
+def procs(redis_server, real_redis, tmp_path):
+    fleet = FleetProcs(redis_server.url, str(tmp_path))
+    yield fleet
+    fleet.stop_all()
+
+
+def test_a_corrupt_job_spec_fails_that_job_and_the_worker_carries_on(procs, real_store, tmp_path):
+    jobs = [{"name": f"j{i}", "model": "m", "seed": i, "command": ["true"], "priority": 10 if i == 0 else 0}
+            for i in range(4)]
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))
+    assert procs.run("load", str(path)).returncode == 0
+    bad = real_store.jobs.resolve("j0")
+    real_store.redis.set(real_store.keys.spec(bad), "{not json")
+    worker = procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w", lease_s=30)
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 3, timeout_s=30, what="the healthy jobs")
+    assert worker.poll() is None, procs.log_of(worker)
+    record = real_store.redis.hgetall(real_store.keys.job(bad))
+    assert record[b"state"] == JobState.FAILED.value.encode()
+    assert real_store.keys.spec(bad).encode() in record[b"reason"]
+    status = procs.run("status")
+    assert status.returncode == 1 and "corrupt" in status.stderr  # the operator is told, once, by key
+
+
+def test_a_foreign_value_at_a_namespace_key_is_a_clear_error_for_the_cli(procs, real_store, tmp_path):
+    real_store.redis.set(real_store.keys.state("pending"), "oops")
+    done = procs.run("status")
+    assert done.returncode == 1 and "refused a command" in done.stderr and "\n" not in done.stderr.strip()
