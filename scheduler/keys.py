@@ -104,6 +104,11 @@ class Keys:
         return f"{self.prefix}:pending:"
 
     @property
+    def heads(self) -> str:
+        """Zset: class id -> score of its best pending job; what a claim reads first."""
+        return f"{self.prefix}:heads"
+
+    @property
     def classes(self) -> str:
         """Hash: class id -> JSON of the constraints every job in that class shares."""
         return f"{self.prefix}:classes"

@@ -139,3 +139,41 @@ def test_lua_claim_agrees_with_the_pure_rule(fake_redis, ram, cores, vram, cuda,
     python_says = resources_reason(classes[0], ledger_free(host, ledger)) is None
     lua_says = Claims(store.redis, store.keys).claim("w", host, classes) is not None
     assert python_says == lua_says
+
+
+def heads_consistent(store) -> None:
+    """The claim's shortcut: heads holds each non-empty class at its best job's score, and nothing else."""
+    r, k = store.redis, store.keys
+    expected = {}
+    for key in r.scan_iter(match=k.pending("*")):
+        best = r.zrange(key, 0, 0, withscores=True)
+        if best:
+            expected[key.decode()[len(k.pending_prefix):]] = best[0][1]
+    actual = {m.decode(): s for m, s in r.zrange(k.heads, 0, -1, withscores=True)}
+    assert actual == expected
+
+
+def test_heads_stay_consistent_through_random_operations(store):
+    import random
+
+    from scheduler.store.actions import act
+
+    rng = random.Random(11)
+    jobs = "".join(job(f"j{i}", priority=rng.randint(-3, 3), min_ram_gib=rng.choice([1, 8, 30])) for i in range(40))
+    _, classes = load(store, jobs)
+    claims = Claims(store.redis, store.keys)
+    running = []
+    for _ in range(300):
+        op = rng.random()
+        if op < 0.35:
+            c = claims.claim("w", HOST, classes)
+            if c:
+                running.append(c)
+        elif op < 0.6 and running:
+            c = running.pop(rng.randrange(len(running)))
+            claims.complete(c.job_id, c.attempt, "w", rng.choice([Outcome.FINISHED, Outcome.FAILED,
+                                                                  Outcome.INTERRUPTED]))
+        else:
+            ids = [m.decode() for m in store.redis.zrange(store.keys.jobs, 0, -1)]
+            act(store.redis, store.keys, rng.choice(["hold", "release", "cancel", "retry"]), [rng.choice(ids)])
+        heads_consistent(store)

@@ -28,7 +28,8 @@ def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False)
         raise ValueError(action)
     payload = {
         "action": action, "ids": job_ids, "now": time.time(), "reset": reset,
-        "job_prefix": keys.job_prefix, "pending_prefix": keys.pending_prefix, "state_prefix": keys.state_prefix,
+        "job_prefix": keys.job_prefix, "pending_prefix": keys.pending_prefix, "heads_key": keys.heads,
+        "state_prefix": keys.state_prefix,
         "deps_prefix": keys.deps_prefix, "dependents_prefix": keys.dependents_prefix,
         "states": {s.name.lower(): s.value for s in JobState},
         "transitions": {src.value: sorted(d.value for d in dst) for src, dst in TRANSITIONS.items()},

@@ -118,6 +118,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
         "deps_prefix": keys.deps_prefix,
         "dependents_prefix": keys.dependents_prefix,
         "pending_prefix": keys.pending_prefix,
+        "heads_key": keys.heads,
         "state_prefix": keys.state_prefix,
         "rq_job_prefix": keys.rq_job_prefix,
         "states": {s.name.lower(): s.value for s in JobState},

@@ -4,7 +4,7 @@ KEYS  1 jobs (zset)   2 names (hash)   3 in_manifest (set)   4 orphaned (zset)
       5 seq (string)  6 classes (hash) 7 hosts (hash)        8 manifest meta (hash)
       9 events (stream) 10 ids (zset, lexicographic)
 ARGV  1 JSON payload: {now, now_iso, dry_run, job_prefix, spec_prefix, deps_prefix, dependents_prefix,
-        pending_prefix, state_prefix,
+        pending_prefix, heads_key, state_prefix,
         rq_job_prefix, states{...}, manifest{name,path,digest}, hosts{name: json},
         classes{id: json}, jobs[{id, name, class, priority, sched, spec, max_attempts, parents[]}]}
         (spec is the JSON {"spec": ..., "identity": ...} stored at spec_prefix .. id)
@@ -32,9 +32,7 @@ local S = p.states
 local JOBS, NAMES, INM, ORPH, SEQ, CLASSES, HOSTS, META, EVENTS, IDS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
-local function score(priority, seq)
-  return (1000 - tonumber(priority)) * 1e10 + tonumber(seq)
-end
+-- #include pending
 
 -- Phase 1: read and verify ------------------------------------------------------
 local expected = {[JOBS]='zset', [NAMES]='hash', [INM]='set', [ORPH]='zset', [SEQ]='string',
@@ -124,12 +122,12 @@ end
 
 -- Phase 2: write -----------------------------------------------------------------
 local function index(id, class, priority, seq)
-  redis.call('ZADD', p.pending_prefix .. class, score(priority, seq), id)
+  pending_add(class, pending_score(priority, seq), id)
   redis.call('HSET', p.job_prefix .. id, 'indexed', '1')
 end
 
 local function unindex(id, class)
-  redis.call('ZREM', p.pending_prefix .. class, id)
+  pending_remove(class, id)
   redis.call('HSET', p.job_prefix .. id, 'indexed', '0')
 end
 
@@ -159,7 +157,7 @@ end
 
 -- The pending index holds a job iff it is pending, in the manifest and waits on nothing.
 local function place(id, state, in_manifest, waits, old_class, indexed, class, priority, seq)
-  if indexed == '1' then redis.call('ZREM', p.pending_prefix .. old_class, id) end
+  if indexed == '1' then pending_remove(old_class, id) end
   if state == S.pending and in_manifest == '1' and waits == 0 then
     index(id, class, priority, seq)
     return true

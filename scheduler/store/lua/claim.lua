@@ -1,7 +1,7 @@
 --[[ claim: pop the best pending job this worker may run, reserve its resources, take a lease.
 
 KEYS  1 running (zset: job id -> lease deadline)   2 ledger of this worker's host (hash)
-ARGV  1 JSON {now, lease_s, worker, host, job_prefix, pending_prefix, state_prefix,
+ARGV  1 JSON {now, lease_s, worker, host, job_prefix, pending_prefix, heads_key, state_prefix,
         attempts_prefix, states{pending, running},
         ram_total, cores_total,                      -- the host's capacity
         gpus[{key, total, free}],                    -- this worker's GPUs; free as probed now
@@ -14,13 +14,15 @@ Invariants:
   * The host ledger never exceeds capacity: RAM and cores are checked against
     capacity minus what running fleet jobs on this host reserved; VRAM against
     min(probed free, total - reserved) on one GPU, choosing the smallest that fits.
-  * Cost: O(C log n) for C eligible classes and n pending jobs per class; only the
-    head of each class is examined (jobs of a class need the same resources).
+  * Cost: one read of `heads` (one entry per class with pending jobs) plus O(log n)
+    for the chosen class; only a class's head is ever examined (jobs of a class need
+    the same resources), and the first class in heads order that fits holds the best job.
   * The resource check is the same rule as scheduler.matching.resources_reason;
     tests/test_claim_agreement.py proves they agree.
 ]]
 
 local p = cjson.decode(ARGV[1])
+-- #include pending
 local RUNNING, LEDGER = KEYS[1], KEYS[2]
 local EPS = 1e-9
 
@@ -43,33 +45,38 @@ local function best_gpu(vram)
   return best
 end
 
-local chosen, chosen_score, chosen_class, chosen_gpu = nil, nil, nil, nil
-for _, c in ipairs(p.classes) do
-  local gpu = nil
-  local fits = true
-  if c.vram > 0 and (c.cuda or #gpu_free > 0) then
-    gpu = best_gpu(c.vram)
-    fits = gpu ~= nil
-  elseif #gpu_free > 0 and c.cuda then
-    gpu = best_gpu(0)
-  end
-  if fits and c.ram > free_ram + EPS then fits = false end
-  if fits and c.cores > free_cores + EPS then fits = false end
-  if fits then
-    local head = redis.call('ZRANGE', p.pending_prefix .. c.id, 0, 0, 'WITHSCORES')
-    if head[1] then
-      local s = tonumber(head[2])
-      if chosen_score == nil or s < chosen_score then
-        chosen, chosen_score, chosen_class, chosen_gpu = head[1], s, c, gpu
-      end
+-- Classes in the order of their best job (heads), so the first that fits holds the best job
+-- this worker may run: one read of heads instead of one per class.
+local wanted = {}
+for _, c in ipairs(p.classes) do wanted[c.id] = c end
+local chosen_class, chosen_gpu = nil, nil
+local heads = redis.call('ZRANGE', p.heads_key, 0, -1)
+for _, class_id in ipairs(heads) do
+  local c = wanted[class_id]
+  if c then
+    local gpu = nil
+    local fits = true
+    if c.vram > 0 and (c.cuda or #gpu_free > 0) then
+      gpu = best_gpu(c.vram)
+      fits = gpu ~= nil
+    elseif #gpu_free > 0 and c.cuda then
+      gpu = best_gpu(0)
+    end
+    if fits and c.ram > free_ram + EPS then fits = false end
+    if fits and c.cores > free_cores + EPS then fits = false end
+    if fits then
+      chosen_class, chosen_gpu = c, gpu
+      break
     end
   end
 end
 
-if chosen == nil then return '{}' end
+if chosen_class == nil then return '{}' end
+local chosen = redis.call('ZRANGE', p.pending_prefix .. chosen_class.id, 0, 0)[1]
+if chosen == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
+pending_remove(chosen_class.id, chosen)
 
 local key = p.job_prefix .. chosen
-redis.call('ZREM', p.pending_prefix .. chosen_class.id, chosen)
 local attempt = redis.call('HINCRBY', key, 'attempts', 1)
 local gpu_key = ''
 local vram = 0

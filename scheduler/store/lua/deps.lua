@@ -1,8 +1,8 @@
 --[[ deps: helpers for `after` dependencies, included by finish.lua and operate.lua.
 
 Included textually where a script says `-- #include deps`, after it has defined
-`p` (its decoded JSON payload, with job_prefix, pending_prefix, state_prefix,
-deps_prefix, dependents_prefix and now) and `S` (the state names).
+`p` (its decoded JSON payload, with job_prefix, pending_prefix, heads_key, state_prefix,
+deps_prefix, dependents_prefix and now) and `S` (the state names), and after pending.lua.
 
 A finished parent releases its children; a parent that failed for good or was
 canceled blocks every pending or held descendant; retrying it unblocks those no
@@ -12,7 +12,7 @@ local function index_if_ready(id)
   local f = redis.call('HMGET', p.job_prefix .. id, 'state', 'in_manifest', 'waits', 'indexed', 'class',
                        'priority', 'seq')
   if f[1] == S.pending and f[2] == '1' and tonumber(f[3]) == 0 and f[4] ~= '1' then
-    redis.call('ZADD', p.pending_prefix .. f[5], (1000 - tonumber(f[6])) * 1e10 + tonumber(f[7]), id)
+    pending_add(f[5], pending_score(f[6], f[7]), id)
     redis.call('HSET', p.job_prefix .. id, 'indexed', '1')
     return true
   end
@@ -46,7 +46,7 @@ local function block_descendants(root)
         local f = redis.call('HMGET', p.job_prefix .. child, 'state', 'indexed', 'class')
         if f[1] == S.pending or f[1] == S.held then
           if f[2] == '1' then
-            redis.call('ZREM', p.pending_prefix .. f[3], child)
+            pending_remove(f[3], child)
             redis.call('HSET', p.job_prefix .. child, 'indexed', '0')
           end
           move_state(child, f[1], S.blocked, 'blocked: ' .. name .. ' did not finish')

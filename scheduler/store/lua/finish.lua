@@ -1,7 +1,7 @@
 --[[ finish: end attempts, either one reported by its worker or every expired lease (the reaper).
 
 KEYS  1 running (zset: job id -> lease deadline)   2 reaper tick (string)   3 events (stream)
-ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_prefix,
+ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_prefix, heads_key,
         state_prefix, attempts_prefix, ledger_prefix, deps_prefix, dependents_prefix, states{...},
         -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir
         -- reap: limit}
@@ -24,6 +24,7 @@ Invariants:
 local p = cjson.decode(ARGV[1])
 local S = p.states
 
+-- #include pending
 -- #include deps
 
 local RUNNING, TICK, EVENTS = KEYS[1], KEYS[2], KEYS[3]

@@ -2,7 +2,8 @@
 
 KEYS  1 events (stream); declared so the script routes to the namespace's slot, whose
         prefixes in ARGV build every other key
-ARGV  1 JSON {action, ids[], now, reset, job_prefix, pending_prefix, state_prefix, deps_prefix, dependents_prefix,
+ARGV  1 JSON {action, ids[], now, reset, job_prefix, pending_prefix, heads_key, state_prefix, deps_prefix,
+        dependents_prefix,
         states{...}, transitions{from: [to, ...]}}   -- transitions: scheduler.states.TRANSITIONS
 Returns JSON [{job_id, ok, from, to, message}] in the order of ids.
 
@@ -17,6 +18,7 @@ Invariants:
 local p = cjson.decode(ARGV[1])
 local S = p.states
 
+-- #include pending
 -- #include deps
 
 
@@ -46,7 +48,7 @@ for _, id in ipairs(p.ids) do
     r.message = 'cannot ' .. p.action .. ' a ' .. from .. ' job'
   else
     if f[3] == '1' then
-      redis.call('ZREM', p.pending_prefix .. f[2], id)
+      pending_remove(f[2], id)
       redis.call('HSET', key, 'indexed', '0')
     end
     redis.call('ZREM', p.state_prefix .. from, id)

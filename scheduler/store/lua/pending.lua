@@ -1,0 +1,32 @@
+--[[ pending: the only code that changes the pending index, included by every script that does.
+
+Included textually where a script says `-- #include pending`, after it has defined
+`p` (its payload, with pending_prefix and heads_key).
+
+The pending index is one zset per constraint class (pending_prefix .. class), scored
+(1000 - priority) * 1e10 + load order, plus `heads`: class -> the score of that
+class's best job. A claim reads `heads` once instead of every class's zset, so its
+cost does not grow with the number of classes a worker may run.
+Invariant: heads holds a class iff its zset is non-empty, at the score of its head.
+]]
+local function pending_score(priority, seq)
+  return (1000 - tonumber(priority)) * 1e10 + tonumber(seq)
+end
+
+local function pending_add(class, score, id)
+  redis.call('ZADD', p.pending_prefix .. class, score, id)
+  redis.call('ZADD', p.heads_key, 'LT', score, class)
+end
+
+local function pending_remove(class, id)
+  local key = p.pending_prefix .. class
+  local head = redis.call('ZRANGE', key, 0, 0)[1]
+  if redis.call('ZREM', key, id) == 1 and head == id then
+    local next_head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if next_head[1] then
+      redis.call('ZADD', p.heads_key, next_head[2], class)
+    else
+      redis.call('ZREM', p.heads_key, class)
+    end
+  end
+end
