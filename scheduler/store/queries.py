@@ -14,8 +14,6 @@ from ..errors import NotFoundError, StoreError, UsageError
 from ..keys import Keys
 from ..states import JobState
 
-JOB_FIELDS = ("id", "name", "state", "priority", "attempts", "max_attempts", "in_manifest", "last_host",
-              "last_worker", "created_at", "updated_at", "state_at", "seq", "class", "indexed", "reason")
 HEX = frozenset("0123456789abcdef")
 
 
