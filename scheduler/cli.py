@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts-dir", help="simulated host profiles (default manifests/hosts)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir with runs and logs")
     p.add_argument("--timeout-s", type=_positive_float, default=300.0, help="give up after this long (default 300)")
+    p.add_argument("--fake-redis", action="store_true",
+                   help="use fakeredis's TCP server even if redis-server exists (the automatic fallback)")
     return parser
 
 

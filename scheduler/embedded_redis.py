@@ -100,6 +100,50 @@ class RedisServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class FakeRedisServer:
+    """fakeredis's TCP server in a thread: the demo's announced fallback where no redis-server
+    binary can be found or installed. Same ``url``/``stop`` surface as RedisServer."""
+
+    def __init__(self):
+        try:
+            from fakeredis import TcpFakeServer
+        except ImportError:
+            raise RedisServerError("no redis-server and no fakeredis to fall back on; run scripts/setup.sh "
+                                   "(it installs both)") from None
+        import threading
+
+        self.port = free_port()
+        self.dir = ""
+        self.password = None
+        self._server = TcpFakeServer(("127.0.0.1", self.port), server_type="redis")
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fakeredis", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def __enter__(self) -> "FakeRedisServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, remove_dir: bool = True) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def start_local_redis(force_fake: bool = False) -> "RedisServer | FakeRedisServer":
+    """A private Redis for the demo: a real redis-server when there is one, else fakeredis."""
+    if not force_fake and redis_server_binary() is not None:
+        return RedisServer()
+    return FakeRedisServer()
+
+
 def dump_namespace(client: redis.Redis, namespace: str = "fleet") -> dict[bytes, bytes]:
     """DUMP of every key of a namespace: byte-for-byte comparison of two store states."""
     pattern = "{" + namespace + "}:*"

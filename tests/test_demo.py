@@ -11,14 +11,19 @@ import psutil
 from support.procs import REPO
 
 
-def test_demo_runs_every_runnable_job_explains_the_rest_and_leaves_nothing_behind(tmp_path):
+import pytest
+
+
+@pytest.mark.parametrize("extra", [[], ["--fake-redis"]], ids=["redis-server", "fakeredis-fallback"])
+def test_demo_runs_every_runnable_job_explains_the_rest_and_leaves_nothing_behind(tmp_path, extra):
     before = {p.pid for p in psutil.process_iter()}
     env = dict(os.environ, PYTHONPATH=REPO, NO_COLOR="1", TMPDIR=str(tmp_path))
     env.pop("FLEET_REDIS_URL", None)
-    done = subprocess.run([sys.executable, "-m", "scheduler.cli", "demo", "--timeout-s", "120"], env=env,
+    done = subprocess.run([sys.executable, "-m", "scheduler.cli", "demo", "--timeout-s", "120", *extra], env=env,
                           capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
+    assert ("FALLBACK" in out) == bool(extra)
     for name in ("logreg-lr0.01", "mlp-h8", "mlp-h32-wide"):
         assert f"{name} " in out
     table = out[out.index("where each job ran"):out.index("best run")]

@@ -57,6 +57,14 @@ class FleetWorker(Worker):
         self._fleet_kill_reason: str | None = None
         self._claim = None
 
+    def _set_ip_address(self, connection) -> None:
+        """rq parses CLIENT INFO; a server that answers it in another shape (fakeredis, the demo's
+        fallback) must not stop the worker over a field that is only shown in `rq info`."""
+        try:
+            super()._set_ip_address(connection)
+        except ValueError:
+            self.ip_address = "unknown"
+
     # -- dequeue = claim ----------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
         from rq.worker import WorkerStatus

@@ -15,4 +15,4 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         redis_url=getattr(args, "redis_url", None), namespace=getattr(args, "namespace", None) or DEFAULT_NAMESPACE,
         manifest=args.manifest or os.path.join(MANIFESTS, "demo.toml"),
         hosts_glob=os.path.join(args.hosts_dir or os.path.join(MANIFESTS, "hosts"), "*.toml"),
-        keep=args.keep, timeout_s=args.timeout_s), out)
+        keep=args.keep, timeout_s=args.timeout_s, fake_redis=args.fake_redis), out)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..embedded_redis import RedisServer
+from ..embedded_redis import FakeRedisServer, start_local_redis
 from ..errors import FleetError, UsageError
 from ..explain import explain
 from ..manifest import load_manifest
@@ -45,6 +45,7 @@ class DemoOptions:
     hosts_glob: str
     keep: bool
     timeout_s: float
+    fake_redis: bool = False
 
 
 class Demo:
@@ -52,7 +53,7 @@ class Demo:
         self.o = options
         self.out = out
         self.tmp = tempfile.mkdtemp(prefix="fleet-demo-")
-        self.server: RedisServer | None = None
+        self.server = None
         self.children: list[subprocess.Popen] = []
 
     # -- processes ---------------------------------------------------------------
@@ -94,9 +95,13 @@ class Demo:
             self.settings = Settings(redis_url=self.o.redis_url, namespace=self.o.namespace)
             where = f"Redis at {self.settings.safe_url()}"
         else:
-            self.server = RedisServer()
+            self.server = start_local_redis(force_fake=self.o.fake_redis)
             self.settings = Settings(redis_url=self.server.url, namespace=self.o.namespace)
-            where = f"a private redis-server on 127.0.0.1:{self.server.port} (temp dir {self.server.dir})"
+            if isinstance(self.server, FakeRedisServer):
+                where = (f"fakeredis's TCP server on 127.0.0.1:{self.server.port} (FALLBACK: no redis-server "
+                         f"binary here; install one with `apt-get install redis-server` for the real thing)")
+            else:
+                where = f"a private redis-server on 127.0.0.1:{self.server.port} (temp dir {self.server.dir})"
         self.out.write(f"fleet demo: {len(manifest.jobs)} jobs from {self.o.manifest} on {where}\n")
         store = Store.connect(self.settings)
         self._spawn("receiver", "receiver", "--manifest", os.path.abspath(self.o.manifest), "--lease-s", "5",
