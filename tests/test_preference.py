@@ -42,6 +42,15 @@ def test_small_gpu_job_prefers_the_smallest_card_that_fits():
     assert not better_placed(cls(require_cuda=True, min_vram_gib=40), me=a100, other=rtx, hosts={})
 
 
+def test_gpu_fit_outranks_host_priority_and_cpu_jobs_prefer_cpu_hosts():
+    hosts = {"a100": HostSpec("a100", priority=10), "rtx": HostSpec("rtx", priority=0),
+             "cpu": HostSpec("cpu", priority=0)}
+    small_gpu = cls(require_cuda=True, min_vram_gib=10)
+    assert better_placed(small_gpu, me=host("a100", [80]), other=host("rtx", [24]), hosts=hosts)
+    assert better_placed(cls(), me=host("a100", [80]), other=host("cpu"), hosts=hosts)
+    assert not better_placed(cls(), me=host("cpu"), other=host("a100", [80]), hosts=hosts)
+
+
 def test_prefer_cuda_goes_to_an_idle_cuda_worker():
     c = cls(prefer_cuda=True)
     assert better_placed(c, me=host("cpu"), other=host("gpu", [24]), hosts={})

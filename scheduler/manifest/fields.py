@@ -53,7 +53,7 @@ REQUIRED_FIELDS = ("name", "model")
 
 HOST_FIELDS: dict[str, tuple[str, Any, str]] = {
     "description": (STR, "", "free text shown by fleet status"),
-    "priority": (INT, 0, "higher-priority hosts get first pick of jobs several idle hosts could run"),
+    "priority": (INT, 0, "higher-priority hosts get first pick of jobs several idle hosts could run equally well"),
     "allow_jobs": (STR_LIST, [], "model or job name globs this host may run (empty: any)"),
     "deny_jobs": (STR_LIST, [], "model or job name globs this host must not run"),
 }
