@@ -207,7 +207,7 @@ def _why(job, record, workers) -> str:
     worker = workers.get(record.worker or "")
     if worker and worker.host.gpus and s["require_cuda"]:
         parts.append("on " + ", ".join(f"{g.name} {g.vram_total_gib:g}G" for g in worker.host.gpus))
-    return "; ".join(parts) or "any host; first idle by host priority"
+    return "; ".join(parts) or "CPU job: CPU-only hosts first, then host priority"
 
 
 def run_demo(options: DemoOptions, out: TextIO) -> int:
