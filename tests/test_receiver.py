@@ -111,25 +111,11 @@ def test_broken_manifest_on_reload_keeps_the_old_load_serving(procs, real_store,
 
 def test_concurrent_loads_of_one_manifest_equal_one_load(real_store, real_redis, redis_server):
     from scheduler.manifest import parse_manifest
-    from support.stores import make_store
+    from support.stores import race_loads
 
     text = manifest([{"name": f"j{i}", "model": "m", "seed": i, "priority": i % 5} for i in range(200)])
     spec = parse_manifest(text, "m.toml")
-    errors = []
-
-    def loader():
-        store = make_store(redis_server.client())
-        try:
-            for _ in range(20):
-                store.load(spec)
-        except Exception as err:  # surfaced by the assertion below
-            errors.append(err)
-
-    threads = [threading.Thread(target=loader) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = race_loads(redis_server, [spec] * 4, rounds=20)
     assert errors == []
     after_race = dump_namespace(real_redis)
     real_redis.flushall()
@@ -145,21 +131,12 @@ def test_concurrent_loads_of_one_manifest_equal_one_load(real_store, real_redis,
 
 def test_alternating_manifests_never_lose_or_duplicate_a_job(real_store, real_redis, redis_server):
     from scheduler.manifest import parse_manifest
-    from support.stores import make_store
+    from support.stores import race_loads
 
     first = parse_manifest(manifest([{"name": f"j{i}", "model": "m", "seed": i} for i in range(100)]), "a.toml")
     second = parse_manifest(manifest([{"name": f"j{i}", "model": "m", "seed": i} for i in range(50, 150)]), "b.toml")
 
-    def loader(spec):
-        store = make_store(redis_server.client())
-        for _ in range(20):
-            store.load(spec)
-
-    threads = [threading.Thread(target=loader, args=(s,)) for s in (first, second, first, second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert race_loads(redis_server, [first, second, first, second], rounds=20) == []
     assert real_redis.zcard(real_store.keys.jobs) == 150
     states = sum(real_redis.zcard(real_store.keys.state(s.value)) for s in JobState)
     assert states == 150

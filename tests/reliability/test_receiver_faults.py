@@ -8,13 +8,12 @@ state index, and the pending index holds exactly the pending, listed jobs.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import pytest
 import tomli_w
 from support.procs import FleetProcs, wait_for
-from support.stores import make_store
+from support.stores import race_loads
 
 from scheduler.manifest import parse_manifest
 from scheduler.states import JobState
@@ -74,21 +73,7 @@ def test_receiver_sigkilled_mid_reload_leaves_one_whole_load(procs, real_store, 
 
 def test_four_loaders_fifty_rounds_equal_one_load(real_store, real_redis, redis_server):
     manifests = [parse_manifest(manifest_text(300), "a.toml"), parse_manifest(manifest_text(300, 150), "b.toml")]
-    errors = []
-
-    def loader(spec):
-        store = make_store(redis_server.client())
-        try:
-            for _ in range(50):
-                store.load(spec)
-        except Exception as err:  # surfaced by the assertion below
-            errors.append(err)
-
-    threads = [threading.Thread(target=loader, args=(manifests[i % 2],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = race_loads(redis_server, [manifests[i % 2] for i in range(4)], rounds=50)
     assert errors == []
     listed, total = consistent(real_store)
     assert listed == 300 and total == 450
