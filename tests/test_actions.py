@@ -68,3 +68,12 @@ def test_illegal_actions_are_refused_and_change_nothing(store):
         [r] = act(store.redis, store.keys, action, [c.job_id])
         assert not r.ok and r.message
         assert state(store, "a") is JobState.FINISHED
+
+
+def test_cancel_requested_while_running_wins_over_a_retry(store):
+    _, classes = load(store, job("a", max_attempts=3))
+    claims = Claims(store.redis, store.keys)
+    c = claims.claim("w", HOST, classes)
+    act(store.redis, store.keys, "cancel", [c.job_id])
+    # The attempt fails before the worker heard of the cancel: it must not come back as pending.
+    assert claims.complete(c.job_id, c.attempt, "w", Outcome.FAILED, 1).state is JobState.CANCELED

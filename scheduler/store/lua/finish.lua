@@ -49,10 +49,11 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   local key = p.job_prefix .. job_id
   local f = redis.call('HMGET', key, 'state', 'lease_attempt', 'last_worker', 'last_host', 'res_ram',
                        'res_cores', 'res_vram', 'res_gpu', 'failures', 'max_attempts', 'in_manifest', 'waits',
-                       'class', 'priority', 'seq')
+                       'class', 'priority', 'seq', 'cancel_requested')
   local cur = {state = f[1], lease_attempt = f[2], worker = f[3], host = f[4], res_ram = f[5], res_cores = f[6],
                res_vram = f[7], res_gpu = f[8], failures = tonumber(f[9]) or 0, max_attempts = tonumber(f[10]) or 3,
-               in_manifest = f[11], waits = tonumber(f[12]) or 0, class = f[13], priority = f[14], seq = f[15]}
+               in_manifest = f[11], waits = tonumber(f[12]) or 0, class = f[13], priority = f[14], seq = f[15],
+               cancel_requested = f[16] == '1'}
   if cur.state ~= S.running or tostring(cur.lease_attempt) ~= tostring(attempt)
      or (worker ~= '' and cur.worker ~= worker) then
     return nil
@@ -64,6 +65,8 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
     new_state = S.finished
   elseif outcome == 'canceled' then
     new_state = S.canceled
+  elseif cur.cancel_requested then
+    new_state = S.canceled  -- an operator's cancel outranks a retry the attempt would have earned
   elseif outcome == 'interrupted' or failures < cur.max_attempts then
     new_state = S.pending
   else
