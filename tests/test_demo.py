@@ -27,7 +27,8 @@ def test_demo_runs_every_runnable_job_explains_the_rest_and_leaves_nothing_behin
     for name in ("logreg-lr0.01", "mlp-h8", "mlp-h32-wide"):
         assert f"{name} " in out
     table = out[out.index("where each job ran"):out.index("best run")]
-    assert table.count("finished") == 8 and "transformer-xl   pending" in table
+    assert table.count("finished") == 9 and "transformer-xl     pending" in table
+    assert "waited for mlp-h32-wide" in table  # the train -> eval dependency
     wide = next(line for line in table.splitlines() if line.startswith("mlp-h32-wide"))
     assert "gpu-a100" in wide  # 40 GiB fits only the A100s
     assert "`fleet explain transformer-xl`" in out and "min_vram_gib 200 > free 80" in out

@@ -151,3 +151,11 @@ def test_non_utf8_and_missing_files(tmp_path):
         load_manifest(bad)
     with pytest.raises(ManifestError, match="file not found"):
         load_manifest(tmp_path / "nope.toml")
+
+
+def test_after_placeholder_must_name_a_listed_parent():
+    text = job('command = ["eval", "{after.train.output_dir}"]\nafter = ["a"]')
+    with pytest.raises(ManifestError, match=r"\{after.train.output_dir\} must be"):
+        parse_manifest(text, "lab.toml")
+    ok = job('command = ["eval", "{after.a.output_dir}"]\nafter = ["a"]')
+    assert parse_manifest(ok, "lab.toml").jobs[-1].scheduling["after"] == ["a"]

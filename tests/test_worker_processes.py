@@ -339,3 +339,15 @@ def test_pipeline_train_then_eval_with_a_failing_branch_resumed_by_retry(procs, 
     assert procs.run("retry", "train-knn", "--reset").returncode == 0
     assert procs.worker("--burst", profile=profile, name="w2").wait(60) == 0
     assert real_store.jobs.get(real_store.jobs.resolve("eval-knn")).state is JobState.FINISHED
+
+
+def test_a_dependent_finds_its_parents_output_dir(procs, real_store, tmp_path):
+    write = f"import os; open(os.path.join(os.environ['FLEET_OUTPUT_DIR'], 'model.txt'), 'w').write('weights')"
+    read = "import sys; print(open(sys.argv[1] + '/model.txt').read())"
+    jobs = [{"name": "train", "model": "m", "command": [sys.executable, "-c", write]},
+            {"name": "eval", "model": "m", "mode": "eval", "after": ["train"],
+             "command": [sys.executable, "-c", read, "{after.train.output_dir}"]}]
+    procs.run("load", write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": jobs}))
+    assert procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w").wait(60) == 0
+    assert real_store.jobs.get(real_store.jobs.resolve("eval")).state is JobState.FINISHED
+    assert procs.run("logs", "eval").stdout.strip() == "weights"

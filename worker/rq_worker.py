@@ -9,6 +9,7 @@ of a list no fleet worker reads.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -293,7 +294,8 @@ class WorkerRuntime:
         try:
             out_dir = output_dir(self.runs_dir, record.name, record.job_id, claim.attempt)
             os.makedirs(out_dir, mode=0o700, exist_ok=True)
-            argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt)
+            parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
+            argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, parent_dirs)
         except (OSError, RunError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
             log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
             self.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")
@@ -303,7 +305,7 @@ class WorkerRuntime:
             "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
             "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": os.path.join(out_dir, "job.json"),
             "FLEET_METRICS": os.path.join(out_dir, "metrics.jsonl"), "FLEET_HOST_NAME": self.host_name,
-            "FLEET_WORKER": self.worker_name,
+            "FLEET_WORKER": self.worker_name, "FLEET_AFTER_DIRS": json.dumps(parent_dirs, sort_keys=True),
             "CUDA_VISIBLE_DEVICES": self.cuda_visible(claim),
         })
         for secret in ("FLEET_REDIS_URL",):
@@ -315,6 +317,20 @@ class WorkerRuntime:
         job = Job.fetch(record.job_id, connection=self.redis)
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(job)  # a retry starts clean
         return job
+
+    def parent_output_dirs(self, parent_names: list[str]) -> dict[str, str]:
+        """Each parent's last finished attempt's output dir (on the host that ran it: shared
+        storage, or the same host, is the operator's business)."""
+        dirs = {}
+        claims = self.claims
+        for name in parent_names:
+            parent_id = self.redis.hget(self.keys.names, name)
+            if parent_id is None:
+                continue
+            finished = [a for a in claims.attempts(parent_id.decode()) if a.get("outcome") == "finished"]
+            if finished and finished[-1].get("output_dir"):
+                dirs[name] = finished[-1]["output_dir"]
+        return dirs
 
     def cuda_visible(self, claim) -> str:
         """The reserved GPU as the job must address it; '' hides every GPU from CPU jobs."""

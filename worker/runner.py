@@ -56,10 +56,28 @@ def output_dir(runs_dir: str, job_name: str, job_id: str, attempt: int) -> str:
     return path
 
 
-def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int) -> list[str]:
+class _Parents:
+    """``{after.<name>.output_dir}`` in a command: the output dir of that parent's finished attempt."""
+
+    def __init__(self, output_dirs: Mapping[str, str]):
+        self._dirs = dict(output_dirs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._dirs:
+            raise AttributeError(f"no finished parent {name!r} (is it in this job's after?)")
+        return _ParentDir(self._dirs[name])
+
+
+@dataclass(frozen=True)
+class _ParentDir:
+    output_dir: str
+
+
+def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
+               parent_dirs: Mapping[str, str] | None = None) -> list[str]:
     """The argv for a job: its ``command`` with ``{placeholders}`` filled, or its ``entrypoint``."""
     fields = dict(spec)
-    fields.update(job_id=job_id, output_dir=out_dir, attempt=attempt)
+    fields.update(job_id=job_id, output_dir=out_dir, attempt=attempt, after=_Parents(parent_dirs or {}))
     command = spec.get("command") or []
     if command:
         try:

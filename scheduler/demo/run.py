@@ -204,6 +204,8 @@ def _why(job, record, workers) -> str:
         parts.append(f"{s['min_ram_gib']:g} GiB RAM")
     if s["allowed_hosts"] or s["denied_hosts"]:
         parts.append("host lists")
+    if s["after"]:
+        parts.append(f"waited for {', '.join(s['after'])}")
     worker = workers.get(record.worker or "")
     if worker and worker.host.gpus and s["require_cuda"]:
         parts.append("on " + ", ".join(f"{g.name} {g.vram_total_gib:g}G" for g in worker.host.gpus))

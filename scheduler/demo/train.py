@@ -116,3 +116,23 @@ def mlp(spec: dict[str, Any]) -> int:
     acc = sum((forward(x)[1] > 0.5) == bool(y) for x, y in zip(x_te, y_te)) / len(y_te)
     return _finish({"kind": "mlp", "w1": w1, "b1": b1, "w2": w2, "b2": b2},
                    {"accuracy": acc, "loss": loss / len(x_tr)})
+
+
+def evaluate(spec: dict[str, Any]) -> int:
+    """Score a parent's trained model (its model.json, found through $FLEET_AFTER_DIRS) on a fresh split."""
+    parents = json.loads(os.environ.get("FLEET_AFTER_DIRS") or "{}")
+    if len(parents) != 1:
+        raise SystemExit(f"evaluate needs exactly one parent in after, got {sorted(parents)}")
+    (parent, directory), = parents.items()
+    with open(os.path.join(directory, "model.json")) as fh:
+        model = json.load(fh)
+    xs, ys = _dataset(int(spec.get("seed", 0)) + 1000, n=800)
+    if model["kind"] == "logreg":
+        predict = lambda x: _sigmoid(sum(a * c for a, c in zip(model["w"], x)) + model["b"])  # noqa: E731
+    else:
+        def predict(x):
+            h = [math.tanh(sum(a * c for a, c in zip(row, x)) + bb) for row, bb in zip(model["w1"], model["b1"])]
+            return _sigmoid(sum(a * c for a, c in zip(model["w2"], h)) + model["b2"])
+    acc = sum((predict(x) > 0.5) == bool(y) for x, y in zip(xs, ys)) / len(ys)
+    _emit(1, accuracy=acc)
+    return _finish({"kind": "eval", "of": parent}, {"accuracy": acc})

@@ -331,6 +331,12 @@ class _Validator:
                 if field_name is None:
                     continue
                 root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+                if root == "after":
+                    parts = field_name.split(".")
+                    if len(parts) != 3 or parts[2] != "output_dir" or parts[1] not in v["after"]:
+                        self.error(f"placeholder {{{field_name}}} must be {{after.<job>.output_dir}} with <job> "
+                                   f"listed in this job's after", where, "command")
+                    continue
                 if root not in known:
                     self.error(f"unknown placeholder {{{field_name}}}{_did_you_mean(root, sorted(known))}", where,
                                "command")
