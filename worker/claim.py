@@ -24,6 +24,9 @@ from .preference import Deferrals
 
 log = logging.getLogger("fleet.worker")
 REAP_EVERY_S = 1.0
+# The registry only steers soft preferences, which tolerate being this stale; re-reading it
+# on every claim attempt would cost every worker a read of every other worker.
+REGISTRY_MAX_AGE_S = 0.25
 
 
 class ClaimLoop:
@@ -39,6 +42,7 @@ class ClaimLoop:
         self.deferrals = Deferrals()
         self.next_due: float | None = None  # seconds until a deferred class should be retried
         self._last_reap = 0.0
+        self._registry: tuple[float, list] = (-1.0, [])
 
     def host_specs(self) -> dict[str, HostSpec]:
         return {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in self.redis.hgetall(self.keys.hosts).items()}
@@ -72,9 +76,16 @@ class ClaimLoop:
         classes = self.eligible_classes(host, hosts)
         self.next_due = None
         if classes:
-            classes, self.next_due = self.deferrals.filter(classes, host, self.worker_name,
-                                                           list_workers(self.redis, self.keys), hosts)
+            classes, self.next_due = self.deferrals.filter(classes, host, self.worker_name, self._workers(), hosts)
         return self.claims.claim(self.worker_name, host, classes)
+
+    def _workers(self) -> list:
+        fetched_at, workers = self._registry
+        now = time.monotonic()
+        if now - fetched_at > REGISTRY_MAX_AGE_S:
+            workers = list_workers(self.redis, self.keys)
+            self._registry = (now, workers)
+        return workers
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until something may have become claimable (or the timeout); True if woken by an event."""
