@@ -8,3 +8,10 @@ and runs what it may claim.
 """
 
 __version__ = "0.1.0"
+
+
+def report(step=None, *, final=False, **metrics):  # noqa: ANN001 - thin re-export, typed in scheduler.reporting
+    """Report metrics from inside a fleet job; see :func:`scheduler.reporting.report`."""
+    from .reporting import report as _report
+
+    _report(step, final=final, **metrics)

@@ -68,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the attempt ends")
     p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
 
+    p = command("metrics", "an attempt's metric history, as the job reported it")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
+    p.add_argument("--csv", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+    p = command("compare", "final metrics of finished jobs side by side, with the identity fields that differ")
+    p.add_argument("jobs", nargs="*", metavar="JOB", help="jobs to compare (or --model / --all)")
+    p.add_argument("--model", help="every finished job of this model")
+    p.add_argument("--all", action="store_true", help="every finished job")
+    p.add_argument("--sort", metavar="METRIC", help="sort by this metric, best (highest) first")
+    p.add_argument("--ascending", action="store_true", help="lowest first (for losses)")
+    p.add_argument("--csv", action="store_true")
+    p.add_argument("--json", action="store_true")
+
     p = command("workers", "every worker seen in the last day, with its host and state")
     p.add_argument("--json", action="store_true")
 
@@ -161,7 +176,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import actions, demo, explain, jobinfo, load, logs, probe, receiver, status, worker
+    from .commands import actions, demo, explain, jobinfo, load, logs, probe, receiver, results, status, worker
 
     return {
         "load": load.run,
@@ -172,6 +187,8 @@ def _dispatch(args: argparse.Namespace):
         "probe": probe.run,
         "job": jobinfo.run_job,
         "logs": logs.run,
+        "metrics": results.run_metrics,
+        "compare": results.run_compare,
         "workers": jobinfo.run_workers,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,

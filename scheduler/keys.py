@@ -154,6 +154,14 @@ class Keys:
         """Stream: an attempt's output lines (capped), for `fleet logs -f`; the file in its output dir is whole."""
         return f"{self.prefix}:log:{job_id}:{attempt}"
 
+    def metrics(self, job_id: str, attempt: int) -> str:
+        """Stream: an attempt's metric lines ($FLEET_METRICS), capped, with Redis timestamps as ids."""
+        return f"{self.prefix}:metrics:{job_id}:{attempt}"
+
+    def result(self, job_id: str) -> str:
+        """String: the JSON summary (result.json) of the job's latest finished attempt."""
+        return f"{self.prefix}:result:{job_id}"
+
     @property
     def workers(self) -> str:
         """Zset: worker name -> last heartbeat (epoch seconds)."""

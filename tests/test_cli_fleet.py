@@ -100,3 +100,38 @@ def test_actions_report_per_job_and_exit_codes(fleet):
     assert "gbt-1" in done.stdout and "failed -> pending" in done.stdout and "refused" in done.stdout
     assert fleet.run("cancel", "no-such").returncode == 3
     assert fleet.run("drain", "nobody").returncode == 3
+
+
+def test_metrics_stream_and_compare_a_sweep_of_twelve(redis_server, real_redis, tmp_path):
+    """A 12-job lr sweep reports metrics and a result; compare ranks them on the values."""
+    procs = FleetProcs(redis_server.url, str(tmp_path))
+    try:
+        job_code = ("import json, os, scheduler\n"
+                    "spec = json.load(open(os.environ['FLEET_JOB_FILE']))\n"
+                    "lr = spec['hyper']['lr']\n"
+                    "for step in range(3):\n"
+                    "    scheduler.report(step, loss=1.0 / (step + 1) + lr)\n"
+                    "scheduler.report(final=True, accuracy=round(1 - abs(lr - 0.3), 3), loss=lr)\n")
+        lrs = [round(0.05 * i, 2) for i in range(1, 13)]
+        manifest = {"schema_version": 1, "defaults": {"command": [sys.executable, "-c", job_code], "min_cores": 0},
+                    "jobs": [{"name": f"lr-{lr}", "model": "sweep", "hyper": {"lr": lr, "epochs": 3}} for lr in lrs]}
+        path = tmp_path / "m.toml"
+        path.write_text(tomli_w.dumps(manifest))
+        assert procs.run("load", str(path)).returncode == 0
+        profile = write_profile(str(tmp_path / "h.toml"), "box", 8, 32)
+        assert procs.worker("--burst", profile=profile, name="w").wait(120) == 0
+        table = json.loads(procs.run("compare", "--model", "sweep", "--json").stdout)
+        assert [row["name"] for row in table][:3] == ["lr-0.3", "lr-0.25", "lr-0.35"] or \
+            [row["name"] for row in table][:3] == ["lr-0.3", "lr-0.35", "lr-0.25"]
+        assert len(table) == 12 and table[0]["accuracy"] == 1.0 and table[0]["hyper.lr"] == 0.3
+        assert "hyper.epochs" not in table[0]  # identical in every job: not a differing column
+        by_loss = json.loads(procs.run("compare", "--model", "sweep", "--sort", "loss", "--ascending",
+                                       "--json").stdout)
+        assert [row["loss"] for row in by_loss] == sorted(lrs)
+        metrics = json.loads(procs.run("metrics", "lr-0.1", "--json").stdout)
+        assert [(m.get("step"), m["loss"]) for m in metrics if "step" in m] == [(0, 1.1), (1, 0.6), (2, 0.1 + 1 / 3)]
+        csv_out = procs.run("compare", "lr-0.1", "lr-0.2", "--csv").stdout.splitlines()
+        assert csv_out[0].split(",")[:3] == ["name", "job_id", "hyper.lr"] and len(csv_out) == 3
+        assert procs.run("compare").returncode == 2
+    finally:
+        procs.stop_all()

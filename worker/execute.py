@@ -30,6 +30,7 @@ class ClaimContext:
     parent_pid: int
     redis_url: str = field(default="", repr=False)
     log_key: str = ""
+    metrics_key: str = ""
 
 
 CURRENT: ClaimContext | None = None
@@ -51,16 +52,20 @@ def run_claimed() -> dict[str, Any]:
         # and the job run elsewhere, so this copy must stop now.
         return "lost" if os.getppid() != ctx.parent_pid else None
 
-    streamer = None
+    streamers = []
     if ctx.redis_url and ctx.log_key:
         import redis
 
-        streamer = LogStreamer(redis.Redis.from_url(ctx.redis_url), ctx.log_key, log_path(ctx.out_dir))
-        streamer.start()
+        client = redis.Redis.from_url(ctx.redis_url)
+        streamers = [LogStreamer(client, ctx.log_key, log_path(ctx.out_dir))]
+        if ctx.metrics_key:
+            streamers.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
+        for streamer in streamers:
+            streamer.start()
     try:
         result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=worker_gone)
     finally:
-        if streamer is not None:
+        for streamer in streamers:
             streamer.stop()
     if result.outcome != "finished":
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")

@@ -30,7 +30,7 @@ from scheduler.store.rq_bridge import absorb_rq_requeues
 
 from . import execute
 from .claim import ClaimLoop
-from .runner import RunError, build_argv, kill_tree, output_dir, read_result
+from .runner import RunError, build_argv, kill_tree, output_dir, read_result, read_summary
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -313,7 +313,8 @@ class WorkerRuntime:
         execute.CURRENT = execute.ClaimContext(
             job_id=record.job_id, name=record.name, spec=record.spec, attempt=claim.attempt, out_dir=out_dir,
             argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(),
-            redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt))
+            redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
+            metrics_key=self.keys.metrics(record.job_id, claim.attempt))
         job = Job.fetch(record.job_id, connection=self.redis)
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(job)  # a retry starts clean
         return job
@@ -347,7 +348,7 @@ class WorkerRuntime:
                 ctx = execute.CURRENT
                 out_dir = ctx.out_dir if ctx is not None and ctx.job_id == claim.job_id else ""
                 ended = self.claims.complete(claim.job_id, claim.attempt, self.worker_name, outcome, exit_code,
-                                             reason, out_dir)
+                                             reason, out_dir, read_summary(out_dir) if out_dir else None)
                 break
             except REDIS_DOWN as err:
                 log.warning("cannot record %s of %s yet (%s); retrying in %.1fs", outcome.value, claim.job_id,

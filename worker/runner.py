@@ -189,3 +189,19 @@ def read_result(out_dir: str) -> AttemptResult | None:
             return AttemptResult(**json.load(fh))
     except (OSError, ValueError, TypeError):
         return None
+
+
+MAX_SUMMARY_BYTES = 64 * 1024
+
+
+def read_summary(out_dir: str) -> dict[str, Any] | None:
+    """The job's own result.json (its final metrics), if it wrote a JSON object of sane size."""
+    path = os.path.join(out_dir, "result.json")
+    try:
+        if os.path.getsize(path) > MAX_SUMMARY_BYTES:
+            return None
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -20,13 +20,15 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
         record = store.jobs.get(store.jobs.resolve(args.job))
         attempts = Claims(store.redis, store.keys).attempts(record.job_id)
         raw = store.redis.get(store.keys.spec(record.job_id))
+        summary = store.redis.get(store.keys.result(record.job_id))
     identity = json.loads(raw)["identity"] if raw else {}
     spec = JobSpec.from_flat(record.spec)
     data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
             "identity": identity, "scheduling": spec.scheduling, "reason": record.reason,
             "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
             "after": spec.scheduling.get("after", []),
-            "output_dir": next((a["output_dir"] for a in reversed(attempts) if a.get("output_dir")), None)}
+            "output_dir": next((a["output_dir"] for a in reversed(attempts) if a.get("output_dir")), None),
+            "result": json.loads(summary) if summary else None}
     if args.json:
         print_json(data, out)
         return 0
@@ -37,6 +39,9 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"scheduling: {json.dumps(sched, sort_keys=True)}\n")
     if record.reason:
         out.write(f"last reason: {record.reason}\n")
+    if data["result"]:
+        out.write(f"result: {json.dumps(data['result'], sort_keys=True)}  (`fleet metrics {record.name}` for the "
+                  f"history)\n")
     if attempts:
         now = time.time()
         rows = [[a["attempt"], a.get("worker"), a.get("host"), age(a.get("started_at"), now),

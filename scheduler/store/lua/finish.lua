@@ -3,7 +3,8 @@
 KEYS  1 running (zset: job id -> lease deadline)   2 reaper tick (string)   3 events (stream)
 ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_prefix, heads_key,
         state_prefix, attempts_prefix, ledger_prefix, deps_prefix, dependents_prefix, states{...},
-        -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir
+        -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir,
+        --           summary (result.json as a JSON string, or ""), result_key
         -- reap: limit}
 Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
 Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = bool}
@@ -102,6 +103,13 @@ end
 local result = {ended = {}, stale = 0, grace = false}
 if p.mode == 'complete' then
   local ended = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir)
+  if ended and p.summary ~= '' then
+    local akey = p.attempts_prefix .. p.job_id
+    local rec = cjson.decode(redis.call('LINDEX', akey, tonumber(p.attempt) - 1))
+    rec.summary = cjson.decode(p.summary)
+    redis.call('LSET', akey, tonumber(p.attempt) - 1, cjson.encode(rec))
+    if ended.state == S.finished then redis.call('SET', p.result_key, p.summary) end
+  end
   if ended then table.insert(result.ended, ended) else result.stale = 1 end
   return cjson.encode(result)
 end

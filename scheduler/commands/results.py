@@ -1,0 +1,112 @@
+"""``fleet metrics JOB`` and ``fleet compare``: the experiment log side of the queue."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from typing import Any, TextIO
+
+from ..errors import NotFoundError, UsageError
+from ..table import render
+from .common import connect, print_json
+
+
+def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    with store.errors():
+        record = store.jobs.get(store.jobs.resolve(args.job))
+        attempt = args.attempt or record.attempts
+        if attempt < 1:
+            raise NotFoundError(f"{record.name} has not run yet; `fleet explain {record.name}` says why")
+        rows = []
+        for _, fields in store.redis.xrange(store.keys.metrics(record.job_id, attempt)):
+            try:
+                row = json.loads(fields.get(b"line", b"{}"))
+            except ValueError:
+                continue  # a line the job wrote that is not JSON: it is still in its metrics file
+            if isinstance(row, dict):
+                rows.append(row)
+    _emit(rows, args, out, empty=f"no metrics recorded for {record.name} attempt {attempt}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace, out: TextIO) -> int:
+    """Final metrics side by side, with the identity fields that differ between the jobs."""
+    if not (args.jobs or args.model or args.all):
+        raise UsageError("name the jobs to compare, or pass --model M or --all")
+    store = connect(args)
+    with store.errors():
+        if args.jobs:
+            ids = [store.jobs.resolve(ref) for ref in args.jobs]
+        else:
+            ids = [m.decode() for m in store.redis.zrange(store.keys.jobs, 0, -1)]
+        records = [r for r in store.jobs.many(ids) if not args.model or r.model == args.model]
+        pipe = store.redis.pipeline(transaction=False)
+        for r in records:
+            pipe.get(store.keys.result(r.job_id))
+        results = pipe.execute()
+    rows = []
+    for record, raw in zip(records, results):
+        if raw is None:
+            continue
+        rows.append((record, _flatten(record.spec, skip=_SCHEDULING), json.loads(raw)))
+    if not rows:
+        raise NotFoundError("none of these jobs has a finished result yet (jobs write result.json; "
+                            "see scheduler.report)")
+    differing = sorted(k for k in set().union(*(set(f) for _, f, _ in rows))
+                       if len({json.dumps(f.get(k), sort_keys=True) for _, f, _ in rows}) > 1)
+    metrics = sorted(set().union(*(set(m) for _, _, m in rows)))
+    sort_key = args.sort or (metrics[0] if metrics else None)
+    if sort_key and sort_key not in metrics:
+        raise UsageError(f"--sort {sort_key!r}: no such metric; the results have {', '.join(metrics)}")
+    ranked = sorted((row for row in rows if _is_num(row[2].get(sort_key))), key=lambda row: row[2][sort_key],
+                    reverse=not args.ascending)
+    rows = ranked + [row for row in rows if not _is_num(row[2].get(sort_key))]  # unranked last
+    table = [{"name": r.name, "job_id": r.job_id, **{k: f.get(k) for k in differing}, **{m: res.get(m) for m in metrics}}
+             for r, f, res in rows]
+    _emit(table, args, out, empty="")
+    return 0
+
+
+_SCHEDULING = {"name", "priority", "require_cuda", "prefer_cuda", "min_vram_gib", "min_ram_gib", "min_cores",
+               "allowed_hosts", "denied_hosts", "after", "max_attempts", "timeout_s", "command", "entrypoint"}
+
+
+def _flatten(spec: dict[str, Any], skip: set[str], prefix: str = "") -> dict[str, Any]:
+    """Identity fields as flat columns: hyper.lr, hyper.epochs, seed, mode, ..."""
+    flat = {}
+    for key, value in spec.items():
+        if key in skip and not prefix:
+            continue
+        if isinstance(value, dict):
+            flat.update(_flatten(value, skip, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _emit(rows: list[dict], args: argparse.Namespace, out: TextIO, empty: str) -> None:
+    if args.json:
+        print_json(rows, out)
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    if args.csv:
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if not rows:
+        out.write(empty + "\n")
+        return
+    out.write(render([c.upper() for c in columns], [[_cell(row.get(c)) for c in columns] for row in rows], out) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
