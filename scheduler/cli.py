@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true")
     p.add_argument("--json", action="store_true")
 
+    p = command("verify", "re-hash a job's outputs against the manifest taken when the attempt ended")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest with outputs)")
+    p.add_argument("--json", action="store_true")
+
     p = command("workers", "every worker seen in the last day, with its host and state")
     p.add_argument("--json", action="store_true")
 
@@ -176,7 +181,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import actions, demo, explain, jobinfo, load, logs, probe, receiver, results, status, worker
+    from .commands import (actions, demo, explain, jobinfo, load, logs, probe, receiver, results, status, verify,
+                           worker)
 
     return {
         "load": load.run,
@@ -189,6 +195,7 @@ def _dispatch(args: argparse.Namespace):
         "logs": logs.run,
         "metrics": results.run_metrics,
         "compare": results.run_compare,
+        "verify": verify.run,
         "workers": jobinfo.run_workers,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,

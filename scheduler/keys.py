@@ -158,6 +158,10 @@ class Keys:
         """Stream: an attempt's metric lines ($FLEET_METRICS), capped, with Redis timestamps as ids."""
         return f"{self.prefix}:metrics:{job_id}:{attempt}"
 
+    def artifacts(self, job_id: str, attempt: int) -> str:
+        """String: the integrity manifest (per-file sha256) of an attempt's output dir."""
+        return f"{self.prefix}:artifacts:{job_id}:{attempt}"
+
     def result(self, job_id: str) -> str:
         """String: the JSON summary (result.json) of the job's latest finished attempt."""
         return f"{self.prefix}:result:{job_id}"

@@ -9,8 +9,9 @@ only set flags; the loop does the work.
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
-import threading
 from typing import Callable
 
 from . import sdnotify
@@ -24,6 +25,36 @@ log = logging.getLogger("fleet.receiver")
 MAX_BACKOFF_S = 30.0
 
 
+class _Wakeup:
+    """A self-pipe: the one wake-up a signal handler can send without taking a lock.
+
+    ``threading.Event.set()`` takes the event's non-reentrant lock; a signal landing
+    while the main thread holds it (inside ``wait()`` or ``clear()``) deadlocked the
+    receiver for good, SIGTERM included. ``os.write`` to a non-blocking pipe takes none.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def set(self) -> None:
+        try:
+            os.write(self._write, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full: a wake-up is already pending
+
+    def wait(self, timeout: float) -> None:
+        select.select([self._read], [], [], timeout)
+
+    def clear(self) -> None:
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+
 class Receiver:
     def __init__(self, store: Store, manifest_path: str, tick_s: float = 1.0,
                  on_tick: Callable[[], None] | None = None):
@@ -31,7 +62,7 @@ class Receiver:
         self.manifest_path = manifest_path
         self.tick_s = tick_s
         self.on_tick = on_tick  # periodic duties (the lease reaper) plug in here
-        self._wake = threading.Event()
+        self._wake = _Wakeup()
         self._reload_requested = False
         self._stop_requested = False
         self.loads_ok = 0

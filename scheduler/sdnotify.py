@@ -6,22 +6,30 @@ systemd (no NOTIFY_SOCKET) every call is a no-op.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 
+log = logging.getLogger("fleet.sdnotify")
+
 
 def notify(state: str, environ: dict[str, str] | None = None) -> bool:
-    """Send ``state`` (e.g. "READY=1"); returns whether a socket was there to send to."""
+    """Send ``state`` (e.g. "READY=1"); returns whether it was delivered to a socket."""
     environ = os.environ if environ is None else environ
     address = environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]  # abstract namespace socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(address)
-        sock.sendall(state.encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as err:
+        # Like libsystemd's sd_notify: a stale or missing socket is reported, never fatal.
+        log.warning("sd_notify to %s failed (%s); continuing without it", environ.get("NOTIFY_SOCKET"), err)
+        return False
     return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -133,5 +134,36 @@ def test_metrics_stream_and_compare_a_sweep_of_twelve(redis_server, real_redis, 
         csv_out = procs.run("compare", "lr-0.1", "lr-0.2", "--csv").stdout.splitlines()
         assert csv_out[0].split(",")[:3] == ["name", "job_id", "hyper.lr"] and len(csv_out) == 3
         assert procs.run("compare").returncode == 2
+    finally:
+        procs.stop_all()
+
+
+def test_verify_passes_then_names_a_modified_file(redis_server, real_redis, tmp_path):
+    procs = FleetProcs(redis_server.url, str(tmp_path))
+    try:
+        code = ("import os\n"
+                "d = os.environ['FLEET_OUTPUT_DIR']\n"
+                "os.makedirs(os.path.join(d, 'ckpt'))\n"
+                "open(os.path.join(d, 'ckpt', 'model.bin'), 'wb').write(os.urandom(3 << 20))\n"
+                "open(os.path.join(d, 'notes.txt'), 'w').write('ok')\n")
+        manifest = {"schema_version": 1, "jobs": [{"name": "art", "model": "m", "command": [sys.executable, "-c", code]}]}
+        path = tmp_path / "m.toml"
+        path.write_text(tomli_w.dumps(manifest))
+        procs.run("load", str(path))
+        assert procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8),
+                            name="w").wait(60) == 0
+        ok = procs.run("verify", "art", "--json")
+        data = json.loads(ok.stdout)
+        assert ok.returncode == 0 and data["ok"] and data["files"] >= 4  # ckpt/model.bin, notes.txt, log, ...
+        out_dir = data["output_dir"]
+        with open(os.path.join(out_dir, "ckpt", "model.bin"), "r+b") as fh:
+            fh.seek(1 << 20)
+            fh.write(b"x")
+        os.remove(os.path.join(out_dir, "notes.txt"))
+        open(os.path.join(out_dir, "stray.txt"), "w").write("?")
+        bad = procs.run("verify", "art")
+        assert bad.returncode == 2
+        assert "changed: ckpt/model.bin" in bad.stdout and "missing: notes.txt" in bad.stdout
+        assert "extra: stray.txt" in bad.stdout
     finally:
         procs.stop_all()

@@ -342,7 +342,7 @@ def test_pipeline_train_then_eval_with_a_failing_branch_resumed_by_retry(procs, 
 
 
 def test_a_dependent_finds_its_parents_output_dir(procs, real_store, tmp_path):
-    write = f"import os; open(os.path.join(os.environ['FLEET_OUTPUT_DIR'], 'model.txt'), 'w').write('weights')"
+    write = "import os; open(os.path.join(os.environ['FLEET_OUTPUT_DIR'], 'model.txt'), 'w').write('weights')"
     read = "import sys; print(open(sys.argv[1] + '/model.txt').read())"
     jobs = [{"name": "train", "model": "m", "command": [sys.executable, "-c", write]},
             {"name": "eval", "model": "m", "mode": "eval", "after": ["train"],

@@ -9,10 +9,12 @@ payload serves every job.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from scheduler.artifacts import write_manifest
 from .logstream import LogStreamer, log_path
 from .runner import run_attempt
 
@@ -31,9 +33,17 @@ class ClaimContext:
     redis_url: str = field(default="", repr=False)
     log_key: str = ""
     metrics_key: str = ""
+    artifacts_key: str = ""
 
 
 CURRENT: ClaimContext | None = None
+log = logging.getLogger("fleet.worker")
+
+
+def redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError)
 
 
 class AttemptFailed(Exception):
@@ -67,6 +77,21 @@ def run_claimed() -> dict[str, Any]:
     finally:
         for streamer in streamers:
             streamer.stop()
+    _record_artifacts(ctx, streamers[0].client if streamers else None)
     if result.outcome != "finished":
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
+
+
+def _record_artifacts(ctx: ClaimContext, client) -> None:
+    """Hash the attempt's outputs (still under its lease) and keep the manifest beside them and in Redis."""
+    try:
+        manifest = write_manifest(ctx.out_dir)
+    except OSError as err:  # e.g. a full disk: the attempt's own outcome stands, verify will say why
+        log.warning("could not hash the outputs of %s attempt %d: %s", ctx.name, ctx.attempt, err)
+        return
+    if client is not None and ctx.artifacts_key:
+        try:
+            client.set(ctx.artifacts_key, json.dumps(manifest, sort_keys=True))
+        except redis_errors() as err:
+            log.warning("artifact manifest of %s kept on disk only (Redis: %s)", ctx.name, type(err).__name__)

@@ -314,7 +314,8 @@ class WorkerRuntime:
             job_id=record.job_id, name=record.name, spec=record.spec, attempt=claim.attempt, out_dir=out_dir,
             argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(),
             redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
-            metrics_key=self.keys.metrics(record.job_id, claim.attempt))
+            metrics_key=self.keys.metrics(record.job_id, claim.attempt),
+            artifacts_key=self.keys.artifacts(record.job_id, claim.attempt))
         job = Job.fetch(record.job_id, connection=self.redis)
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(job)  # a retry starts clean
         return job

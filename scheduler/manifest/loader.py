@@ -39,6 +39,9 @@ LAB_FIELD_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 ENTRYPOINT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 # Placeholders a command may use besides the job's own fields.
 RUNTIME_PLACEHOLDERS = frozenset({"job_id", "output_dir", "attempt", "after"})
+# Not lab fields: the identity hash adds schema_version itself (a lab field of that name would be
+# silently overwritten) and the runner fills the runtime placeholders over any job field.
+RESERVED_NAMES = frozenset({"schema_version"}) | RUNTIME_PLACEHOLDERS
 
 
 def safe_name(name: str) -> bool:
@@ -158,6 +161,10 @@ class _Validator:
                 continue
             if not LAB_FIELD_RE.fullmatch(key):
                 self.error("a lab field name must be lower_snake_case ([a-z_][a-z0-9_]*)", where, key)
+                continue
+            if key in RESERVED_NAMES:
+                self.error("reserved name (the hash or the runner sets it); pick another lab field name",
+                           where, key)
                 continue
             kind = kind_of(value)
             if kind is None or kind == "list":
@@ -407,28 +414,27 @@ def _find_unhashable(value: Any) -> str | None:
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """A cycle in the ``after`` graph as [a, b, ..., a], or None."""
+    """A cycle in the ``after`` graph as [a, b, ..., a], or None.
+
+    Depth-first with an explicit stack, not recursion: a pipeline thousands of jobs
+    long must be validated, not crash on Python's recursion limit.
+    """
     WHITE, GREY, BLACK = 0, 1, 2
     colour = {n: WHITE for n in graph}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        colour[node] = GREY
-        stack.append(node)
-        for nxt in graph[node]:
-            if colour[nxt] == GREY:
-                return stack[stack.index(nxt):] + [nxt]
-            if colour[nxt] == WHITE:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        colour[node] = BLACK
-        return None
-
-    for node in sorted(graph):
-        if colour[node] == WHITE:
-            found = visit(node)
-            if found:
-                return found
+    for start in sorted(graph):
+        if colour[start] != WHITE:
+            continue
+        colour[start] = GREY
+        path, pending = [start], [iter(graph[start])]
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                colour[path.pop()] = BLACK
+                pending.pop()
+            elif colour[nxt] == GREY:
+                return path[path.index(nxt):] + [nxt]
+            elif colour[nxt] == WHITE:
+                colour[nxt] = GREY
+                path.append(nxt)
+                pending.append(iter(graph[nxt]))
     return None

@@ -1,0 +1,71 @@
+"""Integrity manifests of an attempt's outputs: what `fleet verify` checks later.
+
+Every file under the output dir is hashed (sha256, streamed in 1 MiB blocks, so
+large checkpoints are fine); ``overall`` is the sha256 over the sorted
+``path\\0hash\\n`` pairs, so one value says whether anything changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+MANIFEST_NAME = "artifacts.json"
+BLOCK = 1 << 20
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_tree(root: str) -> dict[str, Any]:
+    """The manifest of every regular file under ``root`` (symlinks are not followed)."""
+    files: dict[str, str] = {}
+    total = 0
+    for directory, dirs, names in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            rel = os.path.relpath(path, root)
+            if rel == MANIFEST_NAME or rel.endswith(".tmp") or not os.path.isfile(path) or os.path.islink(path):
+                continue
+            files[rel] = file_sha256(path)
+            total += os.path.getsize(path)
+    overall = hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in sorted(files.items())).encode()).hexdigest()
+    return {"files": files, "overall": overall, "bytes": total, "created": round(time.time(), 3)}
+
+
+def write_manifest(root: str) -> dict[str, Any]:
+    manifest = hash_tree(root)
+    tmp = os.path.join(root, MANIFEST_NAME + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(manifest, fh, sort_keys=True, indent=1)
+    os.replace(tmp, os.path.join(root, MANIFEST_NAME))
+    return manifest
+
+
+@dataclass(frozen=True)
+class Verification:
+    missing: list[str]
+    changed: list[str]
+    extra: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.changed or self.extra)
+
+
+def verify(root: str, manifest: dict[str, Any]) -> Verification:
+    now = hash_tree(root)["files"] if os.path.isdir(root) else {}
+    recorded = manifest.get("files", {})
+    return Verification(missing=sorted(set(recorded) - set(now)),
+                        changed=sorted(p for p in set(recorded) & set(now) if recorded[p] != now[p]),
+                        extra=sorted(set(now) - set(recorded)))

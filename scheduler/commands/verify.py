@@ -1,0 +1,47 @@
+"""``fleet verify JOB [--attempt N]``: re-hash an attempt's outputs against the manifest taken when it ended."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from ..artifacts import verify
+from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
+from ..store.claims import Claims
+from .common import connect, print_json
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    store = connect(args)
+    with store.errors():
+        record = store.jobs.get(store.jobs.resolve(args.job))
+        attempts = Claims(store.redis, store.keys).attempts(record.job_id)
+        ended = [a for a in attempts if a.get("output_dir")]
+        if args.attempt:
+            ended = [a for a in ended if a["attempt"] == args.attempt]
+        if not ended:
+            raise NotFoundError(f"{record.name} has no ended attempt{' ' + str(args.attempt) if args.attempt else ''} "
+                                f"with outputs; `fleet job {record.name}` lists its attempts")
+        attempt = ended[-1]
+        raw = store.redis.get(store.keys.artifacts(record.job_id, attempt["attempt"]))
+    if raw is None:
+        raise NotFoundError(f"no artifact manifest recorded for {record.name} attempt {attempt['attempt']}")
+    manifest = json.loads(raw)
+    result = verify(attempt["output_dir"], manifest)
+    data = {"job_id": record.job_id, "name": record.name, "attempt": attempt["attempt"],
+            "output_dir": attempt["output_dir"], "host": attempt.get("host"), "ok": result.ok,
+            "files": len(manifest.get("files", {})), "missing": result.missing, "changed": result.changed,
+            "extra": result.extra}
+    if args.json:
+        print_json(data, out)
+    elif result.ok:
+        out.write(f"{record.name} attempt {attempt['attempt']}: all {data['files']} files match "
+                  f"(overall {manifest['overall'][:16]})\n")
+    else:
+        out.write(f"{record.name} attempt {attempt['attempt']}: MISMATCH in {attempt['output_dir']} "
+                  f"(on {attempt.get('host')})\n")
+        for kind in ("missing", "changed", "extra"):
+            for path in data[kind]:
+                out.write(f"  {kind}: {path}\n")
+    return EXIT_OK if result.ok else EXIT_USAGE
