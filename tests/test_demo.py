@@ -33,6 +33,7 @@ def test_demo_runs_every_runnable_job_explains_the_rest_and_leaves_nothing_behin
     assert "gpu-a100" in wide  # 40 GiB fits only the A100s
     assert "`fleet explain transformer-xl`" in out and "min_vram_gib 200 > free 80" in out
     assert "best run by accuracy:" in out
+    assert "artifacts: 9 finished jobs verified" in out
     # The demo's children run in (and are given paths under) its temp dir inside tmp_path.
     leftovers = [p for p in psutil.process_iter(["cmdline", "cwd"]) if p.pid not in before and (
                  str(tmp_path) in " ".join(p.info["cmdline"] or []) or (p.info["cwd"] or "").startswith(str(tmp_path)))]

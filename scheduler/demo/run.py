@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from ..artifacts import verify
 from ..embedded_redis import FakeRedisServer, start_local_redis
 from ..errors import FleetError, UsageError
 from ..explain import explain
@@ -134,6 +135,24 @@ class Demo:
         self._summary(store, manifest, runs, unrunnable)
         return 0
 
+    def _verify_line(self, store: Store, manifest) -> str:
+        """`fleet verify` over every finished job: re-hash its outputs against its manifest."""
+        checked, files, bad = 0, 0, []
+        claims = Claims(store.redis, store.keys)
+        for job in manifest.jobs:
+            attempts = [a for a in claims.attempts(job.job_id) if a.get("outcome") == "finished"]
+            raw = store.redis.get(store.keys.artifacts(job.job_id, attempts[-1]["attempt"])) if attempts else None
+            if raw is None:
+                continue
+            recorded = json.loads(raw)
+            checked += 1
+            files += len(recorded["files"])
+            if not verify(attempts[-1]["output_dir"], recorded).ok:
+                bad.append(job.name)
+        if bad:
+            return f"artifacts: MISMATCH in {', '.join(bad)} (`fleet verify JOB` names the files)"
+        return f"artifacts: {checked} finished jobs verified, {files} files match their sha256 manifests"
+
     def _check_children(self) -> None:
         for proc in self.children:
             if proc.poll() is not None:
@@ -175,7 +194,9 @@ class Demo:
         self.out.write("\nwhere each job ran and why:\n")
         self.out.write(render(["JOB", "STATE", "HOST", "WHY THERE", "ACCURACY"], rows, self.out) + "\n")
         if best:
-            self.out.write(f"\nbest run by accuracy: {best[0]} ({best[1]:.3f}) on {best[2]}\n")
+            self.out.write(f"\nbest run by accuracy: {best[0]} ({best[1]:.3f}) on {best[2]} "
+                           f"(`fleet compare --all` ranks them all)\n")
+        self.out.write(self._verify_line(store, manifest) + "\n")
         for name in unrunnable:
             record = store.jobs.get(store.jobs.resolve(name))
             why = explain(store.redis, store.keys, record, list_workers(store.redis, store.keys),
