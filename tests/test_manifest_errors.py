@@ -138,6 +138,13 @@ def test_every_problem_is_reported_at_once():
     assert str(err.value).startswith("4 problems in manifest; nothing was loaded")
 
 
+def test_value_problems_are_reported_beside_a_typo_in_the_same_job():
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(job('min_vram_gb = 3\nmin_cores = -2\nmode = "nope"'), "lab.toml")
+    fields = sorted(problem.field for problem in err.value.problems)
+    assert fields == ["min_cores", "min_vram_gb", "mode"]
+
+
 def test_vram_without_cuda_loads_with_a_warning_naming_the_field():
     manifest = parse_manifest(job("min_vram_gib = 8"), "lab.toml")
     [warning] = manifest.warnings

@@ -20,3 +20,16 @@ def connect(args: argparse.Namespace) -> Store:
 
 def print_json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def job_attempt(store: Store, ref: str, attempt: int | None):
+    """The job ``ref`` names and one of its attempts (default: the latest), or NotFoundError saying why not."""
+    from ..errors import NotFoundError
+
+    record = store.jobs.get(store.jobs.resolve(ref))
+    number = attempt or record.attempts
+    if number < 1:
+        raise NotFoundError(f"{record.name} has not started yet; `fleet explain {record.name}` says why")
+    if number > record.attempts:
+        raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {number}")
+    return record, number

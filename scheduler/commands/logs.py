@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ..errors import NotFoundError
 from ..states import JobState
-from .common import connect
+from .common import connect, job_attempt
 
 FOLLOW_BLOCK_MS = 1000
 
@@ -15,12 +14,7 @@ FOLLOW_BLOCK_MS = 1000
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
-        record = store.jobs.get(store.jobs.resolve(args.job))
-        attempt = args.attempt or record.attempts
-        if attempt < 1:
-            raise NotFoundError(f"{record.name} has not started yet; `fleet explain {record.name}` says why")
-        if attempt > record.attempts:
-            raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {attempt}")
+        record, attempt = job_attempt(store, args.job, args.attempt)
         key = store.keys.log(record.job_id, attempt)
         last = "0-0"
         for entry_id, fields in store.redis.xrange(key):

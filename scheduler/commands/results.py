@@ -9,16 +9,13 @@ from typing import Any, TextIO
 
 from ..errors import NotFoundError, UsageError
 from ..table import render
-from .common import connect, print_json
+from .common import connect, job_attempt, print_json
 
 
 def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
-        record = store.jobs.get(store.jobs.resolve(args.job))
-        attempt = args.attempt or record.attempts
-        if attempt < 1:
-            raise NotFoundError(f"{record.name} has not run yet; `fleet explain {record.name}` says why")
+        record, attempt = job_attempt(store, args.job, args.attempt)
         rows = []
         for _, fields in store.redis.xrange(store.keys.metrics(record.job_id, attempt)):
             try:

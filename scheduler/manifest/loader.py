@@ -278,9 +278,10 @@ class _Validator:
                 continue
             if self.check_value(kind, key, value, where):
                 values[key] = value
-        if len(self.problems) > before:
-            return None
-        self.check_job_values(values, where, allowed)
+        # Value checks run even after a typo or a type error elsewhere in the job (a badly typed
+        # field keeps its default here), so one pass reports every problem, not the first kind.
+        if "name" in values and "model" in values:
+            self.check_job_values(values, where, allowed)
         if len(self.problems) > before:
             return None
         identity = {k: v for k, v in values.items() if k not in SCHEDULING_FIELDS}
