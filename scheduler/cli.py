@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lease length; a worker silent this long is presumed dead (default 30)")
     p.add_argument("--stop-now", action="store_true",
                    help="on SIGTERM return the running job to pending at once instead of finishing it")
+    p.add_argument("--min-free-disk-mib", type=_non_negative_float, default=100.0,
+                   help="claim nothing while --runs-dir has less free space than this (default 100; 0: never)")
 
     p = command("probe", "what this host offers and which jobs it could run, and why not the others")
     p.add_argument("--host-profile", metavar="FILE.toml", help="describe a declared host instead of this one")
@@ -160,6 +162,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a number >= 0")
     return value
 
 

@@ -81,7 +81,11 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
         who = f"{w.name}@{w.host.hostname}"
         reason = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, ledger))
         never = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, {}))
-        if reason is None:
+        if w.state == "paused":
+            result.per_worker.append((who, f"paused: {w.note}" if never is None else f"paused; and {never}"))
+            if never is None:
+                idle_capacity.append(w.name)
+        elif reason is None:
             result.per_worker.append((who, f"can run it ({w.state})"))
             result.runnable_by.append(w.name)
         elif never is None:

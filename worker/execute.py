@@ -4,6 +4,10 @@ rq forks a horse per job and calls :func:`run_claimed` in it. The parent worker
 sets :data:`CURRENT` just before the fork, so the horse inherits the claim (job,
 attempt, GPU, output dir) without any extra Redis round trip, and one pickled rq
 payload serves every job.
+
+How the attempt ended travels back to the parent through a pipe opened before the
+fork, not through a file: on a full disk the output dir can't take even the few
+bytes of ``attempt.json``, and the outcome must still be recorded exactly.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.artifacts import write_manifest
 from .logstream import LogStreamer, log_path
-from .runner import run_attempt
+from .runner import AttemptResult, run_attempt
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ClaimContext:
     log_key: str = ""
     metrics_key: str = ""
     artifacts_key: str = ""
+    result_fd: int = -1  # write end of the pipe the parent reads the AttemptResult from
 
 
 CURRENT: ClaimContext | None = None
@@ -54,6 +60,18 @@ def run_claimed() -> dict[str, Any]:
     ctx = CURRENT
     if ctx is None:
         raise AttemptFailed("run_claimed called outside a fleet worker (was this job enqueued by plain rq?)")
+    try:
+        result = _run(ctx)
+    except OSError as err:  # the worker's own writes into the output dir (disk full, quota, read-only)
+        now = time.time()
+        result = AttemptResult("crashed", None, f"cannot write to {ctx.out_dir}: {err.strerror or err}", now, now)
+    send_result(ctx.result_fd, result)
+    if result.outcome != "finished":
+        raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
+    return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
+
+
+def _run(ctx: ClaimContext) -> AttemptResult:
     with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
         json.dump(ctx.spec, fh, sort_keys=True)
 
@@ -78,9 +96,35 @@ def run_claimed() -> dict[str, Any]:
         for streamer in streamers:
             streamer.stop()
     _record_artifacts(ctx, streamers[0].client if streamers else None)
-    if result.outcome != "finished":
-        raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
-    return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
+    return result
+
+
+def send_result(fd: int, result: AttemptResult) -> None:
+    """Hand the outcome to the parent worker: a few hundred bytes, far below the pipe's 64 KiB
+    buffer, so the write never blocks."""
+    if fd < 0:
+        return
+    try:
+        os.write(fd, result.to_json().encode())
+    except OSError as err:
+        log.error("could not hand the result of this attempt to the worker: %s", err)
+
+
+def receive_result(fd: int) -> AttemptResult | None:
+    """The parent's side: whatever the horse wrote (None if it died before writing)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    try:
+        return AttemptResult(**json.loads(b"".join(chunks))) if chunks else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _record_artifacts(ctx: ClaimContext, client) -> None:

@@ -30,7 +30,8 @@ from scheduler.store.rq_bridge import absorb_rq_requeues
 
 from . import execute
 from .claim import ClaimLoop
-from .runner import RunError, build_argv, kill_tree, output_dir, read_result, read_summary
+from .disk import DiskGate
+from .runner import RunError, build_argv, kill_tree, output_dir, read_summary
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -84,6 +85,13 @@ class FleetWorker(Worker):
                     self.fleet.loop.wait_for_work(1.0)
                     continue
                 if self._claim is None:
+                    paused = self.fleet.pause_reason()
+                    if paused:
+                        if timeout is None:  # burst: this worker can run nothing until someone frees space
+                            log.error("stopping: %s", paused)
+                            return None
+                        self.fleet.loop.wait_for_work(1.0)
+                        continue
                     absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key)
                     self.fleet.publish("idle")
                     self.fleet.loop.mark()
@@ -115,6 +123,7 @@ class FleetWorker(Worker):
         if self._claim is not None:  # stopped with a claim whose job never started: hand it back
             self.fleet.complete(self._claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
             self._claim = None
+            self.fleet.close_result_pipe()
         return None
 
     # -- execution ------------------------------------------------------------------
@@ -123,14 +132,14 @@ class FleetWorker(Worker):
         if self._fleet_kill_reason == Outcome.INTERRUPTED.value:  # cold stop before the fork
             self.fleet.complete(claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
             self._claim = None
+            self.fleet.close_result_pipe()
             return
         try:
             super().execute_job(job, queue)
         except REDIS_DOWN as err:
             log.warning("Redis went away while %s ran (%s); its result is kept until Redis returns",
                         job.id, type(err).__name__)
-        ctx = execute.CURRENT
-        result = read_result(ctx.out_dir) if ctx else None
+        result = self.fleet.receive_result()
         if self._fleet_kill_reason:
             outcome, exit_code, reason = Outcome(self._fleet_kill_reason), None, f"worker: {self._fleet_kill_reason}"
             if self._fleet_kill_reason != Outcome.INTERRUPTED.value:
@@ -142,6 +151,7 @@ class FleetWorker(Worker):
         if outcome is not Outcome.LOST:
             self.fleet.complete(claim, outcome, exit_code, reason)
         self._claim = None
+        self.fleet.close_result_pipe()
         execute.CURRENT = None
         self.fleet.publish("idle")
 
@@ -251,7 +261,8 @@ class WorkerRuntime:
     """Everything fleet needs around one rq worker: the claim loop, registry entry, completion."""
 
     def __init__(self, redis_client, keys, claims: Claims, loop: ClaimLoop, host_name: str, runs_dir: str,
-                 host_info: dict, heartbeat_s: float, worker_name: str, gpus, redis_url: str = ""):
+                 host_info: dict, heartbeat_s: float, worker_name: str, gpus, redis_url: str = "",
+                 disk_gate: DiskGate | None = None):
         self.redis = redis_client
         self.keys = keys
         self.claims = claims
@@ -263,6 +274,9 @@ class WorkerRuntime:
         self.worker_name = worker_name
         self.gpus = gpus
         self.redis_url = redis_url  # the horse opens its own connection for the log stream
+        self.disk_gate = disk_gate or DiskGate(runs_dir, 0)
+        self._paused: str | None = None
+        self._result_pipe: tuple[int, int] | None = None
         self.queue = FleetQueue(keys.queue_name, connection=redis_client)
         FleetQueue.fleet_keys = keys
         # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
@@ -272,12 +286,25 @@ class WorkerRuntime:
     def drain_requested(self) -> bool:
         return self.redis.hget(self.keys.worker(self.worker_name), "drain") == b"1"
 
-    def publish(self, state: str, job_id: str = "") -> None:
+    def pause_reason(self) -> str | None:
+        """Why this worker must not claim now (its disk is full), announced once per change."""
+        reason = self.disk_gate.reason()
+        if reason != self._paused:
+            if reason:
+                log.error("claiming paused: %s", reason)
+            else:
+                log.info("claiming resumed: %s has room again", self.runs_dir)
+            self._paused = reason
+        if reason:
+            self.publish("paused", note=reason)
+        return reason
+
+    def publish(self, state: str, job_id: str = "", note: str = "") -> None:
         """Keep this worker's entry in fleet's registry fresh (fleet status reads it)."""
         now = time.time()
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.keys.worker(self.worker_name), mapping={
-            "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id,
+            "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id, "note": note,
             "heartbeat": repr(now), "pid": os.getpid(), **self.host_info})
         pipe.expire(self.keys.worker(self.worker_name), 86400)
         pipe.zadd(self.keys.workers, {self.worker_name: now})
@@ -310,15 +337,27 @@ class WorkerRuntime:
         })
         for secret in ("FLEET_REDIS_URL",):
             env.pop(secret, None)  # jobs never see the Redis password
+        self.close_result_pipe()
+        self._result_pipe = os.pipe()
+        os.set_blocking(self._result_pipe[0], False)
         execute.CURRENT = execute.ClaimContext(
             job_id=record.job_id, name=record.name, spec=record.spec, attempt=claim.attempt, out_dir=out_dir,
             argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(),
             redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
             metrics_key=self.keys.metrics(record.job_id, claim.attempt),
-            artifacts_key=self.keys.artifacts(record.job_id, claim.attempt))
+            artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), result_fd=self._result_pipe[1])
         job = Job.fetch(record.job_id, connection=self.redis)
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(job)  # a retry starts clean
         return job
+
+    def receive_result(self):
+        """How the horse says its attempt ended (None: it died before saying)."""
+        return execute.receive_result(self._result_pipe[0]) if self._result_pipe else None
+
+    def close_result_pipe(self) -> None:
+        for fd in self._result_pipe or ():
+            os.close(fd)
+        self._result_pipe = None
 
     def parent_output_dirs(self, parent_names: list[str]) -> dict[str, str]:
         """Each parent's last finished attempt's output dir (on the host that ran it: shared

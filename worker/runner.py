@@ -9,6 +9,7 @@ outlives its attempt.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import psutil
 from scheduler.errors import FleetError
 from scheduler.manifest.loader import safe_name
 
+log = logging.getLogger("fleet.worker")
 JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 KILL_GRACE_S = 5.0
 POLL_S = 0.2
@@ -126,8 +128,8 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                 ) -> AttemptResult:
     """Run ``argv`` to completion; ``should_stop`` is polled and may return an outcome that ends it early.
 
-    Output goes to ``out_dir/log.txt``; the result is also written to
-    ``out_dir/attempt.json`` so the worker's parent process can read how it ended.
+    Output goes to ``out_dir/log.txt``; the result is also kept in ``out_dir/attempt.json``
+    when the disk allows.
     """
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     started = time.time()
@@ -177,18 +179,19 @@ def _describe_exit(code: int) -> str:
 
 
 def _write_result(out_dir: str, result: AttemptResult) -> None:
+    """Keep the outcome beside the outputs for people and tools; best effort, because the
+    worker learns it through a pipe and a full disk must not turn a result into a crash."""
     tmp = os.path.join(out_dir, "attempt.json.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(result.to_json())
-    os.replace(tmp, os.path.join(out_dir, "attempt.json"))
-
-
-def read_result(out_dir: str) -> AttemptResult | None:
     try:
-        with open(os.path.join(out_dir, "attempt.json")) as fh:
-            return AttemptResult(**json.load(fh))
-    except (OSError, ValueError, TypeError):
-        return None
+        with open(tmp, "w") as fh:
+            fh.write(result.to_json())
+        os.replace(tmp, os.path.join(out_dir, "attempt.json"))
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        log.warning("attempt.json not written in %s: %s", out_dir, err.strerror)
 
 
 MAX_SUMMARY_BYTES = 64 * 1024

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     use_rq_prefix(keys)
     from scheduler.store.claims import Claims
     from worker.claim import ClaimLoop
+    from worker.disk import DiskGate
     from worker.rq_worker import FleetWorker, WorkerRuntime
 
     for note in host.notes:
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus,
-                            redis_url=store.settings.redis_url)
+                            redis_url=store.settings.redis_url,
+                            disk_gate=DiskGate(runs_dir, args.min_free_disk_mib))
     worker = FleetWorker([runtime.queue], name=name, connection=store.redis, fleet=runtime,
                          job_monitoring_interval=max(1, int(lease_s / 3)))
     worker.stop_now = args.stop_now

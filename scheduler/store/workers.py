@@ -17,11 +17,12 @@ REGISTRY_WINDOW_S = 86400  # dead workers stay listed (as dead) for a day
 class WorkerInfo:
     name: str
     host: HostResources
-    state: str  # idle | busy | draining | stopped (exited cleanly) | dead (heartbeat older than its lease)
+    state: str  # idle | busy | draining | paused (cannot claim: see note) | stopped | dead (heartbeat too old)
     simulated: bool
     job_id: str | None
     heartbeat: float
     lease_s: float
+    note: str = ""  # why a paused worker claims nothing, in words an operator can act on
 
     @property
     def live(self) -> bool:
@@ -39,7 +40,7 @@ class WorkerInfo:
             "gpus": [{"index": g.index, "name": g.name, "vram_total_gib": g.vram_total_gib,
                       "vram_free_gib": g.vram_free_gib} for g in self.host.gpus],
             "ram_gib": self.host.ram_total_gib, "cores": self.host.cores, "job_id": self.job_id,
-            "heartbeat_age_s": round(self.heartbeat_age(now), 1),
+            "heartbeat_age_s": round(self.heartbeat_age(now), 1), "note": self.note,
         }
 
 
@@ -66,5 +67,5 @@ def list_workers(redis, keys: Keys, now: float | None = None) -> list[WorkerInfo
         if state != "stopped" and now - heartbeat > lease_s:
             state = "dead"
         out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", data.get("job_id") or None,
-                              heartbeat, lease_s))
+                              heartbeat, lease_s, data.get("note", "") if state == "paused" else ""))
     return out
