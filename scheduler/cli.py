@@ -88,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest with outputs)")
     p.add_argument("--json", action="store_true")
 
+    p = command("prune", "move old attempts' output dirs on this host to <runs-dir>/archive/<time>/ (never deletes)")
+    p.add_argument("--keep", type=_non_negative_int, default=1,
+                   help="always keep each job's newest N attempts with outputs (default 1)")
+    p.add_argument("--older-than", type=_non_negative_float, default=30.0, metavar="DAYS",
+                   help="only attempts that ended at least this many days ago (default 30)")
+    p.add_argument("--include-last", action="store_true",
+                   help="also archive a job's successful attempt (kept by default whatever --keep says)")
+    p.add_argument("--runs-dir", default="runs", help="the workers' --runs-dir on this host (default ./runs)")
+    p.add_argument("--dry-run", action="store_true", help="show what would move; move nothing")
+    p.add_argument("--json", action="store_true")
+
     p = command("workers", "every worker seen in the last day, with its host and state")
     p.add_argument("--json", action="store_true")
 
@@ -193,8 +204,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace):
-    from .commands import (actions, demo, explain, jobinfo, load, logs, probe, receiver, results, status, verify,
-                           worker)
+    from .commands import (actions, demo, explain, jobinfo, load, logs, probe, prune, receiver, results, status,
+                           verify, worker)
 
     return {
         "load": load.run,
@@ -208,6 +219,7 @@ def _dispatch(args: argparse.Namespace):
         "metrics": results.run_metrics,
         "compare": results.run_compare,
         "verify": verify.run,
+        "prune": prune.run,
         "workers": jobinfo.run_workers,
         "cancel": actions.run_job_action,
         "retry": actions.run_job_action,

@@ -143,7 +143,8 @@ class Keys:
         return f"{self.prefix}:ledger:"
 
     def attempts(self, job_id: str) -> str:
-        """List: one JSON record per attempt (worker, host, start, end, outcome, exit code)."""
+        """List: one JSON record per attempt (worker, host, start, end, outcome, exit code, output dir,
+        and ``archived_to`` once `fleet prune` moved the outputs)."""
         return f"{self.prefix}:attempts:{job_id}"
 
     @property

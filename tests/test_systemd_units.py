@@ -15,7 +15,7 @@ from scheduler.cli import build_parser
 from worker.probe import probe_host
 
 UNITS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "systemd")
-UNITS = ["fleet-receiver.service", "fleet-worker@.service", "fleet-worker-cpu.service"]
+UNITS = ["fleet-receiver.service", "fleet-worker@.service", "fleet-worker-cpu.service", "fleet-prune.service"]
 PROBLEM_WORDS = ("Unknown", "unknown", "Invalid", "invalid", "Missing", "bad-setting", "Failed to parse")
 
 
@@ -72,6 +72,22 @@ def test_unit_verifies(name, tmp_path):
     target = tmp_path / name.replace("@.", "@0.")
     target.write_text(text)
     assert verify(target) == []
+
+
+@needs_systemd_analyze
+def test_prune_timer_verifies(tmp_path):
+    service = re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", text_of("fleet-prune.service"), flags=re.M)
+    (tmp_path / "fleet-prune.service").write_text(service)
+    (tmp_path / "fleet-prune.timer").write_text(text_of("fleet-prune.timer"))
+    assert verify(tmp_path / "fleet-prune.timer") == []
+
+
+def test_prune_archives_what_the_workers_write_and_keeps_results():
+    args = build_parser().parse_args(exec_argv("fleet-prune.service")[1:])
+    worker = build_parser().parse_args(exec_argv("fleet-worker@.service")[1:])
+    assert args.command == "prune" and args.runs_dir == worker.runs_dir and not args.include_last
+    assert not args.dry_run and one("fleet-prune.service", "Type") == "oneshot"
+    assert "OnCalendar=weekly" in text_of("fleet-prune.timer")
 
 
 @needs_systemd_analyze

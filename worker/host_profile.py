@@ -108,7 +108,8 @@ def load_host_profile(path: str | os.PathLike) -> HostResources:
 def dump_host_profile(host: HostResources) -> str:
     """A probed host as a profile, so a real box can be replayed in simulation."""
     data: dict[str, Any] = {"hostname": host.hostname, "cuda": host.cuda, "cores": host.cores,
-                            "ram_gib": round(host.ram_total_gib, 3), "ram_available_gib": round(host.ram_available_gib, 3)}
+                            "ram_gib": round(host.ram_total_gib, 3),
+                            "ram_available_gib": round(host.ram_available_gib, 3)}
     if host.gpus:
         data["gpus"] = []
         for g in host.gpus:

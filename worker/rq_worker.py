@@ -21,10 +21,11 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from scheduler.artifacts import MANIFEST_NAME
 from scheduler.errors import StoreError, UsageError
 from scheduler.states import JobState
 from scheduler.store.actions import act
-from scheduler.store.claims import Claims, Outcome
+from scheduler.store.claims import Claims, Outcome, output_dir_of
 from scheduler.store.queries import JobQueries
 from scheduler.store.rq_bridge import absorb_rq_requeues
 
@@ -369,8 +370,8 @@ class WorkerRuntime:
             if parent_id is None:
                 continue
             finished = [a for a in claims.attempts(parent_id.decode()) if a.get("outcome") == "finished"]
-            if finished and finished[-1].get("output_dir"):
-                dirs[name] = finished[-1]["output_dir"]
+            if finished and output_dir_of(finished[-1]):
+                dirs[name] = output_dir_of(finished[-1])
         return dirs
 
     def cuda_visible(self, claim) -> str:
@@ -395,6 +396,8 @@ class WorkerRuntime:
                             type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+        if out_dir:
+            self._backfill_artifacts(claim, out_dir)
         if ended is None:
             log.warning("attempt %d of %s ended (%s) after its lease was lost; result not recorded", claim.attempt,
                         claim.job_id, outcome.value)
@@ -403,3 +406,17 @@ class WorkerRuntime:
                      ended.state.value, f" ({reason})" if reason else "")
             if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
                 log.info("job %s will be retried", claim.job_id)
+
+    def _backfill_artifacts(self, claim, out_dir: str) -> None:
+        """The horse hashes the outputs and stores the manifest in Redis; if Redis was away at that
+        moment, the copy it left on disk is stored now, so `fleet verify` has something to check."""
+        try:
+            with open(os.path.join(out_dir, MANIFEST_NAME), "rb") as fh:
+                raw = fh.read()
+            json.loads(raw)
+            self.redis.set(self.keys.artifacts(claim.job_id, claim.attempt), raw, nx=True)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, *REDIS_DOWN) as err:
+            log.warning("artifact manifest of %s attempt %d not stored (%s)", claim.job_id, claim.attempt,
+                        type(err).__name__)

@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from ..manifest.model import JobSpec
-from ..store.claims import Claims
+from ..store.claims import Claims, output_dir_of
 from ..store.workers import list_workers
 from ..table import age, render
 from .common import connect, print_json
@@ -27,7 +27,7 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
             "identity": identity, "scheduling": spec.scheduling, "reason": record.reason,
             "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
             "after": spec.scheduling.get("after", []),
-            "output_dir": next((a["output_dir"] for a in reversed(attempts) if a.get("output_dir")), None),
+            "output_dir": next((output_dir_of(a) for a in reversed(attempts) if output_dir_of(a)), None),
             "result": json.loads(summary) if summary else None}
     if args.json:
         print_json(data, out)
@@ -46,12 +46,14 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
         now = time.time()
         rows = [[a["attempt"], a.get("worker"), a.get("host"), age(a.get("started_at"), now),
                  f'{a["ended_at"] - a["started_at"]:.1f}s' if a.get("ended_at") else "running",
-                 a.get("outcome", "running"), a.get("exit_code", "-"), a.get("reason", "")] for a in attempts]
+                 a.get("outcome", "running"), a.get("exit_code", "-"),
+                 (a.get("reason", "") + (" [archived]" if a.get("archived_to") else "")).strip()] for a in attempts]
         out.write("\n" + render(["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"], rows, out)
                   + "\n")
-        last_dir = next((a["output_dir"] for a in reversed(attempts) if a.get("output_dir")), None)
-        if last_dir:
-            out.write(f"output dir (on {record.host}): {last_dir}\n")
+        last = next((a for a in reversed(attempts) if output_dir_of(a)), None)
+        if last:
+            archived = " (archived by `fleet prune`)" if last.get("archived_to") else ""
+            out.write(f"output dir (on {last.get('host') or record.host}): {output_dir_of(last)}{archived}\n")
     else:
         out.write("no attempts yet (`fleet explain` says why)\n")
     return 0

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from ..artifacts import verify
 from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
-from ..store.claims import Claims
+from ..store.claims import Claims, output_dir_of
 from .common import connect, print_json
 
 
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     with store.errors():
         record = store.jobs.get(store.jobs.resolve(args.job))
         attempts = Claims(store.redis, store.keys).attempts(record.job_id)
-        ended = [a for a in attempts if a.get("output_dir")]
+        ended = [a for a in attempts if output_dir_of(a)]
         if args.attempt:
             ended = [a for a in ended if a["attempt"] == args.attempt]
         if not ended:
@@ -28,9 +28,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if raw is None:
         raise NotFoundError(f"no artifact manifest recorded for {record.name} attempt {attempt['attempt']}")
     manifest = json.loads(raw)
-    result = verify(attempt["output_dir"], manifest)
+    where = output_dir_of(attempt)
+    result = verify(where, manifest)
     data = {"job_id": record.job_id, "name": record.name, "attempt": attempt["attempt"],
-            "output_dir": attempt["output_dir"], "host": attempt.get("host"), "ok": result.ok,
+            "output_dir": where, "archived": bool(attempt.get("archived_to")), "host": attempt.get("host"), "ok": result.ok,
             "files": len(manifest.get("files", {})), "missing": result.missing, "changed": result.changed,
             "extra": result.extra}
     if args.json:
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{record.name} attempt {attempt['attempt']}: all {data['files']} files match "
                   f"(overall {manifest['overall'][:16]})\n")
     else:
-        out.write(f"{record.name} attempt {attempt['attempt']}: MISMATCH in {attempt['output_dir']} "
+        out.write(f"{record.name} attempt {attempt['attempt']}: MISMATCH in {where} "
                   f"(on {attempt.get('host')})\n")
         for kind in ("missing", "changed", "extra"):
             for path in data[kind]:

@@ -30,7 +30,7 @@ from ..matching import free_of, job_reason
 from ..settings import Settings
 from ..states import JobState
 from ..store import Store
-from ..store.claims import Claims
+from ..store.claims import Claims, output_dir_of
 from ..store.workers import list_workers
 from ..table import render
 
@@ -147,7 +147,7 @@ class Demo:
             recorded = json.loads(raw)
             checked += 1
             files += len(recorded["files"])
-            if not verify(attempts[-1]["output_dir"], recorded).ok:
+            if not verify(output_dir_of(attempts[-1]), recorded).ok:
                 bad.append(job.name)
         if bad:
             return f"artifacts: MISMATCH in {', '.join(bad)} (`fleet verify JOB` names the files)"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable
 
+from ..errors import StoreError
 from ..keys import Keys
 from ..matching import ConstraintClass
 from ..resources import HostResources
@@ -118,7 +119,22 @@ class Claims:
         return reply.decode() if isinstance(reply, bytes) else reply
 
     def attempts(self, job_id: str) -> list[dict]:
-        return [json.loads(r) for r in self.redis.lrange(self.keys.attempts(job_id), 0, -1)]
+        return self.decode_attempts(job_id, self.redis.lrange(self.keys.attempts(job_id), 0, -1))
+
+    def decode_attempts(self, job_id: str, raw: list[bytes]) -> list[dict]:
+        try:
+            records = [json.loads(r) for r in raw]
+            if all(isinstance(r, dict) and isinstance(r.get("attempt"), int) for r in records):
+                return records
+        except ValueError:
+            pass
+        raise StoreError(f"attempt records at {self.keys.attempts(job_id)} are not fleet's JSON; inspect them "
+                         f"with redis-cli LRANGE, fix or delete the key")
+
+
+def output_dir_of(attempt: dict) -> str | None:
+    """Where an attempt's outputs are now: its archive dir once `fleet prune` moved them."""
+    return attempt.get("archived_to") or attempt.get("output_dir")
 
 
 def _ended(data: dict) -> Ended:

@@ -23,7 +23,7 @@ def lua_source(name: str) -> str:
 class Scripts:
     """The registered scripts for one client; redis-py reloads them after a SCRIPT FLUSH or restart."""
 
-    NAMES = ("apply_manifest", "claim", "finish", "renew", "operate")
+    NAMES = ("apply_manifest", "claim", "finish", "renew", "operate", "archive")
 
     def __init__(self, redis):
         for name in self.NAMES:

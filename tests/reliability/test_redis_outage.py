@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 import time
 
-import tomli_w
-from support.procs import SIDEFX, FleetProcs, wait_for, write_profile
+from support.procs import FleetProcs, sidefx_manifest, wait_for, write_profile
 
 from scheduler.embedded_redis import RedisServer
 from scheduler.states import JobState
@@ -26,15 +24,9 @@ def test_worker_rides_out_a_redis_restart(tmp_path):
     procs = FleetProcs(server.url, str(tmp_path))
     try:
         store = make_store(server.client())
-        ledger = tmp_path / "ledger"
-        ledger.mkdir()
-        manifest = {"schema_version": 1,
-                    "defaults": {"command": [sys.executable, SIDEFX, str(ledger), "{job_id}", "{attempt}", "1.5"],
-                                 "min_cores": 0},
-                    "jobs": [{"name": "during", "model": "m"}, {"name": "after", "model": "m", "seed": 1}]}
-        path = tmp_path / "m.toml"
-        path.write_text(tomli_w.dumps(manifest))
-        assert procs.run("load", str(path)).returncode == 0
+        path, ledger = sidefx_manifest(tmp_path, [{"name": "during", "model": "m"},
+                                                  {"name": "after", "model": "m", "seed": 1}], sleep_s=1.5)
+        assert procs.run("load", path).returncode == 0
         profile = write_profile(str(tmp_path / "h.toml"), "box", 1, 8)
         worker = procs.worker(profile=profile, name="w", lease_s=3)
         wait_for(lambda: glob.glob(os.path.join(str(ledger), "*")), what="the first job's process running")

@@ -101,6 +101,22 @@ def _kill_strays(marker: str) -> None:
             pass
 
 
+def sidefx_manifest(workdir, jobs: list[dict], sleep_s: float, min_cores: int = 0) -> tuple[str, str]:
+    """A manifest whose jobs run sidefx.py for ``sleep_s``; returns (manifest path, ledger dir)."""
+    import tomli_w
+
+    ledger = os.path.join(str(workdir), "ledger")
+    os.makedirs(ledger)
+    manifest = {"schema_version": 1,
+                "defaults": {"command": [sys.executable, SIDEFX, ledger, "{job_id}", "{attempt}", str(sleep_s)],
+                             "min_cores": min_cores},
+                "jobs": jobs}
+    path = os.path.join(str(workdir), "m.toml")
+    with open(path, "w") as fh:
+        fh.write(tomli_w.dumps(manifest))
+    return path, ledger
+
+
 def write_profile(path: str, hostname: str, cores: int, ram_gib: float, gpus: list[float] = ()) -> str:
     lines = [f'hostname = "{hostname}"', f"cuda = {'true' if gpus else 'false'}", f"cores = {cores}",
              f"ram_gib = {ram_gib}"]
