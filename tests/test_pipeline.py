@@ -68,6 +68,9 @@ def test_pipeline_runs_blocks_and_resumes_after_retry(redis_server, real_redis, 
         assert "train-c" in explained, explained
         metrics = json.loads(procs.run("metrics", "train-a", "--json").stdout)
         assert [m["loss"] for m in metrics if "step" in m] == [1.0, 0.5, 0.333]
+        latest = json.loads(procs.run("job", "train-a", "--json").stdout)["latest_metrics"]
+        assert (latest["step"], latest["loss"]) == (2, 0.333)
+        assert "latest metrics (attempt 1):" in procs.run("job", "train-a").stdout
         results = {row["name"]: row for row in json.loads(procs.run("compare", "--all", "--json").stdout)}
         assert results["eval-a"]["evaluated"] == "a" and results["eval-b"]["evaluated"] == "b"
 

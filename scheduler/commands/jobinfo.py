@@ -12,6 +12,7 @@ from ..store.claims import Claims, output_dir_of
 from ..store.workers import list_workers
 from ..table import age, render
 from .common import connect, print_json
+from .results import latest_metrics
 
 
 def run_job(args: argparse.Namespace, out: TextIO) -> int:
@@ -21,6 +22,8 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
         attempts = Claims(store.redis, store.keys).attempts(record.job_id)
         raw = store.redis.get(store.keys.spec(record.job_id))
         summary = store.redis.get(store.keys.result(record.job_id))
+        latest = latest_metrics(store.redis, store.keys.metrics(record.job_id, record.attempts)) \
+            if record.attempts else None
     identity = json.loads(raw)["identity"] if raw else {}
     spec = JobSpec.from_flat(record.spec)
     data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
@@ -28,7 +31,7 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
             "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
             "after": spec.scheduling.get("after", []),
             "output_dir": next((output_dir_of(a) for a in reversed(attempts) if output_dir_of(a)), None),
-            "result": json.loads(summary) if summary else None}
+            "result": json.loads(summary) if summary else None, "latest_metrics": latest}
     if args.json:
         print_json(data, out)
         return 0
@@ -39,6 +42,8 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"scheduling: {json.dumps(sched, sort_keys=True)}\n")
     if record.reason:
         out.write(f"last reason: {record.reason}\n")
+    if latest:
+        out.write(f"latest metrics (attempt {record.attempts}): {json.dumps(latest, sort_keys=True)}\n")
     if data["result"]:
         out.write(f"result: {json.dumps(data['result'], sort_keys=True)}  (`fleet metrics {record.name}` for the "
                   f"history)\n")

@@ -16,16 +16,28 @@ def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
         record, attempt = job_attempt(store, args.job, args.attempt)
-        rows = []
-        for _, fields in store.redis.xrange(store.keys.metrics(record.job_id, attempt)):
-            try:
-                row = json.loads(fields.get(b"line", b"{}"))
-            except ValueError:
-                continue  # a line the job wrote that is not JSON: it is still in its metrics file
-            if isinstance(row, dict):
-                rows.append(row)
+        rows = metric_rows(store.redis.xrange(store.keys.metrics(record.job_id, attempt)))
     _emit(rows, args, out, empty=f"no metrics recorded for {record.name} attempt {attempt}")
     return 0
+
+
+def metric_rows(entries) -> list[dict]:
+    """The JSON objects in metrics stream entries; a line that is not one stays only in the job's file."""
+    rows = []
+    for _, fields in entries:
+        try:
+            row = json.loads(fields.get(b"line", b"{}"))
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def latest_metrics(redis, key: str) -> dict | None:
+    """The newest metrics line of an attempt (what `fleet job` shows while it trains)."""
+    rows = metric_rows(redis.xrevrange(key, count=20))
+    return rows[0] if rows else None
 
 
 def run_compare(args: argparse.Namespace, out: TextIO) -> int:
