@@ -49,6 +49,19 @@ def ping_rate(url: str, seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def empty_script_rate(url: str, seconds: float = 1.0) -> float:
+    """EVALSHA of a script that does nothing, with a claim's keys and arguments: the most
+    a one-round-trip claim could reach from redis-py; the rest of the gap is the claim's work."""
+    client = store_on(url).redis
+    script = client.register_script("return '{}'")
+    args = ['{"now":0,' + '"x":"' + "p" * 400 + '"}', ",".join(f"{i:012x}" for i in range(50))]
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        script(keys=["{b}:running", "{b}:ledger:h", "{b}:classes"], args=args)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100,10000,100000")
@@ -65,6 +78,9 @@ def main() -> None:
         pings = ping_rate(server.url)
         claims_per_s = 1000.0 / results[sizes[-1]][0]
         print(f"  claims/s {claims_per_s:.0f} vs PING/s {pings:.0f}: {claims_per_s / pings:.2f}x of the wire")
+        empty = empty_script_rate(server.url)
+        print(f"  (an empty script called like a claim: {empty:.0f}/s = {empty / pings:.2f}x of PING; "
+              f"the claim reaches {claims_per_s / empty:.2f}x of that)")
 
 
 if __name__ == "__main__":

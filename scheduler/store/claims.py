@@ -55,29 +55,43 @@ class Claims:
         self.keys = keys
         self.lease_s = lease_s
         self.scripts = Scripts(redis)
+        self._fixed: tuple[tuple, str] = ((), "")
 
     def claim(self, worker: str, host: HostResources, classes: Iterable[ConstraintClass],
               gpu_free: dict[str, float] | None = None, now: float | None = None) -> Claim | None:
-        """Atomically take the best pending job of ``classes`` that fits what ``host`` has left."""
-        class_list = [{"id": c.class_id, "ram": c.min_ram_gib, "cores": c.min_cores, "vram": c.min_vram_gib,
-                       "cuda": c.require_cuda} for c in classes]
-        if not class_list:
+        """Atomically take the best pending job of ``classes`` that fits what ``host`` has left.
+
+        Only class ids travel; the script reads a class's needs from the store when it
+        examines that class. The payload's fixed part is encoded once per worker and host:
+        a claim is one round trip, and this keeps the client's share of it small.
+        """
+        class_ids = [c.class_id for c in classes]
+        if not class_ids:
             return None
         gpus = [{"key": g.ledger_key, "total": g.vram_total_gib,
                  "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g in host.gpus]
-        payload = {
-            "now": time.time() if now is None else now, "lease_s": self.lease_s, "worker": worker,
-            "host": host.hostname, "job_prefix": self.keys.job_prefix, "pending_prefix": self.keys.pending_prefix,
-            "heads_key": self.keys.heads,
-            "state_prefix": self.keys.state_prefix, "attempts_prefix": self.keys.attempts_prefix,
-            "states": _states(), "ram_total": host.ram_total_gib, "cores_total": host.cores,
-            "gpus": gpus, "classes": class_list,
-        }
-        raw = json.loads(self.scripts.claim(keys=[self.keys.running, self.keys.ledger(host.hostname)],
-                                            args=[json.dumps(payload)]))
+        fixed = self._fixed_payload(worker, host)
+        payload = (f'{{"now":{time.time() if now is None else now!r},"gpus":{json.dumps(gpus)},'
+                   f'{fixed}}}')
+        raw = json.loads(self.scripts.claim(
+            keys=[self.keys.running, self.keys.ledger(host.hostname), self.keys.classes],
+            args=[payload, ",".join(class_ids)]))
         if not raw or not isinstance(raw, dict) or "job_id" not in raw:
             return None
         return Claim(raw["job_id"], int(raw["attempt"]), raw["gpu_key"], int(raw["gpu_pos"]))
+
+    def _fixed_payload(self, worker: str, host: HostResources) -> str:
+        """The claim payload's fields that stay the same for a worker on a host, as JSON members."""
+        cache_key = (worker, host.hostname, host.ram_total_gib, host.cores, self.lease_s)
+        if self._fixed[0] != cache_key:
+            members = json.dumps({
+                "lease_s": self.lease_s, "worker": worker, "host": host.hostname,
+                "job_prefix": self.keys.job_prefix, "pending_prefix": self.keys.pending_prefix,
+                "heads_key": self.keys.heads, "state_prefix": self.keys.state_prefix,
+                "attempts_prefix": self.keys.attempts_prefix, "states": _states(),
+                "ram_total": host.ram_total_gib, "cores_total": host.cores})
+            self._fixed = (cache_key, members[1:-1])
+        return self._fixed[1]
 
     def _finish(self, payload: dict) -> dict:
         base = {"now": time.time(), "lease_s": self.lease_s, "job_prefix": self.keys.job_prefix,

@@ -1,11 +1,13 @@
 --[[ claim: pop the best pending job this worker may run, reserve its resources, take a lease.
 
 KEYS  1 running (zset: job id -> lease deadline)   2 ledger of this worker's host (hash)
+      3 classes (hash: class id -> its constraints as JSON)
 ARGV  1 JSON {now, lease_s, worker, host, job_prefix, pending_prefix, heads_key, state_prefix,
         attempts_prefix, states{pending, running},
         ram_total, cores_total,                      -- the host's capacity
-        gpus[{key, total, free}],                    -- this worker's GPUs; free as probed now
-        classes[{id, ram, cores, vram, cuda}]}       -- classes the pure rule already admits
+        gpus[{key, total, free}]}                    -- this worker's GPUs; free as probed now
+      2 ids of the classes the pure rule already admits for this worker, comma-separated
+        (one argument, not one each: packing 50 arguments cost the client more than the claim)
 Returns JSON {job_id, attempt, gpu_key, gpu_pos} or {} when nothing fits.
 
 Invariants:
@@ -17,13 +19,15 @@ Invariants:
   * Cost: one read of `heads` (one entry per class with pending jobs) plus O(log n)
     for the chosen class; only a class's head is ever examined (jobs of a class need
     the same resources), and the first class in heads order that fits holds the best job.
+    Class constraints are read from `classes` only for the heads examined: decoding
+    every admitted class from the payload cost more than the rest of the claim.
   * The resource check is the same rule as scheduler.matching.resources_reason;
     tests/test_claim_agreement.py proves they agree.
 ]]
 
 local p = cjson.decode(ARGV[1])
 -- #include pending
-local RUNNING, LEDGER = KEYS[1], KEYS[2]
+local RUNNING, LEDGER, CLASSES = KEYS[1], KEYS[2], KEYS[3]
 local EPS = 1e-9
 
 local reserved = {}
@@ -48,11 +52,20 @@ end
 -- Classes in the order of their best job (heads), so the first that fits holds the best job
 -- this worker may run: one read of heads instead of one per class.
 local wanted = {}
-for _, c in ipairs(p.classes) do wanted[c.id] = c end
+for class_id in string.gmatch(ARGV[2], '[^,]+') do wanted[class_id] = true end
+
+-- A class's needs; nil (never claimed) if its record is missing or not fleet's JSON.
+local function needs(class_id)
+  local ok, c = pcall(cjson.decode, redis.call('HGET', CLASSES, class_id) or '')
+  if not ok or type(c) ~= 'table' then return nil end
+  return {id = class_id, ram = tonumber(c.min_ram_gib) or 0, cores = tonumber(c.min_cores) or 0,
+          vram = tonumber(c.min_vram_gib) or 0, cuda = c.require_cuda == true}
+end
+
 local chosen_class, chosen_gpu = nil, nil
 local heads = redis.call('ZRANGE', p.heads_key, 0, -1)
 for _, class_id in ipairs(heads) do
-  local c = wanted[class_id]
+  local c = wanted[class_id] and needs(class_id)
   if c then
     local gpu = nil
     local fits = true
