@@ -82,9 +82,9 @@ def _run(ctx: ClaimContext) -> AttemptResult:
 
     streamers = []
     if ctx.redis_url and ctx.log_key:
-        import redis
+        from scheduler.settings import Settings
 
-        client = redis.Redis.from_url(ctx.redis_url)
+        client = Settings(redis_url=ctx.redis_url).connect()
         streamers = [LogStreamer(client, ctx.log_key, log_path(ctx.out_dir))]
         if ctx.metrics_key:
             streamers.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
