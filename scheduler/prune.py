@@ -107,7 +107,7 @@ class Pruner:
         for job_id, name, attempts in self._jobs():
             for a in attempts:  # a move an interrupted prune recorded but never made
                 target = a.get("archived_to")
-                if target and self._here(a["output_dir"]) and self._archive_path(target) \
+                if target and self._here(a.get("output_dir") or "") and self._archive_path(target) \
                         and not os.path.lexists(target):
                     plan.moves.append(Move(job_id, name, a["attempt"], a["output_dir"], target, True))
             chosen, kept = select(attempts, keep, cutoff, include_last)

@@ -10,6 +10,8 @@ from ..prune import Pruner
 from ..table import render
 from .common import connect, print_json
 
+SHOW_KEPT = 20  # on a shared fleet most old attempts ran on other hosts; a screenful says why
+
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
@@ -30,8 +32,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                                                                    if m.resumed else "")]
                           for m in plan.moves], out) + "\n")
     out.write(f"{verb} {len(plan.moves)} attempt output dir(s) to {plan.archive_dir}\n")
-    for k in plan.kept:
+    for k in plan.kept[:SHOW_KEPT]:
         out.write(f"kept {k.name} attempt {k.attempt}: {k.reason}\n")
+    if len(plan.kept) > SHOW_KEPT:
+        out.write(f"... and {len(plan.kept) - SHOW_KEPT} more kept (--json lists them all)\n")
     for f in plan.failed:
         out.write(f"FAILED {f.name} attempt {f.attempt}: {f.reason}\n")
     return EXIT_OPERATIONAL if plan.failed else EXIT_OK

@@ -72,8 +72,8 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
     ranked = sorted((row for row in rows if _is_num(row[2].get(sort_key))), key=lambda row: row[2][sort_key],
                     reverse=not args.ascending)
     rows = ranked + [row for row in rows if not _is_num(row[2].get(sort_key))]  # unranked last
-    table = [{"name": r.name, "job_id": r.job_id, **{k: f.get(k) for k in differing}, **{m: res.get(m) for m in metrics}}
-             for r, f, res in rows]
+    table = [{"name": r.name, "job_id": r.job_id, **{k: f.get(k) for k in differing},
+              **{m: res.get(m) for m in metrics}} for r, f, res in rows]
     _emit(table, args, out, empty="")
     return 0
 

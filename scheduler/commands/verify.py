@@ -31,7 +31,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     where = output_dir_of(attempt)
     result = verify(where, manifest)
     data = {"job_id": record.job_id, "name": record.name, "attempt": attempt["attempt"],
-            "output_dir": where, "archived": bool(attempt.get("archived_to")), "host": attempt.get("host"), "ok": result.ok,
+            "output_dir": where, "archived": bool(attempt.get("archived_to")), "host": attempt.get("host"),
+            "ok": result.ok,
             "files": len(manifest.get("files", {})), "missing": result.missing, "changed": result.changed,
             "extra": result.extra}
     if args.json:

@@ -95,7 +95,8 @@ class Claims:
 
     def _finish(self, payload: dict) -> dict:
         base = {"now": time.time(), "lease_s": self.lease_s, "job_prefix": self.keys.job_prefix,
-                "pending_prefix": self.keys.pending_prefix, "heads_key": self.keys.heads, "state_prefix": self.keys.state_prefix,
+                "pending_prefix": self.keys.pending_prefix, "heads_key": self.keys.heads,
+                "state_prefix": self.keys.state_prefix,
                 "attempts_prefix": self.keys.attempts_prefix, "ledger_prefix": self.keys.ledger_prefix,
                 "deps_prefix": self.keys.deps_prefix, "dependents_prefix": self.keys.dependents_prefix,
                 "states": _states()}
