@@ -9,13 +9,14 @@ does for a command job, so the ratio against it is fleet's own cost (matching, l
 attempt records, log and artifact capture) on top of rq.
 Prints jobs/s for each and fleet/rq (target >= 0.9x).
 
-usage: python bench/dispatch.py [--jobs 300]
+usage: python bench/dispatch.py [--jobs 300] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,17 +68,27 @@ print(time.perf_counter() - t0)
     return n / elapsed
 
 
+def _fleet_run(url: str, n: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        return fleet_rate(url, n, tmp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"dispatch of {args.jobs} no-op jobs, one worker each ({machine()})")
-    with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
-        rq = rq_rate(server.url, args.jobs)
-        server.client().flushall()
-        rq_exec = rq_rate(server.url, args.jobs, "noop.run_true")
-        server.client().flushall()
-        fleet = fleet_rate(server.url, args.jobs, tmp)
+    runs: dict[str, list[float]] = {"rq": [], "rq_exec": [], "fleet": []}
+    with RedisServer() as server:
+        for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits all three alike
+            for kind, rate in (("rq", lambda: rq_rate(server.url, args.jobs)),
+                               ("rq_exec", lambda: rq_rate(server.url, args.jobs, "noop.run_true")),
+                               ("fleet", lambda: _fleet_run(server.url, args.jobs))):
+                server.client().flushall()
+                runs[kind].append(rate())
+        rq, rq_exec, fleet = (statistics.median(runs[k]) for k in ("rq", "rq_exec", "fleet"))
+        print(f"  medians of {args.repeats} interleaved runs each")
         print(f"  plain rq Worker, no-op function:               {rq:7.1f} jobs/s  (process start included)")
         print(f"  plain rq Worker, function that execs /bin/true: {rq_exec:7.1f} jobs/s")
         print(f"  fleet worker, command /bin/true:                {fleet:7.1f} jobs/s")
