@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = command("prune", "move old attempts' output dirs on this host to <runs-dir>/archive/<time>/ (never deletes)")
-    p.add_argument("--keep", type=_non_negative_int, default=1,
+    p.add_argument("--keep", type=_non_negative_int, default=1, metavar="N",
                    help="always keep each job's newest N attempts with outputs (default 1)")
     p.add_argument("--older-than", type=_non_negative_float, default=30.0, metavar="DAYS",
                    help="only attempts that ended at least this many days ago (default 30)")
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lease length; a worker silent this long is presumed dead (default 30)")
     p.add_argument("--stop-now", action="store_true",
                    help="on SIGTERM return the running job to pending at once instead of finishing it")
-    p.add_argument("--min-free-disk-mib", type=_non_negative_float, default=100.0,
+    p.add_argument("--min-free-disk-mib", type=_non_negative_float, default=100.0, metavar="MIB",
                    help="claim nothing while --runs-dir has less free space than this (default 100; 0: never)")
 
     p = command("probe", "what this host offers and which jobs it could run, and why not the others")
