@@ -60,18 +60,31 @@ def run_claimed() -> dict[str, Any]:
     ctx = CURRENT
     if ctx is None:
         raise AttemptFailed("run_claimed called outside a fleet worker (was this job enqueued by plain rq?)")
+    unsent: list[list] = []
     try:
-        result = _run(ctx)
+        result = _run(ctx, unsent)
     except OSError as err:  # the worker's own writes into the output dir (disk full, quota, read-only)
         now = time.time()
         result = AttemptResult("crashed", None, f"cannot write to {ctx.out_dir}: {err.strerror or err}", now, now)
-    send_result(ctx.result_fd, result)
+    send_result(ctx.result_fd, Handoff(result, unsent))
     if result.outcome != "finished":
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
 
 
-def _run(ctx: ClaimContext) -> AttemptResult:
+@dataclass(frozen=True)
+class Handoff:
+    """What the horse tells its worker as it ends: how the attempt ended, and where each
+    log or metrics stream stopped if Redis was away for its last lines."""
+
+    result: AttemptResult
+    unsent: list[list] = field(default_factory=list)  # LogStreamer.position() of streams left behind
+
+    def to_json(self) -> str:
+        return json.dumps({"result": json.loads(self.result.to_json()), "unsent": self.unsent})
+
+
+def _run(ctx: ClaimContext, unsent: list[list]) -> AttemptResult:
     with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
         json.dump(ctx.spec, fh, sort_keys=True)
 
@@ -93,6 +106,7 @@ def _run(ctx: ClaimContext) -> AttemptResult:
     finally:
         for streamer in streamers:
             streamer.stop()
+        unsent.extend(s.position() for s in streamers if s.behind)
     _record_artifacts(ctx, streamers[0].client if streamers else None)
     return result
 
@@ -110,18 +124,18 @@ def _horse_client(ctx: ClaimContext):
     return Settings(redis_url=ctx.redis_url).connect()
 
 
-def send_result(fd: int, result: AttemptResult) -> None:
-    """Hand the outcome to the parent worker: a few hundred bytes, far below the pipe's 64 KiB
-    buffer, so the write never blocks."""
+def send_result(fd: int, handoff: Handoff) -> None:
+    """Hand the outcome to the parent worker: at most a few KiB (held-back lines are cut to
+    4 KiB each), below the pipe's 64 KiB buffer, so the write never blocks."""
     if fd < 0:
         return
     try:
-        os.write(fd, result.to_json().encode())
+        os.write(fd, handoff.to_json().encode())
     except OSError as err:
         log.error("could not hand the result of this attempt to the worker: %s", err)
 
 
-def receive_result(fd: int) -> AttemptResult | None:
+def receive_result(fd: int) -> Handoff | None:
     """The parent's side: whatever the horse wrote (None if it died before writing)."""
     chunks = []
     while True:
@@ -133,8 +147,9 @@ def receive_result(fd: int) -> AttemptResult | None:
             break
         chunks.append(chunk)
     try:
-        return AttemptResult(**json.loads(b"".join(chunks))) if chunks else None
-    except (ValueError, TypeError):
+        data = json.loads(b"".join(chunks)) if chunks else None
+        return Handoff(AttemptResult(**data["result"]), list(data.get("unsent") or [])) if data else None
+    except (ValueError, TypeError, KeyError):
         return None
 
 

@@ -32,6 +32,7 @@ from scheduler.store.rq_bridge import absorb_rq_requeues
 from . import execute
 from .claim import ClaimLoop
 from .disk import DiskGate
+from .logstream import LogStreamer
 from .runner import RunError, build_argv, kill_tree, output_dir, read_summary
 
 log = logging.getLogger("fleet.worker")
@@ -140,7 +141,8 @@ class FleetWorker(Worker):
         except REDIS_DOWN as err:
             log.warning("Redis went away while %s ran (%s); its result is kept until Redis returns",
                         job.id, type(err).__name__)
-        result = self.fleet.receive_result()
+        handoff = self.fleet.receive_result()
+        result = handoff.result if handoff else None
         if self._fleet_kill_reason:
             outcome, exit_code, reason = Outcome(self._fleet_kill_reason), None, f"worker: {self._fleet_kill_reason}"
             if self._fleet_kill_reason != Outcome.INTERRUPTED.value:
@@ -151,6 +153,8 @@ class FleetWorker(Worker):
             outcome, exit_code, reason = Outcome.CRASHED, None, "the work horse died before recording a result"
         if outcome is not Outcome.LOST:
             self.fleet.complete(claim, outcome, exit_code, reason)
+        if handoff and handoff.unsent:
+            self.fleet.send_unsent(handoff.unsent)
         self._claim = None
         self.fleet.close_result_pipe()
         execute.CURRENT = None
@@ -406,6 +410,18 @@ class WorkerRuntime:
                      ended.state.value, f" ({reason})" if reason else "")
             if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
                 log.info("job %s will be retried", claim.job_id)
+
+    def send_unsent(self, positions: list[list]) -> None:
+        """Stream the log and metrics lines the horse could not send (Redis was away when the
+        attempt ended): `fleet metrics` keeps the whole history. Called once Redis answered again."""
+        for position in positions:
+            try:
+                streamer = LogStreamer.resume(self.redis, position)
+            except (ValueError, TypeError, AttributeError):
+                log.warning("ignoring a malformed stream position from the work horse: %r", position)
+                continue
+            if not streamer.flush():
+                log.warning("the last lines of %s stay in %s only (Redis unreachable)", streamer.key, streamer.path)
 
     def _backfill_artifacts(self, claim, out_dir: str) -> None:
         """The horse hashes the outputs and stores the manifest in Redis; if Redis was away at that

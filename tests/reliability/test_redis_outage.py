@@ -3,6 +3,7 @@
 "Nothing lost" here: the job that was running when redis-server was SIGKILLed
 (AOF on, restarted on the same port 4 s later, after the job had ended) ends finished with exactly one
 attempt and exactly one execution; the job still pending then runs afterwards;
+every metrics line each job wrote is in its Redis stream, once and in order;
 the worker process survives the outage.
 """
 
@@ -16,7 +17,7 @@ from support.procs import FleetProcs, sidefx_manifest, wait_for, write_profile
 
 from scheduler.embedded_redis import RedisServer
 from scheduler.states import JobState
-from support.stores import make_store
+from support.stores import make_store, metrics_file_and_stream
 
 
 def test_worker_rides_out_a_redis_restart(tmp_path):
@@ -40,6 +41,9 @@ def test_worker_rides_out_a_redis_restart(tmp_path):
             record = store.jobs.get(store.jobs.resolve(name))
             assert record.state is JobState.FINISHED and record.attempts == 1
         assert len(glob.glob(os.path.join(str(ledger), "*"))) == 2
+        for name in ("during", "after"):  # metrics the job wrote while Redis was down reach it afterwards
+            written, streamed = metrics_file_and_stream(store, name)
+            assert len(written) >= 20 and streamed == written, (name, len(written), len(streamed))
     finally:
         procs.stop_all()
         server.stop()

@@ -33,3 +33,17 @@ def race_loads(server, manifests: list, rounds: int) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def metrics_file_and_stream(store, name: str, attempt: int = 1) -> tuple[list[str], list[str]]:
+    """A job attempt's metrics lines as the job wrote them, and as they reached Redis."""
+    import os
+
+    from scheduler.store.claims import Claims
+
+    job_id = store.jobs.resolve(name)
+    record = Claims(store.redis, store.keys).attempts(job_id)[attempt - 1]
+    with open(os.path.join(record["output_dir"], "metrics.jsonl")) as fh:
+        written = fh.read().splitlines()
+    streamed = [fields[b"line"].decode() for _, fields in store.redis.xrange(store.keys.metrics(job_id, attempt))]
+    return written, [line for line in streamed if line]
