@@ -80,4 +80,7 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
              f"{w.host.ram_total_gib:.0f}G", w.host.cores, w.job_id, age(w.heartbeat, now)] for w in workers]
     out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows, out)
               + "\n")
+    for w in workers:
+        if w.note:
+            out.write(f"! {w.name} claims nothing: {w.note}\n")
     return 0

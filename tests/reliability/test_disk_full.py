@@ -92,6 +92,7 @@ def test_a_full_disk_pauses_the_worker_and_no_outcome_is_lost(tmp_path, small_di
         assert "disk full" in paused.note and "free space" in paused.note
         status = procs.run("status")
         assert "w claims nothing: disk full" in status.stdout, status.stdout
+        assert "w claims nothing: disk full" in procs.run("workers").stdout
         explain = procs.run("explain", "filler-ok")
         assert "paused: disk full" in explain.stdout, explain.stdout
         assert state("filler-ok") is JobState.PENDING  # held back, not claimed and burnt
