@@ -181,6 +181,9 @@ def test_two_prunes_racing_move_each_dir_exactly_once(real_store, runs, redis_se
     argv = fleet_argv("prune", "--keep", "0", "--older-than", "0", "--runs-dir", runs, "--json")
     racers = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     reports = [json.loads(p.communicate(timeout=60)[0]) for p in racers]
+    assert all(set(r) == {"dry_run", "archive_dir", "archived", "kept", "failed"} for r in reports)
+    assert set(reports[0]["archived"][0] if reports[0]["archived"] else reports[1]["archived"][0]) == {
+        "job_id", "name", "attempt", "source", "target", "resumed"}  # the documented shape
 
     assert sum(len(r["archived"]) for r in reports) == 20 and not any(r["failed"] for r in reports)
     for job_id in ids:
