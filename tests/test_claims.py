@@ -177,3 +177,13 @@ def test_heads_stay_consistent_through_random_operations(store):
             ids = [m.decode() for m in store.redis.zrange(store.keys.jobs, 0, -1)]
             act(store.redis, store.keys, rng.choice(["hold", "release", "cancel", "retry"]), [rng.choice(ids)])
         heads_consistent(store)
+
+
+def test_a_damaged_class_record_is_never_read_as_needing_nothing(store):
+    _, classes = load(store, job("huge", min_ram_gib=100))  # more than HOST's 64 GiB
+    claims = Claims(store.redis, store.keys)
+    assert claims.claim("w", HOST, classes) is None
+    for damaged in (b"{}", b"not json", b'{"min_ram_gib": "lots"}'):
+        store.redis.hset(store.keys.classes, classes[0].class_id, damaged)
+        assert claims.claim("w", HOST, classes) is None, damaged
+    assert store.jobs.counts()["pending"] == 1

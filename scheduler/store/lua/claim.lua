@@ -54,12 +54,14 @@ end
 local wanted = {}
 for class_id in string.gmatch(ARGV[2], '[^,]+') do wanted[class_id] = true end
 
--- A class's needs; nil (never claimed) if its record is missing or not fleet's JSON.
+-- A class's needs; nil (never claimed) if its record is missing or not fleet's JSON:
+-- a damaged record must never read as "needs nothing".
 local function needs(class_id)
   local ok, c = pcall(cjson.decode, redis.call('HGET', CLASSES, class_id) or '')
   if not ok or type(c) ~= 'table' then return nil end
-  return {id = class_id, ram = tonumber(c.min_ram_gib) or 0, cores = tonumber(c.min_cores) or 0,
-          vram = tonumber(c.min_vram_gib) or 0, cuda = c.require_cuda == true}
+  local ram, cores, vram = tonumber(c.min_ram_gib), tonumber(c.min_cores), tonumber(c.min_vram_gib)
+  if not (ram and cores and vram) then return nil end
+  return {id = class_id, ram = ram, cores = cores, vram = vram, cuda = c.require_cuda == true}
 end
 
 local chosen_class, chosen_gpu = nil, nil
