@@ -38,6 +38,7 @@ class ClaimLoop:
         self.worker_name = worker_name
         self.host = host  # re-probed per claim where the probe is live (free VRAM changes)
         self._classes_seen: dict[str, ConstraintClass] = {}
+        self._damaged: dict[bytes, bytes] = {}
         self._last_event = "$"
         self.deferrals = Deferrals()
         self.next_due: float | None = None  # seconds until a deferred class should be retried
@@ -54,7 +55,16 @@ class ClaimLoop:
         for class_id, raw in self.redis.hgetall(self.keys.classes).items():
             cls = self._classes_seen.get(class_id.decode())
             if cls is None:
-                cls = ConstraintClass.from_dict(json.loads(raw))
+                try:
+                    cls = ConstraintClass.from_dict(json.loads(raw))
+                except (ValueError, TypeError, KeyError, AttributeError) as err:
+                    # Its jobs wait; every other class keeps running. Said once per damaged record.
+                    if self._damaged.get(class_id) != raw:
+                        self._damaged[class_id] = raw
+                        log.error("class record %s[%s] is not fleet's JSON (%r); its jobs stay pending: "
+                                  "delete that field and reload the manifest", self.keys.classes,
+                                  class_id.decode(), err)
+                    continue
                 self._classes_seen[class_id.decode()] = cls
             if static_reason(cls, host.hostname, bool(known), host.cuda) is None:
                 out.append(cls)

@@ -42,3 +42,20 @@ def test_a_foreign_value_at_a_namespace_key_is_a_clear_error_for_the_cli(procs, 
     real_store.redis.set(real_store.keys.state("pending"), "oops")
     done = procs.run("status")
     assert done.returncode == 1 and "refused a command" in done.stderr and "\n" not in done.stderr.strip()
+
+
+def test_a_damaged_class_record_holds_its_jobs_and_the_worker_runs_the_rest(procs, real_store, tmp_path):
+    """Nothing lost: the damaged class's job stays pending (not failed, not run with wrong
+    needs); the other classes' jobs all finish; the worker never exits."""
+    jobs = [{"name": "odd", "model": "m", "seed": 99, "min_cores": 2, "command": ["true"]},
+            *({"name": f"j{i}", "model": "m", "seed": i, "command": ["true"]} for i in range(3))]
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))
+    assert procs.run("load", str(path)).returncode == 0
+    odd = real_store.jobs.get(real_store.jobs.resolve("odd"))
+    real_store.redis.hset(real_store.keys.classes, odd.class_id, "{not json")
+    worker = procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 4, 8), name="w", lease_s=30)
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 3, timeout_s=30, what="the healthy jobs")
+    assert worker.poll() is None, procs.log_of(worker)
+    assert real_store.jobs.get(odd.job_id).state is JobState.PENDING
+    assert procs.log_of(worker).count("is not fleet's JSON") == 1
