@@ -213,3 +213,20 @@ def test_a_move_that_fails_leaves_record_and_outputs_as_they_were(real_store, ru
     assert "FAILED j attempt 1: cannot move" in capsys.readouterr().out
     assert attempts_of(real_store, job_id) == records_before
     assert os.path.isfile(os.path.join(records_before[0]["output_dir"], "model.bin"))
+
+
+def test_the_screen_lists_twenty_kept_attempts_and_json_lists_all(real_store, runs, redis_server, monkeypatch,
+                                                                  capsys):
+    job_id = make_attempts(real_store, runs, "many", [Outcome.FAILED] * 26)
+    key = real_store.keys.attempts(job_id)
+    for index in range(25):  # attempts another host ran: their dirs are not here
+        record = json.loads(real_store.redis.lindex(key, index))
+        real_store.redis.lset(key, index, json.dumps({**record, "output_dir": f"{record['output_dir']}00",
+                                                      "host": "other-box"}))
+    monkeypatch.setenv("FLEET_REDIS_URL", redis_server.url)
+    args = ["prune", "--keep", "0", "--older-than", "0", "--runs-dir", runs, "--dry-run"]
+    assert main(args) == 0
+    screen = capsys.readouterr().out
+    assert screen.count("not on this host") == 20 and "... and 5 more kept (--json lists them all)" in screen
+    assert main([*args, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["kept"]) == 25
