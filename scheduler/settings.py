@@ -79,6 +79,7 @@ class Settings:
         """A client with fleet's timeouts; raises nothing until first use."""
         import redis
 
+        _treat_busy_as_unavailable()
         return redis.Redis.from_url(
             self.redis_url,
             socket_timeout=socket_timeout_s or self.socket_timeout_s,
@@ -86,6 +87,20 @@ class Settings:
             health_check_interval=30,
             **_driver_info(),
         )
+
+
+@lru_cache(maxsize=None)
+def _treat_busy_as_unavailable() -> None:
+    """While one client's Lua script runs past Redis's lua-time-limit (a load of tens of
+    thousands of jobs), Redis answers every other client ``BUSY`` without running its
+    command. redis-py raises a plain ResponseError for that, which stopped every worker;
+    like ``LOADING`` it means "up, but cannot serve yet", so it gets redis-py's own class
+    for that (a ConnectionError): every retry and backoff path then waits it out. Safe to
+    retry: a command answered BUSY was not executed."""
+    from redis._parsers.base import BaseParser
+    from redis.exceptions import BusyLoadingError
+
+    BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", BusyLoadingError)
 
 
 @lru_cache(maxsize=None)
