@@ -111,16 +111,43 @@ def kill_tree(leader_pid: int, sig: int = signal.SIGKILL) -> None:
 
 
 def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM the group, give it ``grace_s`` to save a checkpoint, then SIGKILL whatever is left."""
+    """SIGTERM the group, give it up to ``grace_s`` to save a checkpoint, then SIGKILL whatever is left.
+
+    The grace ends as soon as no member is left running: an unreaped (zombie) leader still
+    counts for ``killpg(pgid, 0)``, which made every stop wait out the whole grace."""
     kill_tree(leader_pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        try:
-            os.killpg(leader_pid, 0)
-        except ProcessLookupError:
+        if not _group_running(leader_pid):
             return
         time.sleep(0.05)
     kill_tree(leader_pid, signal.SIGKILL)
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running (zombies do not count)."""
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (OSError, psutil.Error):
+            continue
+    return False
+
+
+def _exited_unreaped(pid: int, timeout_s: float) -> bool:
+    """Whether child ``pid`` exited within ``timeout_s``, leaving it unreaped (WNOWAIT): until
+    it is reaped, its pid, and so its process group id, cannot be reused by another process."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.0005
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
 
 
 def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s: float = 0,
@@ -144,11 +171,8 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
             return result
         outcome, reason = None, ""
         while True:
-            try:
-                code = proc.wait(timeout=POLL_S)
+            if _exited_unreaped(proc.pid, POLL_S):
                 break
-            except subprocess.TimeoutExpired:
-                pass
             if timeout_s and time.time() - started > timeout_s:
                 outcome, reason = "timeout", f"timeout_s {timeout_s:g} exceeded"
             elif should_stop is not None:
@@ -157,10 +181,11 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                     outcome, reason = stop, f"stopped: {stop}"
             if outcome:
                 stop_tree(proc.pid, grace_s)
-                code = proc.wait()
                 break
         # Descendants that outlived the leader (daemonised helpers) must not outlive the attempt.
+        # The leader is still unreaped here, so its pid (the group id) cannot belong to anyone else.
         kill_tree(proc.pid, signal.SIGKILL)
+        code = proc.wait()
     if outcome is None:
         outcome = "finished" if code == 0 else "failed"
         reason = "" if code == 0 else _describe_exit(code)

@@ -1,0 +1,51 @@
+"""How an attempt's process tree is stopped: real processes, no Redis.
+
+A timeout (or cancel, or lost lease) sends SIGTERM and waits up to the grace period
+for the job to save a checkpoint; the grace must end as soon as the job has exited,
+and a job that ignores SIGTERM is killed when it runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import psutil
+
+from worker.runner import run_attempt
+
+SAVES_ON_SIGTERM = """
+import signal, sys, time
+def save(*_):
+    open("checkpoint", "w").write("saved")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, save)
+print("training", flush=True)
+time.sleep(300)
+"""
+
+IGNORES_SIGTERM = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open("pid", "w").write(str(os.getpid()))
+time.sleep(300)
+"""
+
+
+def test_the_grace_ends_as_soon_as_the_job_has_saved_and_exited(tmp_path):
+    started = time.monotonic()
+    result = run_attempt([sys.executable, "-c", SAVES_ON_SIGTERM], str(tmp_path), dict(os.environ), timeout_s=0.5,
+                         grace_s=20)
+    took = time.monotonic() - started
+    assert result.outcome == "timeout" and (tmp_path / "checkpoint").read_text() == "saved"
+    assert took < 10, f"stopping took {took:.1f}s: the 20 s grace was waited out after the job had exited"
+
+
+def test_a_job_that_ignores_sigterm_is_killed_when_the_grace_runs_out(tmp_path):
+    started = time.monotonic()
+    result = run_attempt([sys.executable, "-c", IGNORES_SIGTERM], str(tmp_path), dict(os.environ), timeout_s=0.5,
+                         grace_s=1.5)
+    took = time.monotonic() - started
+    assert result.outcome == "timeout" and took >= 2.0  # the grace was given in full
+    assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
