@@ -9,13 +9,11 @@ one attempt and one execution in the side-effect ledger, and no process exited.
 
 from __future__ import annotations
 
-import os
 
 import redis
-from support.procs import FleetProcs, sidefx_manifest, wait_for, write_profile
+from support.procs import FleetProcs, assert_each_ran_once, start_receiver_and_two_workers, wait_for
 
 from scheduler.embedded_redis import RedisServer
-from scheduler.states import JobState
 from support.stores import make_store
 
 JOBS = 6
@@ -31,23 +29,14 @@ def test_workers_and_receiver_wait_out_a_busy_redis(tmp_path):
     procs = FleetProcs(server.url, str(tmp_path))
     try:
         store = make_store(server.client())
-        path, ledger = sidefx_manifest(tmp_path, [{"name": f"job-{i}", "model": "m", "seed": i} for i in range(JOBS)],
-                                       sleep_s=1, min_cores=1)
-        receiver = procs.start("receiver", "--manifest", path, "--lease-s", "3")
-        wait_for(lambda: store.jobs.counts()["pending"] == JOBS, what="the receiver's first load")
-        workers = [procs.worker(profile=write_profile(str(tmp_path / f"h{i}.toml"), f"box{i}", 1, 8),
-                                name=f"w{i}", lease_s=3) for i in range(2)]
-        wait_for(lambda: len(os.listdir(ledger)) >= 2, what="both workers running a job")
+        receiver, workers, ledger = start_receiver_and_two_workers(procs, store, tmp_path, JOBS, sleep_s=1)
 
         admin = redis.Redis.from_url(server.url, socket_timeout=30)
         admin.config_set("busy-reply-threshold", 300)
         admin.eval(BUSY_LUA, 0, 3)  # everyone else gets BUSY for ~2.7 s
 
         wait_for(lambda: store.jobs.counts()["finished"] == JOBS, timeout_s=60, what="every job after the busy spell")
-        for i in range(JOBS):
-            record = store.jobs.get(store.jobs.resolve(f"job-{i}"))
-            assert record.state is JobState.FINISHED and record.attempts == 1, (record.name, record.attempts)
-        assert len(os.listdir(ledger)) == JOBS
+        assert_each_ran_once(store, ledger, JOBS)
         for proc in (receiver, *workers):
             assert proc.poll() is None, procs.log_of(proc)
         assert any("BusyLoadingError" in procs.log_of(w) for w in workers)  # the spell did reach them

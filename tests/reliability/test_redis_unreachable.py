@@ -13,15 +13,13 @@ reach Redis afterwards), and the workers and the receiver are still alive.
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 import time
 
-from support.procs import FleetProcs, sidefx_manifest, wait_for, write_profile
+from support.procs import FleetProcs, assert_each_ran_once, start_receiver_and_two_workers, wait_for
 
 from scheduler.embedded_redis import RedisServer
-from scheduler.states import JobState
 from support.stores import make_store, metrics_file_and_stream
 
 JOBS = 6
@@ -34,13 +32,7 @@ def test_ten_seconds_of_silent_redis_lose_and_duplicate_nothing(tmp_path):
     frozen = False
     try:
         store = make_store(server.client())
-        path, ledger = sidefx_manifest(tmp_path, [{"name": f"job-{i}", "model": "m", "seed": i} for i in range(JOBS)],
-                                       sleep_s=2, min_cores=1)
-        receiver = procs.start("receiver", "--manifest", path, "--lease-s", "3")
-        wait_for(lambda: store.jobs.counts()["pending"] == JOBS, what="the receiver's first load")
-        workers = [procs.worker(profile=write_profile(str(tmp_path / f"h{i}.toml"), f"box{i}", 1, 8),
-                                name=f"w{i}", lease_s=3) for i in range(2)]
-        wait_for(lambda: len(glob.glob(os.path.join(str(ledger), "*"))) >= 2, what="both workers running a job")
+        receiver, workers, ledger = start_receiver_and_two_workers(procs, store, tmp_path, JOBS, sleep_s=2)
 
         os.kill(server.proc.pid, signal.SIGSTOP)
         frozen = True
@@ -49,12 +41,7 @@ def test_ten_seconds_of_silent_redis_lose_and_duplicate_nothing(tmp_path):
         frozen = False
 
         wait_for(lambda: store.jobs.counts()["finished"] == JOBS, timeout_s=90, what="every job after the freeze")
-        for i in range(JOBS):
-            record = store.jobs.get(store.jobs.resolve(f"job-{i}"))
-            assert record.state is JobState.FINISHED and record.attempts == 1, (record.name, record.attempts)
-        executions = sorted(os.path.basename(p) for p in glob.glob(os.path.join(str(ledger), "*")))
-        job_ids = {name.split(".")[0] for name in executions}
-        assert len(executions) == JOBS and len(job_ids) == JOBS, executions
+        assert_each_ran_once(store, ledger, JOBS)
         for i in range(JOBS):  # no metrics line the jobs wrote during the freeze is missing from Redis
             written, streamed = metrics_file_and_stream(store, f"job-{i}")
             assert set(written) <= set(streamed), (i, len(written), len(streamed))

@@ -117,6 +117,32 @@ def sidefx_manifest(workdir, jobs: list[dict], sleep_s: float, min_cores: int = 
     return path, ledger
 
 
+def start_receiver_and_two_workers(procs: FleetProcs, store, workdir, jobs: int, sleep_s: float,
+                                   lease_s: float = 3) -> tuple[subprocess.Popen, list[subprocess.Popen], str]:
+    """A receiver serving ``jobs`` sidefx jobs (job-0, job-1, ...) and two one-core workers,
+    returned once both workers are running a job: the stage for an outage test."""
+    path, ledger = sidefx_manifest(workdir, [{"name": f"job-{i}", "model": "m", "seed": i} for i in range(jobs)],
+                                   sleep_s=sleep_s, min_cores=1)
+    receiver = procs.start("receiver", "--manifest", path, "--lease-s", str(lease_s))
+    wait_for(lambda: store.jobs.counts()["pending"] == jobs, what="the receiver's first load")
+    workers = [procs.worker(profile=write_profile(os.path.join(str(workdir), f"h{i}.toml"), f"box{i}", 1, 8),
+                            name=f"w{i}", lease_s=lease_s) for i in range(2)]
+    wait_for(lambda: len(os.listdir(ledger)) >= 2, what="both workers running a job")
+    return receiver, workers, ledger
+
+
+def assert_each_ran_once(store, ledger: str, jobs: int) -> None:
+    """job-0 ... job-<jobs-1> all finished with one attempt, and the side-effect ledger holds
+    exactly one execution of each."""
+    from scheduler.states import JobState
+
+    for i in range(jobs):
+        record = store.jobs.get(store.jobs.resolve(f"job-{i}"))
+        assert record.state is JobState.FINISHED and record.attempts == 1, (record.name, record.attempts)
+    executions = sorted(os.listdir(ledger))
+    assert len(executions) == jobs and len({name.split(".")[0] for name in executions}) == jobs, executions
+
+
 def write_profile(path: str, hostname: str, cores: int, ram_gib: float, gpus: list[float] = ()) -> str:
     lines = [f'hostname = "{hostname}"', f"cuda = {'true' if gpus else 'false'}", f"cores = {cores}",
              f"ram_gib = {ram_gib}"]
