@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scheduler.artifacts import write_manifest
@@ -60,13 +60,14 @@ def run_claimed() -> dict[str, Any]:
     ctx = CURRENT
     if ctx is None:
         raise AttemptFailed("run_claimed called outside a fleet worker (was this job enqueued by plain rq?)")
-    unsent: list[list] = []
     try:
-        result = _run(ctx, unsent)
+        handoff = _run(ctx)
     except OSError as err:  # the worker's own writes into the output dir (disk full, quota, read-only)
         now = time.time()
-        result = AttemptResult("crashed", None, f"cannot write to {ctx.out_dir}: {err.strerror or err}", now, now)
-    send_result(ctx.result_fd, Handoff(result, unsent))
+        handoff = Handoff(AttemptResult("crashed", None, f"cannot write to {ctx.out_dir}: {err.strerror or err}",
+                                        now, now))
+    send_result(ctx.result_fd, handoff)
+    result = handoff.result
     if result.outcome != "finished":
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
@@ -79,12 +80,14 @@ class Handoff:
 
     result: AttemptResult
     unsent: list[list] = field(default_factory=list)  # LogStreamer.position() of streams left behind
+    artifacts_unsent: bool = False  # the artifact manifest is on disk but did not reach Redis
 
     def to_json(self) -> str:
-        return json.dumps({"result": json.loads(self.result.to_json()), "unsent": self.unsent})
+        return json.dumps({"result": asdict(self.result), "unsent": self.unsent,
+                           "artifacts_unsent": self.artifacts_unsent})
 
 
-def _run(ctx: ClaimContext, unsent: list[list]) -> AttemptResult:
+def _run(ctx: ClaimContext) -> Handoff:
     with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
         json.dump(ctx.spec, fh, sort_keys=True)
 
@@ -106,9 +109,8 @@ def _run(ctx: ClaimContext, unsent: list[list]) -> AttemptResult:
     finally:
         for streamer in streamers:
             streamer.stop()
-        unsent.extend(s.position() for s in streamers if s.behind)
-    _record_artifacts(ctx, streamers[0].client if streamers else None)
-    return result
+    artifacts_unsent = _record_artifacts(ctx, streamers[0].client if streamers else None)
+    return Handoff(result, [s.position() for s in streamers if s.behind], artifacts_unsent)
 
 
 def _horse_client(ctx: ClaimContext):
@@ -148,20 +150,24 @@ def receive_result(fd: int) -> Handoff | None:
         chunks.append(chunk)
     try:
         data = json.loads(b"".join(chunks)) if chunks else None
-        return Handoff(AttemptResult(**data["result"]), list(data.get("unsent") or [])) if data else None
+        return Handoff(AttemptResult(**data["result"]), list(data.get("unsent") or []),
+                       bool(data.get("artifacts_unsent"))) if data else None
     except (ValueError, TypeError, KeyError):
         return None
 
 
-def _record_artifacts(ctx: ClaimContext, client) -> None:
-    """Hash the attempt's outputs (still under its lease) and keep the manifest beside them and in Redis."""
+def _record_artifacts(ctx: ClaimContext, client) -> bool:
+    """Hash the attempt's outputs (still under its lease) and keep the manifest beside them and in Redis;
+    True if it is on disk but Redis could not take it (the worker stores it later)."""
     try:
         manifest = write_manifest(ctx.out_dir)
     except OSError as err:  # e.g. a full disk: the attempt's own outcome stands, verify will say why
         log.warning("could not hash the outputs of %s attempt %d: %s", ctx.name, ctx.attempt, err)
-        return
+        return False
     if client is not None and ctx.artifacts_key:
         try:
             client.set(ctx.artifacts_key, json.dumps(manifest, sort_keys=True))
         except redis_errors() as err:
             log.warning("artifact manifest of %s kept on disk only (Redis: %s)", ctx.name, type(err).__name__)
+            return True
+    return False

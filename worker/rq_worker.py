@@ -153,8 +153,7 @@ class FleetWorker(Worker):
             outcome, exit_code, reason = Outcome.CRASHED, None, "the work horse died before recording a result"
         if outcome is not Outcome.LOST:
             self.fleet.complete(claim, outcome, exit_code, reason)
-        if handoff and handoff.unsent:
-            self.fleet.send_unsent(handoff.unsent)
+        self.fleet.catch_up(claim, handoff)
         self._claim = None
         self.fleet.close_result_pipe()
         execute.CURRENT = None
@@ -400,8 +399,6 @@ class WorkerRuntime:
                             type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
-        if out_dir:
-            self._backfill_artifacts(claim, out_dir)
         if ended is None:
             log.warning("attempt %d of %s ended (%s) after its lease was lost; result not recorded", claim.attempt,
                         claim.job_id, outcome.value)
@@ -411,9 +408,17 @@ class WorkerRuntime:
             if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
                 log.info("job %s will be retried", claim.job_id)
 
-    def send_unsent(self, positions: list[list]) -> None:
-        """Stream the log and metrics lines the horse could not send (Redis was away when the
-        attempt ended): `fleet metrics` keeps the whole history. Called once Redis answered again."""
+    def catch_up(self, claim, handoff: execute.Handoff | None) -> None:
+        """Send what the horse could not (Redis was away when the attempt ended), once Redis
+        answered again: the rest of its log and metrics streams, so `fleet metrics` keeps the
+        whole history, and its artifact manifest (also when the horse died without saying)."""
+        if handoff is not None:
+            self._send_unsent(handoff.unsent)
+        ctx = execute.CURRENT
+        if (handoff is None or handoff.artifacts_unsent) and ctx is not None and ctx.job_id == claim.job_id:
+            self._backfill_artifacts(claim, ctx.out_dir)
+
+    def _send_unsent(self, positions: list[list]) -> None:
         for position in positions:
             try:
                 streamer = LogStreamer.resume(self.redis, position)

@@ -3,7 +3,8 @@
 "Nothing lost" here: the job that was running when redis-server was SIGKILLed
 (AOF on, restarted on the same port 4 s later, after the job had ended) ends finished with exactly one
 attempt and exactly one execution; the job still pending then runs afterwards;
-every metrics line each job wrote is in its Redis stream, once and in order;
+every metrics line each job wrote is in its Redis stream, once and in order; both
+jobs' outputs pass `fleet verify` (the manifest hashed while Redis was down reaches it later);
 the worker process survives the outage.
 """
 
@@ -44,6 +45,8 @@ def test_worker_rides_out_a_redis_restart(tmp_path):
         for name in ("during", "after"):  # metrics the job wrote while Redis was down reach it afterwards
             written, streamed = metrics_file_and_stream(store, name)
             assert len(written) >= 20 and streamed == written, (name, len(written), len(streamed))
+            verified = procs.run("verify", name)  # outputs hashed while Redis was down are still verifiable
+            assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         procs.stop_all()
         server.stop()
