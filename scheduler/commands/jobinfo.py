@@ -25,12 +25,13 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
         latest = latest_metrics(store.redis, store.keys.metrics(record.job_id, record.attempts)) \
             if record.attempts else None
     identity = json.loads(raw)["identity"] if raw else {}
+    last = next((a for a in reversed(attempts) if output_dir_of(a)), None)  # the newest attempt with outputs
     spec = JobSpec.from_flat(record.spec)
     data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
             "identity": identity, "scheduling": spec.scheduling, "reason": record.reason,
             "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
             "after": spec.scheduling.get("after", []),
-            "output_dir": next((output_dir_of(a) for a in reversed(attempts) if output_dir_of(a)), None),
+            "output_dir": output_dir_of(last) if last else None,
             "result": json.loads(summary) if summary else None, "latest_metrics": latest}
     if args.json:
         print_json(data, out)
@@ -55,7 +56,6 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
                  (a.get("reason", "") + (" [archived]" if a.get("archived_to") else "")).strip()] for a in attempts]
         out.write("\n" + render(["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"], rows, out)
                   + "\n")
-        last = next((a for a in reversed(attempts) if output_dir_of(a)), None)
         if last:
             archived = " (archived by `fleet prune`)" if last.get("archived_to") else ""
             out.write(f"output dir (on {last.get('host') or record.host}): {output_dir_of(last)}{archived}\n")

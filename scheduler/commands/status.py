@@ -52,7 +52,7 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
         out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows,
                          out) + "\n")
         for w in data["workers"]:
-            if w["state"] == "paused":
+            if w["note"]:
                 out.write(f"! {w['name']} claims nothing: {w['note']}\n")
         if not all(w["declared"] for w in data["workers"]):
             out.write("* host not in the manifest's [hosts]: admitted with defaults (priority 0, no allow/deny)\n")
