@@ -5,8 +5,8 @@ sets :data:`CURRENT` just before the fork, so the horse inherits the claim (job,
 attempt, GPU, output dir) without any extra Redis round trip, and one pickled rq
 payload serves every job.
 
-How the attempt ended travels back to the parent through a pipe opened before the
-fork, not through a file: on a full disk the output dir can't take even the few
+How the attempt ended (a :class:`Handoff`) travels back to the parent through a pipe
+opened before the fork, not through a file: on a full disk the output dir can't take even the few
 bytes of ``attempt.json``, and the outcome must still be recorded exactly.
 """
 
@@ -39,7 +39,7 @@ class ClaimContext:
     log_key: str = ""
     metrics_key: str = ""
     artifacts_key: str = ""
-    result_fd: int = -1  # write end of the pipe the parent reads the AttemptResult from
+    result_fd: int = -1  # write end of the pipe the parent reads the Handoff from
 
 
 CURRENT: ClaimContext | None = None

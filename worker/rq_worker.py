@@ -277,7 +277,7 @@ class WorkerRuntime:
         self.heartbeat_s = heartbeat_s
         self.worker_name = worker_name
         self.gpus = gpus
-        self.redis_url = redis_url  # the horse opens its own connection for the log stream
+        self.redis_url = redis_url  # for a horse not run by rq, which has no connection to borrow
         self.disk_gate = disk_gate or DiskGate(runs_dir, 0)
         self._paused: str | None = None
         self._result_pipe: tuple[int, int] | None = None
