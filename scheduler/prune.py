@@ -160,18 +160,13 @@ class Pruner:
         return None, None
 
     def _here(self, path: str) -> bool:
-        return os.path.isdir(path) and not os.path.islink(path) and self._under_runs(path)
+        return _real_dir(path) and self._under_runs(path)
 
     def _under_runs(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        rel = os.path.relpath(real, self.runs_dir)
-        return os.path.commonpath([self.runs_dir, real]) == self.runs_dir and bool(ATTEMPT_DIR_RE.fullmatch(rel))
+        return _laid_out(self.runs_dir, ATTEMPT_DIR_RE, path)
 
     def _archive_path(self, path: str) -> bool:
-        """A recorded archive path is Redis data, not trusted: only our own layout is moved into."""
-        root = os.path.join(self.runs_dir, ARCHIVE)
-        real = os.path.realpath(path)
-        return os.path.commonpath([root, real]) == root and bool(STAMPED_RE.fullmatch(os.path.relpath(real, root)))
+        return _laid_out(os.path.join(self.runs_dir, ARCHIVE), STAMPED_RE, path)
 
     def _refuse(self, attempt: dict) -> str | None:
         """Why this attempt's dir cannot be moved from this host, or None."""
@@ -179,7 +174,7 @@ class Pruner:
         path = attempt["output_dir"]
         if not self._under_runs(path):
             return f"output dir {path} is not an attempt dir under --runs-dir {self.runs_dir} (ran on {where})"
-        if not self._here(path):
+        if not _real_dir(path):
             return f"output dir not on this host (ran on {where}); prune there"
         return None
 
@@ -198,3 +193,14 @@ class Pruner:
                 if raw:
                     yield job_id, (name or b"?").decode(), self.claims.decode_attempts(job_id, raw)
             offset += PAGE
+
+
+def _laid_out(root: str, layout: re.Pattern, path: str) -> bool:
+    """Whether ``path`` resolves inside ``root`` in fleet's own ``layout``: paths read from
+    Redis are not trusted, so nothing else is ever moved, or moved into."""
+    real = os.path.realpath(path)
+    return os.path.commonpath([root, real]) == root and bool(layout.fullmatch(os.path.relpath(real, root)))
+
+
+def _real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
