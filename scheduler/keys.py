@@ -91,7 +91,7 @@ class Keys:
 
     @property
     def seq(self) -> str:
-        """Counter: load order, the FIFO tie-break within a priority."""
+        """Counter: load order, the FIFO tie-break between jobs of equal priority and GPU need."""
         return f"{self.prefix}:seq"
 
     # -- matching index -----------------------------------------------------

@@ -36,6 +36,35 @@ def test_higher_priority_first_then_fifo(store):
     assert claims.claim("w", HOST, classes) is None
 
 
+def test_within_a_priority_the_biggest_gpu_need_goes_first_and_equal_needs_keep_load_order(store):
+    _, classes = load(store, job("small1", require_cuda=True, min_vram_gib=8) +
+                      job("cpu", min_ram_gib=1) +
+                      job("big", require_cuda=True, min_vram_gib=60) +
+                      job("small2", require_cuda=True, min_vram_gib=8) +
+                      job("urgent-small", require_cuda=True, min_vram_gib=4, priority=1))
+    claims = Claims(store.redis, store.keys)
+    order = [store.jobs.get(claims.claim("w", HOST, classes).job_id).name for _ in range(5)]
+    assert order == ["urgent-small", "big", "small1", "small2", "cpu"]
+
+
+def test_a_record_stored_before_ranks_queues_by_priority_until_the_next_load_ranks_it(store):
+    from scheduler.queue_order import queue_rank
+    from scheduler.store.actions import act
+
+    manifest, classes = load(store, job("old", require_cuda=True, min_vram_gib=40, priority=3))
+    job_id = manifest.jobs[0].job_id
+    r, k = store.redis, store.keys
+    r.hdel(k.job(job_id), "rank")  # as an earlier fleet stored it
+    act(r, k, "hold", [job_id])
+    act(r, k, "release", [job_id])  # re-queued by deps.lua from the record alone
+    seq = int(r.hget(k.job(job_id), "seq"))
+    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 0) + seq
+    plan = store.load(manifest)
+    assert [e.job_id for e in plan.updated] == [job_id]
+    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 40) + seq
+    assert not store.load(manifest).changed
+
+
 def test_small_job_takes_the_smallest_gpu_that_fits(store):
     _, classes = load(store, job("small", require_cuda=True, min_vram_gib=10) +
                       job("large", require_cuda=True, min_vram_gib=60, priority=-1))

@@ -20,6 +20,7 @@ from ..keys import Keys
 from ..manifest.identity import canonical_json, digest
 from ..manifest.model import Manifest
 from ..matching import ConstraintClass
+from ..queue_order import queue_rank
 from ..states import JobState
 from .scripts import Scripts
 
@@ -102,6 +103,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
             "name": job.name,
             "class": class_id,
             "priority": job.priority,
+            "rank": str(queue_rank(job.priority, cls.min_vram_gib)),
             # Parent ids too: a parent whose identity changed under the same name is a new edge.
             "sched": digest([job.scheduling_digest, parents]),
             "spec": json.dumps({"spec": job.to_dict(), "identity": job.identity,

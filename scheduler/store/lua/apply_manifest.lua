@@ -6,7 +6,8 @@ KEYS  1 jobs (zset)   2 names (hash)   3 in_manifest (set)   4 orphaned (zset)
 ARGV  1 JSON payload: {now, now_iso, dry_run, job_prefix, spec_prefix, deps_prefix, dependents_prefix,
         pending_prefix, heads_key, state_prefix,
         rq_job_prefix, states{...}, manifest{name,path,digest}, hosts{name: json},
-        classes{id: json}, jobs[{id, name, class, priority, sched, spec, max_attempts, parents[]}]}
+        classes{id: json}, jobs[{id, name, class, priority, rank (a decimal string:
+        exact, where cjson numbers keep 14 digits), sched, spec, max_attempts, parents[]}]}
         (spec is the JSON {"spec": ..., "identity": ...} stored at spec_prefix .. id)
       2.. rq job hash template as field, value pairs (binary safe: rq's pickled data)
 Returns JSON {added[], updated[], unchanged[], orphaned[], revived[]} of job ids, or
@@ -16,12 +17,12 @@ Invariants:
   * Phase 1 only reads; every foreign or corrupt value is reported before phase 2
     writes anything, so a failed load never leaves a half-written store.
   * A job's state, attempts and history are never changed by a load: finished
-    stays finished. Only scheduling fields (name, priority, class, spec) update.
+    stays finished. Only scheduling fields (name, priority, rank, class, spec) update.
   * Jobs missing from the manifest are flagged orphaned (kept, out of the pending
     index), never deleted; a later load that lists them again revives them.
   * An unchanged load performs no write at all.
   * The pending index holds exactly the jobs that are pending, in the manifest,
-    and not waiting on dependencies; score = (1000 - priority) * 1e10 + seq.
+    and not waiting on dependencies; score = rank + seq (pending.lua).
   * Dependencies: deps:<id> and dependents:<parent> hold the `after` edges; a job's
     `waits` counts its parents that have not finished; a new job whose parent has
     failed or was canceled starts blocked.
@@ -62,17 +63,17 @@ for _, j in ipairs(p.jobs) do
     table.insert(plan.added, j.id)
   else
     local cur = redis.call('HMGET', key, 'sched', 'state', 'class', 'priority', 'seq', 'in_manifest', 'name',
-                           'indexed')
+                           'indexed', 'rank')
     if not cur[2] or not known_state[cur[2]] or not tonumber(cur[5]) or not tonumber(cur[4]) then
       return cjson.encode({error = 'job record ' .. key .. ' is corrupt (state ' .. tostring(cur[2]) ..
                            '); restore it from backup or delete it'})
     end
     local c = {sched = cur[1], state = cur[2], class = cur[3], priority = cur[4], seq = cur[5],
-               in_manifest = cur[6], name = cur[7], indexed = cur[8]}
+               in_manifest = cur[6], name = cur[7], indexed = cur[8], rank = cur[9]}
     if c.in_manifest == '0' then
       table.insert(actions, {'revive', j, c})
       table.insert(plan.revived, j.id)
-    elseif c.sched ~= j.sched then
+    elseif c.sched ~= j.sched or c.rank ~= j.rank then  -- no rank: stored before ranks existed
       table.insert(actions, {'update', j, c})
       table.insert(plan.updated, j.id)
     else
@@ -121,8 +122,8 @@ if p.dry_run or not changed then
 end
 
 -- Phase 2: write -----------------------------------------------------------------
-local function index(id, class, priority, seq)
-  pending_add(class, pending_score(priority, seq), id)
+local function index(id, class, rank, seq)
+  pending_add(class, pending_score(rank, nil, seq), id)
   redis.call('HSET', p.job_prefix .. id, 'indexed', '1')
 end
 
@@ -156,10 +157,10 @@ local function set_edges(j)
 end
 
 -- The pending index holds a job iff it is pending, in the manifest and waits on nothing.
-local function place(id, state, in_manifest, waits, old_class, indexed, class, priority, seq)
+local function place(id, state, in_manifest, waits, old_class, indexed, class, rank, seq)
   if indexed == '1' then pending_remove(old_class, id) end
   if state == S.pending and in_manifest == '1' and waits == 0 then
-    index(id, class, priority, seq)
+    index(id, class, rank, seq)
     return true
   end
   redis.call('HSET', p.job_prefix .. id, 'indexed', '0')
@@ -171,9 +172,10 @@ local function update_spec(j, c, in_manifest)
   redis.call('SET', p.spec_prefix .. j.id, j.spec)
   local waits = set_edges(j)
   redis.call('HSET', key, 'name', j.name, 'sched', j.sched, 'class', j.class,
-             'priority', j.priority, 'max_attempts', j.max_attempts, 'waits', waits, 'updated_at', p.now)
+             'priority', j.priority, 'rank', j.rank, 'max_attempts', j.max_attempts, 'waits', waits,
+             'updated_at', p.now)
   rename(j.id, c.name, j.name)
-  return place(j.id, c.state, in_manifest, waits, c.class, c.indexed, j.class, j.priority, c.seq)
+  return place(j.id, c.state, in_manifest, waits, c.class, c.indexed, j.class, j.rank, c.seq)
 end
 
 local rq_template = {}
@@ -189,7 +191,7 @@ for _, a in ipairs(actions) do
     local state = stuck and S.blocked or S.pending
     redis.call('SET', p.spec_prefix .. j.id, j.spec)
     redis.call('HSET', key, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class, 'priority', j.priority,
-               'max_attempts', j.max_attempts, 'waits', waits, 'seq', seq, 'state', state, 'attempts', 0,
+               'rank', j.rank, 'max_attempts', j.max_attempts, 'waits', waits, 'seq', seq, 'state', state, 'attempts', 0,
                'in_manifest', '1', 'created_at', p.now, 'updated_at', p.now, 'state_at', p.now, 'indexed', '0')
     if stuck then
       local parent = redis.call('HGET', p.job_prefix .. stuck, 'name') or stuck
@@ -200,7 +202,7 @@ for _, a in ipairs(actions) do
     redis.call('ZADD', p.state_prefix .. state, p.now, j.id)
     redis.call('SADD', INM, j.id)
     rename(j.id, nil, j.name)
-    if place(j.id, state, '1', waits, j.class, '0', j.class, j.priority, seq) then wakeups = wakeups + 1 end
+    if place(j.id, state, '1', waits, j.class, '0', j.class, j.rank, seq) then wakeups = wakeups + 1 end
     if #rq_template > 0 then
       local rq_key = p.rq_job_prefix .. j.id
       redis.call('HSET', rq_key, unpack(rq_template))

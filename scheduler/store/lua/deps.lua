@@ -10,9 +10,9 @@ other parent holds. tests/test_dependencies.py drives each path.
 ]]
 local function index_if_ready(id)
   local f = redis.call('HMGET', p.job_prefix .. id, 'state', 'in_manifest', 'waits', 'indexed', 'class',
-                       'priority', 'seq')
+                       'rank', 'priority', 'seq')
   if f[1] == S.pending and f[2] == '1' and tonumber(f[3]) == 0 and f[4] ~= '1' then
-    pending_add(f[5], pending_score(f[6], f[7]), id)
+    pending_add(f[5], pending_score(f[6], f[7], f[8]), id)
     redis.call('HSET', p.job_prefix .. id, 'indexed', '1')
     return true
   end
