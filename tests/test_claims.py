@@ -121,17 +121,32 @@ def test_reaper_returns_expired_lease_as_lost_and_fences_the_old_worker(store):
     assert claims.renew(c2.job_id, "alive", c2.attempt) == "ok"
 
 
-def test_reaper_gap_grants_grace_instead_of_reaping(store):
+def test_leases_do_not_age_while_no_reaper_reaches_redis(store):
     _, classes = load(store, job("j"))
-    claims = Claims(store.redis, store.keys, lease_s=2)
+    claims = Claims(store.redis, store.keys, lease_s=3)
     now = time.time()
     claims.reap(now=now)
     c = claims.claim("w", HOST, classes, now=now)
-    # Nobody reaped for 100 s (Redis or every reaper was away): leases are renewed, not reaped.
+    # Nobody reaped for 100 s (Redis or every reaper was away): the lease is pushed back
+    # by those 100 s, not reaped.
     assert claims.reap(now=now + 100) == []
     assert store.jobs.get(c.job_id).state is JobState.RUNNING
-    assert claims.reap(now=now + 101.5) == []
-    assert claims.reap(now=now + 103)[0].outcome is Outcome.LOST
+    assert claims.reap(now=now + 101) == []
+    assert claims.reap(now=now + 102.9) == []  # 3 s of lease counted from the end of the silence
+    assert claims.reap(now=now + 103.5)[0].outcome is Outcome.LOST
+
+
+def test_an_outage_shorter_than_a_lease_that_spans_the_renewals_costs_no_lease(store):
+    """Redis out from 0.5 s to 3.2 s into a 3 s lease renewed each second: the worker's
+    renewals at 1, 2 and 3 s all failed, yet it is alive and renews at 3.5 s."""
+    _, classes = load(store, job("j"))
+    claims = Claims(store.redis, store.keys, lease_s=3)
+    now = time.time()
+    c = claims.claim("w", HOST, classes, now=now)
+    claims.reap(now=now + 0.4)
+    assert claims.reap(now=now + 3.3) == []
+    assert claims.renew(c.job_id, "w", c.attempt, now=now + 3.5) == "ok"
+    assert claims.reap(now=now + 4.5) == [] and store.jobs.get(c.job_id).state is JobState.RUNNING
 
 
 def test_orphaned_job_is_not_claimed(store):

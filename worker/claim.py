@@ -81,7 +81,7 @@ class ClaimLoop:
         now = time.monotonic()
         if now - self._last_reap >= REAP_EVERY_S:  # opportunistic: any live worker recovers a dead one's jobs
             self._last_reap = now
-            self.claims.reap()
+            self.claims.reap(every_s=REAP_EVERY_S)
         hosts = self.host_specs()
         classes = self.eligible_classes(host, hosts)
         self.next_due = None

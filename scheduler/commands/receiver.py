@@ -21,7 +21,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     def reap() -> None:
         with store.errors():
-            for ended in claims.reap():
+            for ended in claims.reap(every_s=args.reap_interval_s):
                 log.warning("job %s lost its worker (lease expired): now %s", ended.job_id, ended.state.value)
 
     return Receiver(store, path, tick_s=args.reap_interval_s, on_tick=reap).run()

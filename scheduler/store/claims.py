@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -14,6 +15,8 @@ from ..matching import ConstraintClass
 from ..resources import HostResources
 from ..states import JobState
 from .scripts import Scripts
+
+log = logging.getLogger("fleet.claims")
 
 DEFAULT_LEASE_S = 30.0
 
@@ -118,12 +121,20 @@ class Claims:
         ended = result["ended"] if isinstance(result["ended"], list) else []
         return _ended(ended[0]) if ended else None
 
-    def reap(self, limit: int = 100, now: float | None = None) -> list[Ended]:
-        """Return jobs whose lease expired to pending (or failed after max_attempts), attempt recorded lost."""
-        payload = {"mode": "reap", "limit": limit}
+    def reap(self, limit: int = 100, now: float | None = None, every_s: float = 1.0) -> list[Ended]:
+        """Return jobs whose lease expired to pending (or failed after max_attempts), attempt recorded lost.
+
+        ``every_s`` is how often this caller reaps: a longer silence of all reapers means
+        Redis was out for everyone, and leases are pushed back by it rather than reaped
+        (finish.lua), since no worker could renew meanwhile.
+        """
+        payload = {"mode": "reap", "limit": limit, "every_s": every_s}
         if now is not None:
             payload["now"] = now
         result = self._finish(payload)
+        if isinstance(result.get("grace"), (int, float)) and result["grace"] > 0:
+            log.warning("no reaper reached Redis for %.1fs (an outage?): every lease was pushed back by that "
+                        "much instead of being reaped", result["grace"])
         return [_ended(e) for e in (result["ended"] if isinstance(result["ended"], list) else [])]
 
     def renew(self, job_id: str, worker: str, attempt: int, now: float | None = None) -> str:

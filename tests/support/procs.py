@@ -135,10 +135,12 @@ def assert_each_ran_once(store, ledger: str, jobs: int) -> None:
     """job-0 ... job-<jobs-1> all finished with one attempt, and the side-effect ledger holds
     exactly one execution of each."""
     from scheduler.states import JobState
+    from scheduler.store.claims import Claims
 
     for i in range(jobs):
         record = store.jobs.get(store.jobs.resolve(f"job-{i}"))
-        assert record.state is JobState.FINISHED and record.attempts == 1, (record.name, record.attempts)
+        assert record.state is JobState.FINISHED and record.attempts == 1, (
+            record.name, record.state, Claims(store.redis, store.keys).attempts(record.job_id))
     executions = sorted(os.listdir(ledger))
     assert len(executions) == jobs and len({name.split(".")[0] for name in executions}) == jobs, executions
 

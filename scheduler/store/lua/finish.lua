@@ -5,9 +5,9 @@ ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_pref
         state_prefix, attempts_prefix, ledger_prefix, deps_prefix, dependents_prefix, states{...},
         -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir,
         --           summary (result.json as a JSON string, or ""), result_key
-        -- reap: limit}
+        -- reap: limit, every_s (how often this reaper ticks)}
 Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
-Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = bool}
+Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = seconds every lease was pushed back}
 
 Invariants:
   * Fenced: an attempt ends only if the job is still running under that very
@@ -17,9 +17,12 @@ Invariants:
     to pending (same FIFO seq) until they run out, then it is failed for good.
     interrupted (warm stop forced) returns it to pending without counting.
   * The host ledger gets back exactly what the claim reserved.
-  * After a gap in reaper ticks longer than a lease (Redis or every reaper away),
-    leases are renewed once instead of reaped, so workers that kept running
-    through an outage can report in before being declared lost.
+  * Leases age only while reapers see Redis. After reapers fell silent for more
+    than two of their ticks (Redis unreachable or BUSY for everyone, or no reaper
+    running), every lease is pushed back by the whole silence: a worker could not
+    renew during it either, and must not lose its job to an outage of any length.
+    A dead worker's job is then recovered that much later. (Pushing back only the
+    silence beyond one tick left a live worker no margin with 3 s leases.)
 ]]
 
 local p = cjson.decode(ARGV[1])
@@ -100,7 +103,7 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   return {job_id = job_id, state = new_state, outcome = outcome}
 end
 
-local result = {ended = {}, stale = 0, grace = false}
+local result = {ended = {}, stale = 0, grace = 0}
 if p.mode == 'complete' then
   local ended = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir)
   if ended and p.summary ~= '' then
@@ -117,12 +120,13 @@ end
 -- reap
 local last = tonumber(redis.call('GET', TICK) or '')
 redis.call('SET', TICK, p.now)
-if last and p.now - last > p.lease_s then
-  for _, id in ipairs(redis.call('ZRANGE', RUNNING, 0, -1)) do
-    redis.call('ZADD', RUNNING, 'XX', p.now + p.lease_s, id)
+if last and p.now - last > 2 * p.every_s then
+  local shift = p.now - last
+  local leases = redis.call('ZRANGE', RUNNING, 0, -1, 'WITHSCORES')
+  for i = 1, #leases, 2 do
+    redis.call('ZADD', RUNNING, 'XX', tonumber(leases[i + 1]) + shift, leases[i])
   end
-  result.grace = true
-  return cjson.encode(result)
+  result.grace = shift
 end
 local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', p.now, 'LIMIT', 0, p.limit)
 for _, id in ipairs(expired) do
