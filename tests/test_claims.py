@@ -65,6 +65,13 @@ def test_a_record_stored_before_ranks_queues_by_priority_until_the_next_load_ran
     assert not store.load(manifest).changed
 
 
+def test_a_fitting_class_behind_many_that_do_not_fit_is_still_found(store):
+    too_big = "".join(job(f"huge{i}", min_ram_gib=100 + i, priority=5) for i in range(40))
+    _, classes = load(store, too_big + job("fits", min_ram_gib=1))
+    claim = Claims(store.redis, store.keys).claim("w", HOST, classes)
+    assert claim is not None and store.jobs.get(claim.job_id).name == "fits"
+
+
 def test_small_job_takes_the_smallest_gpu_that_fits(store):
     _, classes = load(store, job("small", require_cuda=True, min_vram_gib=10) +
                       job("large", require_cuda=True, min_vram_gib=60, priority=-1))

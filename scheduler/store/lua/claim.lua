@@ -16,9 +16,10 @@ Invariants:
   * The host ledger never exceeds capacity: RAM and cores are checked against
     capacity minus what running fleet jobs on this host reserved; VRAM against
     min(probed free, total - reserved) on one GPU, choosing the smallest that fits.
-  * Cost: one read of `heads` (one entry per class with pending jobs) plus O(log n)
-    for the chosen class; only a class's head is ever examined (jobs of a class need
-    the same resources), and the first class in heads order that fits holds the best job.
+  * Cost: `heads` (one entry per class with pending jobs) read in pages of 16 until a
+    class fits, plus O(log n) for the chosen class; only a class's head is ever examined
+    (jobs of a class need the same resources), and the first class in heads order that
+    fits holds the best job.
     Class constraints are read from `classes` only for the heads examined: decoding
     every admitted class from the payload cost more than the rest of the claim.
   * The resource check is the same rule as scheduler.matching.resources_reason;
@@ -50,7 +51,7 @@ local function best_gpu(vram)
 end
 
 -- Classes in the order of their best job (heads), so the first that fits holds the best job
--- this worker may run: one read of heads instead of one per class.
+-- this worker may run: reading heads instead of every class's zset.
 local wanted = {}
 for class_id in string.gmatch(ARGV[2], '[^,]+') do wanted[class_id] = true end
 
@@ -64,32 +65,41 @@ local function needs(class_id)
   return {id = class_id, ram = ram, cores = cores, vram = vram, cuda = c.require_cuda == true}
 end
 
-local chosen_class, chosen_gpu = nil, nil
-local heads = redis.call('ZRANGE', p.heads_key, 0, -1)
-for _, class_id in ipairs(heads) do
-  local c = wanted[class_id] and needs(class_id)
-  if c then
-    local gpu = nil
-    local fits = true
-    if c.vram > 0 and (c.cuda or #gpu_free > 0) then
-      gpu = best_gpu(c.vram)
-      fits = gpu ~= nil
-    elseif #gpu_free > 0 and c.cuda then
-      gpu = best_gpu(0)
-    end
-    if fits and c.ram > free_ram + EPS then fits = false end
-    if fits and c.cores > free_cores + EPS then fits = false end
-    if fits then
-      chosen_class, chosen_gpu = c, gpu
-      break
-    end
+-- Whether class c fits what this worker has left, and on which GPU (nil: none needed).
+local function placement(c)
+  local gpu = nil
+  if c.vram > 0 and (c.cuda or #gpu_free > 0) then
+    gpu = best_gpu(c.vram)
+    if gpu == nil then return false end
+  elseif #gpu_free > 0 and c.cuda then
+    gpu = best_gpu(0)
   end
+  return c.ram <= free_ram + EPS and c.cores <= free_cores + EPS, gpu
 end
 
+-- heads in pages: the best job usually sits in the first few classes, and reading all
+-- of heads each claim cost more than the rest of the choice.
+local HEADS_PAGE = 16
+local chosen_class, chosen_gpu = nil, nil
+local start = 0
+repeat
+  local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1)
+  for _, class_id in ipairs(heads) do
+    local c = wanted[class_id] and needs(class_id)
+    if c then
+      local fits, gpu = placement(c)
+      if fits then
+        chosen_class, chosen_gpu = c, gpu
+        break
+      end
+    end
+  end
+  start = start + HEADS_PAGE
+until chosen_class or #heads < HEADS_PAGE
+
 if chosen_class == nil then return '{}' end
-local chosen = redis.call('ZRANGE', p.pending_prefix .. chosen_class.id, 0, 0)[1]
+local chosen = pending_pop(chosen_class.id)
 if chosen == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
-pending_remove(chosen_class.id, chosen)
 
 local key = p.job_prefix .. chosen
 local attempt = redis.call('HINCRBY', key, 'attempts', 1)

@@ -22,15 +22,26 @@ local function pending_add(class, score, id)
   redis.call('ZADD', p.heads_key, 'LT', score, class)
 end
 
+-- After a class's head left its zset: heads gets the new head's score, or loses the class.
+local function heads_follow(class, key)
+  local next_head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if next_head[1] then
+    redis.call('ZADD', p.heads_key, next_head[2], class)
+  else
+    redis.call('ZREM', p.heads_key, class)
+  end
+end
+
 local function pending_remove(class, id)
   local key = p.pending_prefix .. class
   local head = redis.call('ZRANGE', key, 0, 0)[1]
-  if redis.call('ZREM', key, id) == 1 and head == id then
-    local next_head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    if next_head[1] then
-      redis.call('ZADD', p.heads_key, next_head[2], class)
-    else
-      redis.call('ZREM', p.heads_key, class)
-    end
-  end
+  if redis.call('ZREM', key, id) == 1 and head == id then heads_follow(class, key) end
+end
+
+-- Take a class's best job (a claim): one ZPOPMIN where a read and a remove took three calls.
+local function pending_pop(class)
+  local key = p.pending_prefix .. class
+  local head = redis.call('ZPOPMIN', key)[1]
+  if head then heads_follow(class, key) end
+  return head
 end
