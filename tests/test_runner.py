@@ -49,3 +49,31 @@ def test_a_job_that_ignores_sigterm_is_killed_when_the_grace_runs_out(tmp_path):
     took = time.monotonic() - started
     assert result.outcome == "timeout" and took >= 2.0  # the grace was given in full
     assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_helper_left_in_the_jobs_group_dies_with_the_job(tmp_path):
+    result = run_attempt(["sh", "-c", "sleep 300 & echo $! > helper"], str(tmp_path), dict(os.environ))
+    assert result.outcome == "finished"
+    helper = int((tmp_path / "helper").read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(helper), "a background process of the job's group outlived the attempt"
+
+
+def test_without_pidfd_the_exit_is_still_seen_at_once(tmp_path, monkeypatch):
+    def no_pidfd(pid):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    started = time.monotonic()
+    result = run_attempt(["sh", "-c", "exit 3"], str(tmp_path), dict(os.environ))
+    assert result.outcome == "failed" and result.exit_code == 3
+    assert time.monotonic() - started < 1.0
