@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scheduler.artifacts import write_manifest
-from .logstream import LogStreamer, log_path
+from .logstream import LogStreamer, StreamThread, log_path
 from .runner import AttemptResult, run_attempt
 
 
@@ -91,26 +91,31 @@ def _run(ctx: ClaimContext) -> Handoff:
     with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
         json.dump(ctx.spec, fh, sort_keys=True)
 
-    def worker_gone() -> str | None:
+    streams: StreamThread | None = None
+    client = None
+    if ctx.redis_url and ctx.log_key:
+        client = _horse_client(ctx)
+        files = [LogStreamer(client, ctx.log_key, log_path(ctx.out_dir))]
+        if ctx.metrics_key:
+            files.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
+        streams = StreamThread(files)
+
+    def poll() -> str | None:
+        # Called once per poll interval while the command runs: the first call means the job
+        # outlived one interval, and only such a job needs its lines streamed as it goes.
+        if streams is not None:
+            streams.launch()
         # The worker that holds the lease died (e.g. SIGKILL): its lease will be reaped
         # and the job run elsewhere, so this copy must stop now.
         return "lost" if os.getppid() != ctx.parent_pid else None
 
-    streamers = []
-    if ctx.redis_url and ctx.log_key:
-        client = _horse_client(ctx)
-        streamers = [LogStreamer(client, ctx.log_key, log_path(ctx.out_dir))]
-        if ctx.metrics_key:
-            streamers.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
-        for streamer in streamers:
-            streamer.start()
     try:
-        result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=worker_gone)
+        result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=poll)
     finally:
-        for streamer in streamers:
-            streamer.stop()
-    artifacts_unsent = _record_artifacts(ctx, streamers[0].client if streamers else None)
-    return Handoff(result, [s.position() for s in streamers if s.behind], artifacts_unsent)
+        if streams is not None:
+            streams.stop()
+    artifacts_unsent = _record_artifacts(ctx, client)
+    return Handoff(result, [s.position() for s in streams.streams if s.behind] if streams else [], artifacts_unsent)
 
 
 def _horse_client(ctx: ClaimContext):

@@ -1,10 +1,11 @@
-"""Copy a running attempt's log file into a capped Redis stream, line by line.
+"""Copy a running attempt's log files into capped Redis streams, line by line.
 
-The file in the output dir is the whole record; the stream is for watching from
-anywhere (`fleet logs -f`) and keeps only the last lines (``maxlen``), so a
-chatty job cannot fill Redis. It runs as a thread in the work horse, and losing
-Redis only pauses it; if Redis is still away when the attempt ends, the horse hands
-:meth:`LogStreamer.position` to the worker, which sends the rest once Redis is back.
+The files in the output dir are the whole record; the streams are for watching from
+anywhere (`fleet logs -f`, `fleet metrics`) and keep only the last lines (``maxlen``),
+so a chatty job cannot fill Redis. One thread in the work horse serves all of an
+attempt's files, and losing Redis only pauses it; if Redis is still away when the
+attempt ends, the horse hands :meth:`LogStreamer.position` to the worker, which sends
+the rest once Redis is back.
 """
 
 from __future__ import annotations
@@ -18,21 +19,21 @@ import redis
 log = logging.getLogger("fleet.worker")
 DEFAULT_MAXLEN = 10_000
 MAX_LINE = 4096
+STREAM_TTL_S = 30 * 86400
 STOP_WAIT_S = 30.0  # above fleet's 10 s socket timeout
 
 
-class LogStreamer(threading.Thread):
-    def __init__(self, client, stream_key: str, path: str, maxlen: int = DEFAULT_MAXLEN, poll_s: float = 0.2):
-        super().__init__(daemon=True, name="fleet-logstream")
+class LogStreamer:
+    """One file's place in its stream: the bytes already sent and the unterminated line held back."""
+
+    def __init__(self, client, stream_key: str, path: str, maxlen: int = DEFAULT_MAXLEN):
         self.client = client
         self.key = stream_key
         self.path = path
         self.maxlen = maxlen
-        self.poll_s = poll_s
-        self._stopping = threading.Event()
         self._offset = 0
         self._partial = b""
-        self.behind = False  # the last pump could not reach Redis
+        self.behind = False  # the last send of new lines could not reach Redis
 
     @classmethod
     def resume(cls, client, position: list) -> "LogStreamer":
@@ -49,45 +50,92 @@ class LogStreamer(threading.Thread):
 
     def flush(self) -> bool:
         """Send everything up to the end of the file now; False if Redis is unreachable."""
-        self._pump(final=True)
-        return not self.behind
+        return pump([self], final=True)
 
-    def stop(self) -> None:
-        """Flush what is left and end the thread. Waits out a call in flight (bounded by the
-        client's socket timeout), so :attr:`behind` and :meth:`position` are settled after."""
-        self._stopping.set()
-        self.join(timeout=STOP_WAIT_S)
-        if self.is_alive():
-            self.behind = True
-
-    def run(self) -> None:
-        while not self._stopping.wait(self.poll_s):
-            self._pump()
-        self._pump(final=True)
-
-    def _pump(self, final: bool = False) -> None:
+    def _read(self, final: bool) -> tuple[int, list[bytes], bytes] | None:
+        """(bytes read, whole lines to send, line to hold back), or None when there is nothing new."""
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
                 chunk = fh.read(1 << 20)
         except OSError:
-            return
+            return None
         if not chunk and not (final and self._partial):
-            return
-        data = self._partial + chunk
-        lines = data.split(b"\n")
+            return None
+        lines = (self._partial + chunk).split(b"\n")
         rest = b"" if final else lines.pop()
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for line in lines:
-                if line or final:
-                    pipe.xadd(self.key, {"line": line[:MAX_LINE]}, maxlen=self.maxlen, approximate=True)
-            pipe.expire(self.key, 30 * 86400)
-            pipe.execute()
-            self._offset, self._partial, self.behind = self._offset + len(chunk), rest, False
-        except (redis.ConnectionError, redis.TimeoutError):
-            self.behind = True  # offset and held-back line unchanged: re-read from there once Redis is back
-            log.debug("log stream paused: Redis unreachable")
+        return len(chunk), [line for line in lines if line or final], rest
+
+
+def pump(streams: list[LogStreamer], final: bool = False) -> bool:
+    """Send what each file has gained since the last call, all in one round trip (the streams
+    share one client); ``final`` also sends a last unterminated line. False if Redis is
+    unreachable: nothing is marked sent, so the next call (or the worker) re-reads from there."""
+    sent = []
+    pipe = None
+    for streamer in streams:
+        new = streamer._read(final)
+        if new is None:
+            continue
+        size, lines, rest = new
+        pipe = pipe if pipe is not None else streamer.client.pipeline(transaction=False)
+        for line in lines:
+            pipe.xadd(streamer.key, {"line": line[:MAX_LINE]}, maxlen=streamer.maxlen, approximate=True)
+        pipe.expire(streamer.key, STREAM_TTL_S)
+        sent.append((streamer, size, rest))
+    if pipe is None:
+        return True
+    try:
+        pipe.execute()
+    except (redis.ConnectionError, redis.TimeoutError):
+        for streamer, _, _ in sent:
+            streamer.behind = True
+        log.debug("log stream paused: Redis unreachable")
+        return False
+    for streamer, size, rest in sent:
+        streamer._offset, streamer._partial, streamer.behind = streamer._offset + size, rest, False
+    return True
+
+
+class StreamThread(threading.Thread):
+    """Streams an attempt's files while it runs, from one thread for all of them.
+
+    :meth:`launch` is meant to be called once the attempt has outlived one poll interval:
+    a short job then never pays for a thread (~1 ms each, two per job before), and its
+    lines all go in :meth:`stop`'s final send, as they would have at the first pump.
+    """
+
+    def __init__(self, streams: list[LogStreamer], poll_s: float = 0.2):
+        super().__init__(daemon=True, name="fleet-logstream")
+        self.streams = streams
+        self.poll_s = poll_s
+        self._stopping = threading.Event()
+        self._launched = False
+
+    def launch(self) -> None:
+        """Start streaming (idempotent)."""
+        if not self._launched:
+            self._launched = True
+            self.start()
+
+    def stop(self) -> None:
+        """Send what is left and end the thread. Waits out a call in flight (bounded by the
+        client's socket timeout), so every stream's ``behind`` and position are settled after."""
+        if not self._launched:
+            pump(self.streams, final=True)
+            return
+        self._stopping.set()
+        self.join(timeout=STOP_WAIT_S)
+        if self.is_alive():
+            for streamer in self.streams:
+                streamer.behind = True
+
+    def run(self) -> None:
+        while True:
+            pump(self.streams)
+            if self._stopping.wait(self.poll_s):
+                break
+        pump(self.streams, final=True)
 
 
 def log_path(out_dir: str) -> str:
