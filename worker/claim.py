@@ -45,22 +45,25 @@ class ClaimLoop:
         self._last_reap = 0.0
         self._registry: tuple[float, list] = (-1.0, [])
 
-    def host_specs(self) -> dict[str, HostSpec]:
-        return {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in self.redis.hgetall(self.keys.hosts).items()}
+    @staticmethod
+    def host_specs(raw: dict) -> dict[str, HostSpec]:
+        """The ``hosts`` hash (as HGETALL returns it) as specs."""
+        return {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in raw.items()}
 
-    def eligible_classes(self, host: HostResources, hosts: dict[str, HostSpec]) -> list[ConstraintClass]:
-        """Classes whose static constraints admit this host (resources are the script's business)."""
+    def eligible_classes(self, host: HostResources, hosts: dict[str, HostSpec], raw: dict) -> list[ConstraintClass]:
+        """Classes of the ``classes`` hash whose static constraints admit this host (resources
+        are the script's business)."""
         known = host.hostname in hosts
         out = []
-        for class_id, raw in self.redis.hgetall(self.keys.classes).items():
+        for class_id, record in raw.items():
             cls = self._classes_seen.get(class_id.decode())
             if cls is None:
                 try:
-                    cls = ConstraintClass.from_dict(json.loads(raw))
+                    cls = ConstraintClass.from_dict(json.loads(record))
                 except (ValueError, TypeError, KeyError, AttributeError) as err:
                     # Its jobs wait; every other class keeps running. Said once per damaged record.
-                    if self._damaged.get(class_id) != raw:
-                        self._damaged[class_id] = raw
+                    if self._damaged.get(class_id) != record:
+                        self._damaged[class_id] = record
                         log.error("class record %s[%s] is not fleet's JSON (%r); its jobs stay pending: "
                                   "delete that field and reload the manifest", self.keys.classes,
                                   class_id.decode(), err)
@@ -73,17 +76,28 @@ class ClaimLoop:
     def mark(self) -> None:
         """Remember the events stream's end *before* a claim attempt, so an event that
         arrives between a fruitless claim and the wait still wakes the wait."""
-        last = self.redis.xrevrange(self.keys.events, count=1)
+        self._set_mark(self.redis.xrevrange(self.keys.events, count=1))
+
+    def _set_mark(self, last: list) -> None:
         self._last_event = last[0][0].decode() if last else "0-0"
 
     def try_claim(self) -> Claim | None:
+        """Claim the best job this host can run now, marking the events stream first (see
+        :meth:`mark`). The mark, the hosts and the classes are read in one round trip: as
+        three, they were ~0.7 ms of every job's dispatch."""
         host = self.host()
         now = time.monotonic()
         if now - self._last_reap >= REAP_EVERY_S:  # opportunistic: any live worker recovers a dead one's jobs
             self._last_reap = now
             self.claims.reap(every_s=REAP_EVERY_S)
-        hosts = self.host_specs()
-        classes = self.eligible_classes(host, hosts)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrevrange(self.keys.events, count=1)
+        pipe.hgetall(self.keys.hosts)
+        pipe.hgetall(self.keys.classes)
+        last, raw_hosts, raw_classes = pipe.execute()
+        self._set_mark(last)
+        hosts = self.host_specs(raw_hosts)
+        classes = self.eligible_classes(host, hosts, raw_classes)
         self.next_due = None
         if classes:
             classes, self.next_due = self.deferrals.filter(classes, host, self.worker_name, self._workers(), hosts)
