@@ -28,7 +28,7 @@ from scheduler.states import JobState
 from scheduler.store.actions import act
 from scheduler.store.claims import Claims, Outcome, output_dir_of
 from scheduler.store.queries import JobQueries
-from scheduler.store.rq_bridge import absorb_rq_requeues
+from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued
 
 from . import execute
 from .claim import ClaimLoop
@@ -75,16 +75,17 @@ class FleetWorker(Worker):
 
     # -- dequeue = claim ----------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
-        from rq.worker import WorkerStatus
-
-        self.set_state(WorkerStatus.IDLE)
         self.procline(f"fleet: waiting for work on {self.fleet.host_name}")
         backoff = 0.5
         idle_since = time.monotonic()
+        idle_said = False
         while not self._stop_requested:
             try:
-                self.heartbeat()
-                if self.fleet.drain_requested():
+                drain, requeued = self._beat(set_idle=not idle_said)
+                idle_said = True
+                if requeued:
+                    absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key, popped=requeued)
+                if drain:
                     self.fleet.publish("draining")
                     if timeout is None:
                         return None
@@ -98,7 +99,6 @@ class FleetWorker(Worker):
                             return None
                         self.fleet.loop.wait_for_work(1.0)
                         continue
-                    absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key)
                     self.fleet.publish("idle", max_age_s=IDLE_REPUBLISH_S)
                     # Held across Redis errors until the job starts: a claim the store already
                     # granted must not be dropped and left to expire as a lost attempt.
@@ -129,6 +129,22 @@ class FleetWorker(Worker):
             self._claim = None
             self.fleet.close_result_pipe()
         return None
+
+    def _beat(self, set_idle: bool) -> tuple[bool, list | None]:
+        """rq's heartbeat (and, entering the wait, rq's idle state), a read of fleet's drain flag
+        and the pop of ids rq requeued, in one round trip: as four they were ~1.1 ms of every
+        job's dispatch. Returns (whether `fleet drain` asked this worker to claim no more, the
+        popped ids for :func:`absorb_rq_requeues`)."""
+        from rq.worker import WorkerStatus
+
+        pipe = self.connection.pipeline(transaction=False)
+        if set_idle:
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+        self.heartbeat(pipeline=pipe)
+        pipe.hget(self.fleet.keys.worker(self.fleet.worker_name), "drain")
+        pop_requeued(pipe, self.fleet.queue.key)
+        *_, drain, requeued = pipe.execute()
+        return drain == b"1", requeued
 
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -289,9 +305,6 @@ class WorkerRuntime:
         # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
         # queue's list, so register it explicitly.
         redis_client.sadd(FleetQueue.redis_queues_keys, self.queue.key)
-
-    def drain_requested(self) -> bool:
-        return self.redis.hget(self.keys.worker(self.worker_name), "drain") == b"1"
 
     def pause_reason(self) -> str | None:
         """Why this worker must not claim now (its disk is full), announced once per change."""

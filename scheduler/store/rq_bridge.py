@@ -18,9 +18,17 @@ log = logging.getLogger("fleet.rq")
 BATCH = 100
 
 
-def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str) -> int:
-    """Move ids rq pushed onto its queue list back into fleet; returns how many were retried."""
-    ids = [i.decode() if isinstance(i, bytes) else i for i in (redis.lpop(queue_list_key, BATCH) or [])]
+def pop_requeued(pipe, queue_list_key: str) -> None:
+    """Queue the pop :func:`absorb_rq_requeues` makes onto a caller's pipeline, to save a round
+    trip; hand the reply to it as ``popped``."""
+    pipe.lpop(queue_list_key, BATCH)
+
+
+def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str, popped: list | None = None) -> int:
+    """Move ids rq pushed onto its queue list back into fleet; returns how many were retried.
+    ``popped``: the reply of :func:`pop_requeued`, if the caller already popped them."""
+    raw = redis.lpop(queue_list_key, BATCH) if popped is None else popped
+    ids = [i.decode() if isinstance(i, bytes) else i for i in (raw or [])]
     if not ids:
         return 0
     ours = [i for i in ids if redis.exists(keys.job(i))]
