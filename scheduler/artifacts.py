@@ -18,27 +18,42 @@ MANIFEST_NAME = "artifacts.json"
 BLOCK = 1 << 20
 
 
-def file_sha256(path: str) -> str:
+def _sha256_and_size(path: str) -> tuple[str, int]:
     digest = hashlib.sha256()
+    size = 0
     with open(path, "rb") as fh:
         while block := fh.read(BLOCK):
             digest.update(block)
-    return digest.hexdigest()
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def hash_tree(root: str) -> dict[str, Any]:
-    """The manifest of every regular file under ``root`` (symlinks are not followed)."""
+    """The manifest of every regular file under ``root`` (symlinks are not followed).
+
+    Walks with scandir, whose entries already know their type, and counts bytes as it
+    hashes: os.walk plus relpath, isfile, islink and getsize per file cost ~0.3 ms of
+    each job's end in the work horse for a handful of files."""
     files: dict[str, str] = {}
     total = 0
-    for directory, dirs, names in os.walk(root, followlinks=False):
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(directory, name)
-            rel = os.path.relpath(path, root)
-            if rel == MANIFEST_NAME or rel.endswith(".tmp") or not os.path.isfile(path) or os.path.islink(path):
+    pending = [("", root)]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:  # unreadable or gone: skipped, as os.walk does
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
+            except OSError:
                 continue
-            files[rel] = file_sha256(path)
-            total += os.path.getsize(path)
+            if is_dir:
+                pending.append((rel + os.sep, entry.path))
+            elif is_file and rel != MANIFEST_NAME and not rel.endswith(".tmp"):
+                files[rel], size = _sha256_and_size(entry.path)
+                total += size
     overall = hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in sorted(files.items())).encode()).hexdigest()
     return {"files": files, "overall": overall, "bytes": total, "created": round(time.time(), 3)}
 
