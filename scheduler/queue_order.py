@@ -5,8 +5,8 @@ memory goes before one that needs less, and equal needs keep load order (FIFO).
 Why not plain FIFO: a small job that reaches a big card first holds part of it,
 and the job that only that card can run waits behind it; offering the big jobs
 first is best-fit-decreasing packing. In bench/simulate.py (12 hosts, 500 jobs)
-it cut makespan from 1.11-1.19x to 1.02-1.04x the lower bound. A small job is
-never starved by it: big jobs cannot use the small cards it also fits.
+it cut makespan from 1.11-1.19x to 1.02-1.04x the lower bound. A small job waits
+behind big ones only on hosts big enough for both; wherever only it fits, it is next.
 
 A job's pending score is ``rank + seq``. The rank is computed here, once per load,
 and stored with the job, so every Lua script that re-queues a job (finish, deps,
