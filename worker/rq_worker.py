@@ -124,11 +124,15 @@ class FleetWorker(Worker):
                 log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
-        if self._claim is not None:  # stopped with a claim whose job never started: hand it back
-            self.fleet.complete(self._claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
-            self._claim = None
-            self.fleet.close_result_pipe()
+        if self._claim is not None:
+            self._hand_back_unstarted()
         return None
+
+    def _hand_back_unstarted(self) -> None:
+        """Stopped with a claim whose job never started: it returns to pending, uncounted."""
+        self.fleet.complete(self._claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
+        self._claim = None
+        self.fleet.close_result_pipe()
 
     def _beat(self, set_idle: bool) -> tuple[bool, list | None]:
         """rq's heartbeat (and, entering the wait, rq's idle state), a read of fleet's drain flag
@@ -150,9 +154,7 @@ class FleetWorker(Worker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         claim = self._claim
         if self._fleet_kill_reason == Outcome.INTERRUPTED.value:  # cold stop before the fork
-            self.fleet.complete(claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
-            self._claim = None
-            self.fleet.close_result_pipe()
+            self._hand_back_unstarted()
             return
         try:
             super().execute_job(job, queue)
