@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from worker.disk import DEFAULT_MIN_FREE_MIB
+
 from . import __version__
 from .errors import EXIT_USAGE, FleetError
 from .logs import setup_logging
@@ -144,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lease length; a worker silent this long is presumed dead (default 30)")
     p.add_argument("--stop-now", action="store_true",
                    help="on SIGTERM return the running job to pending at once instead of finishing it")
-    p.add_argument("--min-free-disk-mib", type=_non_negative_float, default=100.0, metavar="MIB",
-                   help="claim nothing while --runs-dir has less free space than this (default 100; 0: never)")
+    p.add_argument("--min-free-disk-mib", type=_non_negative_float, default=DEFAULT_MIN_FREE_MIB, metavar="MIB",
+                   help="claim nothing while --runs-dir has less free space than this "
+                        f"(default {DEFAULT_MIN_FREE_MIB:g}; 0: never)")
 
     p = command("probe", "what this host offers and which jobs it could run, and why not the others")
     p.add_argument("--host-profile", metavar="FILE.toml", help="describe a declared host instead of this one")
@@ -166,21 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_float(text: str) -> float:
+def _float(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if not value > 0 or value == float("inf"):  # `not >` also refuses nan
         raise argparse.ArgumentTypeError("must be a positive number")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _float(text)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError("must be a number >= 0")
     return value
