@@ -72,6 +72,21 @@ def test_a_fitting_class_behind_many_that_do_not_fit_is_still_found(store):
     assert claim is not None and store.jobs.get(claim.job_id).name == "fits"
 
 
+def test_only_the_classes_the_worker_may_run_are_claimed_wherever_they_sit_in_its_list(store):
+    _, classes = load(store, job("best", min_ram_gib=1, priority=9) + job("mid", min_ram_gib=2, priority=5) +
+                      job("low", min_ram_gib=3, priority=1))
+    best, mid, low = classes
+    claims = Claims(store.redis, store.keys)
+
+    def name(claim) -> str | None:
+        return claim and store.jobs.get(claim.job_id).name
+
+    assert name(claims.claim("w", HOST, [low, mid])) == "mid"  # the last in the list
+    assert name(claims.claim("w", HOST, [low])) == "low"  # the only one
+    assert claims.claim("w", HOST, [mid, low]) is None  # best is pending, but this worker may not run it
+    assert name(claims.claim("w", HOST, [best, low])) == "best"  # the first in the list
+
+
 def test_small_job_takes_the_smallest_gpu_that_fits(store):
     _, classes = load(store, job("small", require_cuda=True, min_vram_gib=10) +
                       job("large", require_cuda=True, min_vram_gib=60, priority=-1))

@@ -78,7 +78,7 @@ class Claims:
                    f'{fixed}}}')
         raw = json.loads(self.scripts.claim(
             keys=[self.keys.running, self.keys.ledger(host.hostname), self.keys.classes],
-            args=[payload, ",".join(class_ids)]))
+            args=[payload, f",{','.join(class_ids)},"]))
         if not raw or not isinstance(raw, dict) or "job_id" not in raw:
             return None
         return Claim(raw["job_id"], int(raw["attempt"]), raw["gpu_key"], int(raw["gpu_pos"]))

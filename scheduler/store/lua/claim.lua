@@ -6,8 +6,10 @@ ARGV  1 JSON {now, lease_s, worker, host, job_prefix, pending_prefix, heads_key,
         attempts_prefix, states{pending, running},
         ram_total, cores_total,                      -- the host's capacity
         gpus[{key, total, free}]}                    -- this worker's GPUs; free as probed now
-      2 ids of the classes the pure rule already admits for this worker, comma-separated
-        (one argument, not one each: packing 50 arguments cost the client more than the claim)
+      2 ids of the classes the pure rule already admits for this worker, each followed by a
+        comma and the first preceded by one (",a,b,"): one argument, not one each (packing 50
+        arguments cost the client more than the claim), searched, not split (splitting 50 ids
+        into a table cost a fifth of the claim's time in Redis)
 Returns JSON {job_id, attempt, gpu_key, gpu_pos} or {} when nothing fits.
 
 Invariants:
@@ -52,8 +54,10 @@ end
 
 -- Classes in the order of their best job (heads), so the first that fits holds the best job
 -- this worker may run: reading heads instead of every class's zset.
-local wanted = {}
-for class_id in string.gmatch(ARGV[2], '[^,]+') do wanted[class_id] = true end
+local WANTED = ARGV[2]
+local function wanted(class_id)
+  return string.find(WANTED, ',' .. class_id .. ',', 1, true) ~= nil
+end
 
 -- A class's needs; nil (never claimed) if its record is missing or not fleet's JSON:
 -- a damaged record must never read as "needs nothing".
@@ -85,7 +89,7 @@ local start = 0
 repeat
   local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1)
   for _, class_id in ipairs(heads) do
-    local c = wanted[class_id] and needs(class_id)
+    local c = wanted(class_id) and needs(class_id)
     if c then
       local fits, gpu = placement(c)
       if fits then
@@ -115,8 +119,9 @@ redis.call('HSET', key, 'state', p.states.running, 'state_at', p.now, 'updated_a
 redis.call('ZREM', p.state_prefix .. p.states.pending, chosen)
 redis.call('ZADD', p.state_prefix .. p.states.running, p.now, chosen)
 redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
-redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_class.ram)
-redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores)
+-- A zero reservation changes nothing: skipping it spares a write most jobs (min_cores = 0) make.
+if chosen_class.ram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_class.ram) end
+if chosen_class.cores > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores) end
 if vram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'vram:' .. gpu_key, vram) end
 redis.call('RPUSH', p.attempts_prefix .. chosen, cjson.encode({attempt = attempt, worker = p.worker,
            host = p.host, gpu = gpu_key, started_at = p.now}))
