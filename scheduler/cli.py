@@ -9,6 +9,7 @@ only with --debug.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Sequence
 
@@ -207,32 +208,35 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _dispatch(args: argparse.Namespace):
-    from .commands import (actions, demo, explain, jobinfo, load, logs, probe, prune, receiver, results, status,
-                           verify, worker)
+# command -> (module in scheduler.commands, function): a command imports only its own
+# module, so `fleet status` does not pay for the worker's or the demo's imports.
+_COMMANDS = {
+    "load": ("load", "run"),
+    "receiver": ("receiver", "run"),
+    "worker": ("worker", "run"),
+    "explain": ("explain", "run"),
+    "demo": ("demo", "run"),
+    "probe": ("probe", "run"),
+    "job": ("jobinfo", "run_job"),
+    "logs": ("logs", "run"),
+    "metrics": ("results", "run_metrics"),
+    "compare": ("results", "run_compare"),
+    "verify": ("verify", "run"),
+    "prune": ("prune", "run"),
+    "workers": ("jobinfo", "run_workers"),
+    "cancel": ("actions", "run_job_action"),
+    "retry": ("actions", "run_job_action"),
+    "hold": ("actions", "run_job_action"),
+    "release": ("actions", "run_job_action"),
+    "drain": ("actions", "run_drain"),
+    "status": ("status", "run_status"),
+    "jobs": ("status", "run_jobs"),
+}
 
-    return {
-        "load": load.run,
-        "receiver": receiver.run,
-        "worker": worker.run,
-        "explain": explain.run,
-        "demo": demo.run,
-        "probe": probe.run,
-        "job": jobinfo.run_job,
-        "logs": logs.run,
-        "metrics": results.run_metrics,
-        "compare": results.run_compare,
-        "verify": verify.run,
-        "prune": prune.run,
-        "workers": jobinfo.run_workers,
-        "cancel": actions.run_job_action,
-        "retry": actions.run_job_action,
-        "hold": actions.run_job_action,
-        "release": actions.run_job_action,
-        "drain": actions.run_drain,
-        "status": status.run_status,
-        "jobs": status.run_jobs,
-    }[args.command]
+
+def _dispatch(args: argparse.Namespace):
+    module, function = _COMMANDS[args.command]
+    return getattr(importlib.import_module(f".commands.{module}", __package__), function)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

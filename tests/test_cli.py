@@ -96,3 +96,29 @@ def test_bad_arguments_exit_2(cli, capsys):
     assert "not a whole number" in capsys.readouterr().err
     code = main(["status", "--namespace", "bad name!"])
     assert code == 2 and "namespace" in capsys.readouterr().err
+
+
+def test_every_command_runs_its_own_module_only():
+    """Each subcommand resolves to a function, and a quick command does not import the
+    worker's and demo's stacks (rq, the embedded server): `fleet status` stays fast."""
+    import subprocess
+    import sys
+
+    from scheduler.cli import _COMMANDS, _dispatch, build_parser
+
+    parser = build_parser()
+    names = set(parser._subparsers._group_actions[0].choices)
+    assert names == set(_COMMANDS)
+    for name in names:
+        assert callable(_dispatch(parser.parse_args([name] + _required_args(name))))
+    probe = ("import sys; from scheduler.cli import _dispatch, build_parser; "
+             "_dispatch(build_parser().parse_args(['status'])); "
+             "print(sorted(m for m in ('rq', 'scheduler.demo.run', 'worker.rq_worker') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def _required_args(command: str) -> list[str]:
+    return {"load": ["m.toml"], "explain": ["x"], "job": ["x"], "logs": ["x"], "verify": ["x"],
+            "cancel": ["x"], "retry": ["x"], "hold": ["x"], "release": ["x"], "drain": ["h"],
+            "metrics": ["x"]}.get(command, [])
