@@ -17,9 +17,15 @@ from worker.logstream import LogStreamer, StreamThread
 
 
 def _lines(client, key: str) -> list[bytes]:
-    """The stream's lines; the final send also stores the empty piece after a trailing newline
-    (as fleet always has), which readers skip."""
-    return [fields[b"line"] for _, fields in client.xrange(key) if fields[b"line"]]
+    return [fields[b"line"] for _, fields in client.xrange(key)]
+
+
+def _streamed_while_running(client, key: str, expected: list[bytes]) -> list[bytes]:
+    """The stream's lines once they equal ``expected`` (or after 5 s): what the thread sent by itself."""
+    deadline = time.monotonic() + 5
+    while _lines(client, key) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _lines(client, key)
 
 
 def _closed_port() -> int:
@@ -42,6 +48,20 @@ def test_a_short_jobs_files_are_sent_whole_without_a_thread(tmp_path):
     assert not client.exists("absent")
 
 
+def test_blank_lines_are_kept_and_a_trailing_newline_adds_no_line(tmp_path):
+    """`fleet logs` prints what log.txt holds: its blank lines, and nothing after its last newline."""
+    client = fakeredis.FakeRedis()
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"epoch 1\n\nepoch 2\n")
+    streams = StreamThread([LogStreamer(client, "log", str(path))], poll_s=0.05)
+    streams.launch()
+    assert _streamed_while_running(client, "log", [b"epoch 1", b"", b"epoch 2"]) == [b"epoch 1", b"", b"epoch 2"]
+    with open(path, "ab") as fh:
+        fh.write(b"\ndone\n")
+    streams.stop()
+    assert _lines(client, "log") == [b"epoch 1", b"", b"epoch 2", b"", b"done"]
+
+
 def test_a_running_jobs_lines_stream_as_they_are_written(tmp_path):
     client = fakeredis.FakeRedis()
     path = tmp_path / "log.txt"
@@ -51,10 +71,7 @@ def test_a_running_jobs_lines_stream_as_they_are_written(tmp_path):
     streams.launch()  # idempotent: the runner calls it at every poll
     with open(path, "ab") as fh:
         fh.write(b"epoch 1\nepoch 2 (partial")
-    deadline = time.monotonic() + 5
-    while _lines(client, "log") != [b"epoch 1"] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _lines(client, "log") == [b"epoch 1"]  # the unterminated line is held back while running
+    assert _streamed_while_running(client, "log", [b"epoch 1"]) == [b"epoch 1"]  # the unterminated line is held back while running
     with open(path, "ab") as fh:
         fh.write(b")\nepoch 3")
     streams.stop()

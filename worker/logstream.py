@@ -53,7 +53,8 @@ class LogStreamer:
         return pump([self], final=True)
 
     def _read(self, final: bool) -> tuple[int, list[bytes], bytes] | None:
-        """(bytes read, whole lines to send, line to hold back), or None when there is nothing new."""
+        """(bytes read, whole lines to send, line to hold back), or None when there is nothing new.
+        Blank lines are sent like any other, so `fleet logs` prints what log.txt holds."""
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
@@ -63,8 +64,11 @@ class LogStreamer:
         if not chunk and not (final and self._partial):
             return None
         lines = (self._partial + chunk).split(b"\n")
-        rest = b"" if final else lines.pop()
-        return len(chunk), [line for line in lines if line or final], rest
+        rest = lines.pop()  # after the last newline: a line still being written
+        if final and rest:
+            lines.append(rest)
+            rest = b""
+        return len(chunk), lines, rest
 
 
 def pump(streams: list[LogStreamer], final: bool = False) -> bool:
