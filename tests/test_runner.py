@@ -8,12 +8,14 @@ and a job that ignores SIGTERM is killed when it runs out.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 
 import psutil
 
-from worker.runner import run_attempt
+from worker.runner import kill_tree, run_attempt
 
 SAVES_ON_SIGTERM = """
 import signal, sys, time
@@ -49,6 +51,40 @@ def test_a_job_that_ignores_sigterm_is_killed_when_the_grace_runs_out(tmp_path):
     took = time.monotonic() - started
     assert result.outcome == "timeout" and took >= 2.0  # the grace was given in full
     assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
+
+
+COUNTS_SIGNALS = """
+import os, signal, subprocess, sys, time
+who = sys.argv[1] if len(sys.argv) > 1 else "leader"
+def note(*_):
+    with open("signals", "a") as fh:
+        fh.write(who + "\\n")
+signal.signal(signal.SIGRTMIN, note)
+if who == "leader":
+    subprocess.Popen([sys.executable, "job.py", "child"])
+open(who + ".tmp", "w").write(str(os.getpid()))
+os.rename(who + ".tmp", who)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_a_stop_signals_each_process_of_the_job_once(tmp_path):
+    """A second SIGTERM often means "quit now, skip the checkpoint". Two plain SIGTERMs sent
+    close together may merge, so this counts a real-time signal, which the kernel queues."""
+    (tmp_path / "job.py").write_text(COUNTS_SIGNALS)
+    leader = subprocess.Popen([sys.executable, "job.py"], cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not ((tmp_path / "leader").exists() and (tmp_path / "child").exists()):
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.02)
+        kill_tree(leader.pid, signal.SIGRTMIN)
+        time.sleep(0.5)
+        assert sorted((tmp_path / "signals").read_text().split()) == ["child", "leader"]
+    finally:
+        kill_tree(leader.pid, signal.SIGKILL)
+        leader.wait()
 
 
 def _gone(pid: int) -> bool:

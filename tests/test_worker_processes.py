@@ -195,8 +195,37 @@ def test_timeout_kills_the_whole_tree(procs, real_store, tmp_path):
     assert record.state is JobState.FAILED
     attempts = Claims(real_store.redis, real_store.keys).attempts(record.job_id)
     assert attempts[0]["outcome"] == "timeout"
-    survivors = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
-    assert survivors == []
+    assert _processes_marked(marker) == []
+
+
+def _processes_marked(marker: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline", "status"])
+            if marker in " ".join(p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def test_a_daemon_the_job_left_behind_ends_with_it(procs, real_store, tmp_path):
+    """A helper that double-forks out of the job's session (as daemons do) outlived every
+    clean exit before; on a GPU box it would keep memory the ledger had already freed."""
+    marker = f"fleet-daemon-{os.getpid()}-{time.time_ns()}"
+    script = ("import os, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    os.setsid()\n"
+              "    if os.fork() == 0:\n"
+              f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(300)', '{marker}'])\n"
+              "    os._exit(0)\n"
+              "time.sleep(0.5)\n")
+    manifest = {"schema_version": 1, "jobs": [{"name": "spawns", "model": "m", "max_attempts": 1,
+                                                "command": [sys.executable, "-c", script]}]}
+    path = write_manifest(tmp_path / "m.toml", manifest)
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
+    try:
+        assert procs.worker("--burst", profile=profile, name="w").wait(60) == 0
+        assert real_store.jobs.get(real_store.jobs.resolve("spawns")).state is JobState.FINISHED
+        assert _processes_marked(marker) == []
+    finally:
+        for survivor in _processes_marked(marker):
+            survivor.kill()
 
 
 def test_idle_high_priority_host_and_smallest_gpu_get_first_pick(procs, real_store, tmp_path):

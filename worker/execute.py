@@ -21,7 +21,7 @@ from typing import Any
 
 from scheduler.artifacts import write_manifest
 from .logstream import LogStreamer, StreamThread, log_path
-from .runner import AttemptResult, run_attempt
+from .runner import AttemptResult, adopt_orphans, run_attempt
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ def _run(ctx: ClaimContext) -> Handoff:
         return "lost" if os.getppid() != ctx.parent_pid else None
 
     try:
-        result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=poll)
+        # The horse's only child is the job, so every other child it comes to have is an orphan of the job.
+        result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=poll,
+                             end_orphans=adopt_orphans())
     finally:
         if streams is not None:
             streams.stop()
