@@ -7,6 +7,11 @@ rq:    `Queue.enqueue_many` of N no-op functions, then one `rq` Worker (forking,
 A second rq baseline runs a function that execs /bin/true, the same work a fleet horse
 does for a command job, so the ratio against it is fleet's own cost (matching, leases,
 attempt records, log and artifact capture) on top of rq.
+fleet runs twice: with its runs dir on the disk the temp dir is on, and on tmpfs
+(/dev/shm). Each attempt makes two directories and writes four small files there
+(job.json, log.txt, attempt.json, artifacts.json), which rq does not; on a disk whose
+metadata operations are slow (this project's VM: ~0.45 ms each, 30x tmpfs) that
+alone is several ms a job, so the second run shows what dispatch itself costs.
 Prints jobs/s for each and fleet/rq (target >= 0.9x).
 
 usage: python bench/dispatch.py [--jobs 300] [--repeats 3]
@@ -68,8 +73,11 @@ print(time.perf_counter() - t0)
     return n / elapsed
 
 
-def _fleet_run(url: str, n: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
+TMPFS = "/dev/shm"
+
+
+def _fleet_run(url: str, n: int, runs_on: str | None = None) -> float:
+    with tempfile.TemporaryDirectory(dir=runs_on) as tmp:
         return fleet_rate(url, n, tmp)
 
 
@@ -79,14 +87,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"dispatch of {args.jobs} no-op jobs, one worker each ({machine()})")
-    runs: dict[str, list[float]] = {"rq": [], "rq_exec": [], "fleet": []}
+    setups = {"rq": lambda url: rq_rate(url, args.jobs),
+              "rq_exec": lambda url: rq_rate(url, args.jobs, "noop.run_true"),
+              "fleet": lambda url: _fleet_run(url, args.jobs)}
+    if os.path.isdir(TMPFS) and os.access(TMPFS, os.W_OK):
+        setups["fleet_tmpfs"] = lambda url: _fleet_run(url, args.jobs, TMPFS)
+    runs: dict[str, list[float]] = {kind: [] for kind in setups}
     with RedisServer() as server:
-        for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits all three alike
-            for kind, rate in (("rq", lambda: rq_rate(server.url, args.jobs)),
-                               ("rq_exec", lambda: rq_rate(server.url, args.jobs, "noop.run_true")),
-                               ("fleet", lambda: _fleet_run(server.url, args.jobs))):
+        for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits all of them alike
+            for kind, rate in setups.items():
                 server.client().flushall()
-                runs[kind].append(rate())
+                runs[kind].append(rate(server.url))
         rq, rq_exec, fleet = (statistics.median(runs[k]) for k in ("rq", "rq_exec", "fleet"))
         print(f"  medians of {args.repeats} interleaved runs each")
         print(f"  plain rq Worker, no-op function:               {rq:7.1f} jobs/s  (process start included)")
@@ -94,6 +105,11 @@ def main() -> None:
         print(f"  fleet worker, command /bin/true:                {fleet:7.1f} jobs/s")
         print(f"  fleet / rq no-op: {fleet / rq:.2f}x   fleet / rq exec: {fleet / rq_exec:.2f}x "
               f"(the second is what matching, leases and records cost on top of rq)")
+        if "fleet_tmpfs" in runs:
+            tmpfs = statistics.median(runs["fleet_tmpfs"])
+            print(f"  fleet worker, runs dir on tmpfs:                {tmpfs:7.1f} jobs/s")
+            print(f"  fleet on tmpfs / rq no-op: {tmpfs / rq:.2f}x   / rq exec: {tmpfs / rq_exec:.2f}x "
+                  f"(without the cost of this disk's metadata operations)")
 
 
 if __name__ == "__main__":
