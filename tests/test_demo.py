@@ -31,6 +31,7 @@ def test_demo_runs_every_runnable_job_explains_the_rest_and_leaves_nothing_behin
     assert "waited for mlp-h32-wide" in table  # the train -> eval dependency
     wide = next(line for line in table.splitlines() if line.startswith("mlp-h32-wide"))
     assert "gpu-a100" in wide  # 40 GiB fits only the A100s
+    assert wide.count("A100") == 1 and "on GPU " in wide  # the one card it reserved, not the host's every GPU
     assert "`fleet explain transformer-xl`" in out and "min_vram_gib 200 > free 80" in out
     assert "best run by accuracy:" in out
     assert "artifacts: 9 finished jobs verified" in out

@@ -189,7 +189,10 @@ class Demo:
             acc = result.get("accuracy")
             if acc is not None and (best is None or acc > best[1]):
                 best = (job.name, acc, record.host)
-            rows.append([job.name, record.state.value, record.host or "-", _why(job, record, workers),
+            finished = [a for a in Claims(store.redis, store.keys).attempts(job.job_id)
+                        if a.get("outcome") == "finished"]
+            gpu_key = finished[-1].get("gpu", "") if finished else ""
+            rows.append([job.name, record.state.value, record.host or "-", _why(job, record, workers, gpu_key),
                          f"{acc:.3f}" if acc is not None else "-"])
         self.out.write("\nwhere each job ran and why:\n")
         self.out.write(render(["JOB", "STATE", "HOST", "WHY THERE", "ACCURACY"], rows, self.out) + "\n")
@@ -213,8 +216,9 @@ def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
         return {}
 
 
-def _why(job, record, workers) -> str:
-    """The constraints that decided the placement, in words."""
+def _why(job, record, workers, gpu_key: str) -> str:
+    """The constraints that decided the placement, in words, and the GPU (of ledger key
+    ``gpu_key``) the finished attempt had reserved."""
     if record.state is not JobState.FINISHED:
         return "-"
     s = job.scheduling
@@ -228,8 +232,9 @@ def _why(job, record, workers) -> str:
     if s["after"]:
         parts.append(f"waited for {', '.join(s['after'])}")
     worker = workers.get(record.worker or "")
-    if worker and worker.host.gpus and s["require_cuda"]:
-        parts.append("on " + ", ".join(f"{g.name} {g.vram_total_gib:g}G" for g in worker.host.gpus))
+    gpu = next((g for g in worker.host.gpus if g.ledger_key == gpu_key), None) if worker and gpu_key else None
+    if gpu is not None:
+        parts.append(f"on GPU {gpu.index}: {gpu.name} {gpu.vram_total_gib:g}G")
     return "; ".join(parts) or "CPU job: CPU-only hosts first, then host priority"
 
 
