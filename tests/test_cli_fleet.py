@@ -29,6 +29,7 @@ def fleet(tmp_path_factory):
             {"name": "knn-1", "model": "knn"},
             {"name": "knn-2", "model": "knn", "seed": 2},
             {"name": "gbt-1", "model": "gbt", "max_attempts": 1, "command": [sys.executable, "-c", "raise SystemExit(4)"]},
+            {"name": "gpu-mlp", "model": "mlp", "require_cuda": True, "min_vram_gib": 8},
         ],
     }
     path = tmp_path / "m.toml"
@@ -42,7 +43,7 @@ def fleet(tmp_path_factory):
     from support.stores import make_store
 
     store = make_store(real_redis)
-    wait_for(lambda: store.jobs.counts()["finished"] == 2 and store.jobs.counts()["failed"] == 1,
+    wait_for(lambda: store.jobs.counts()["finished"] == 3 and store.jobs.counts()["failed"] == 1,
              timeout_s=30, what="the runnable jobs to end")
     yield procs
     procs.stop_all()
@@ -93,6 +94,17 @@ def test_jobs_filters_and_job_detail(fleet):
     assert "output dir (on " in fleet.run("job", "gbt-1").stdout
     workers = json.loads(fleet.run("workers", "--json").stdout)
     assert len(workers) == 3
+
+
+def test_job_detail_names_the_gpu_each_attempt_had(fleet):
+    def attempts_table(name: str) -> list[list[str]]:
+        lines = fleet.run("job", name).stdout.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("#  "))
+        return [line.split() for line in lines[start:start + 2]]
+
+    header, first = attempts_table("gpu-mlp")
+    assert header[:4] == ["#", "WORKER", "HOST", "GPU"] and first[1:4] == ["gpu-24", "gpu-24", "gpu0"]
+    assert "GPU" not in attempts_table("knn-1")[0]  # no such column for CPU jobs
 
 
 def test_actions_report_per_job_and_exit_codes(fleet):

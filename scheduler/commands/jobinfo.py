@@ -54,14 +54,23 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
                  f'{a["ended_at"] - a["started_at"]:.1f}s' if a.get("ended_at") else "running",
                  a.get("outcome", "running"), a.get("exit_code", "-"),
                  (a.get("reason", "") + (" [archived]" if a.get("archived_to") else "")).strip()] for a in attempts]
-        out.write("\n" + render(["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"], rows, out)
-                  + "\n")
+        header = ["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"]
+        if any(a.get("gpu") for a in attempts):  # which card each attempt had, for jobs that took one
+            header.insert(3, "GPU")
+            for row, a in zip(rows, attempts):
+                row.insert(3, _short_gpu(a.get("gpu") or "-"))
+        out.write("\n" + render(header, rows, out) + "\n")
         if last:
             archived = " (archived by `fleet prune`)" if last.get("archived_to") else ""
             out.write(f"output dir (on {last.get('host') or record.host}): {output_dir_of(last)}{archived}\n")
     else:
         out.write("no attempts yet (`fleet explain` says why)\n")
     return 0
+
+
+def _short_gpu(ledger_key: str) -> str:
+    """A GPU's UUID cut to its first group ("GPU-8f2c1a3b"), as `nvidia-smi -L` starts it; other keys whole."""
+    return ledger_key[:12] if ledger_key.startswith("GPU-") else ledger_key
 
 
 def run_workers(args: argparse.Namespace, out: TextIO) -> int:
