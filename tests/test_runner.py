@@ -113,3 +113,26 @@ def test_without_pidfd_the_exit_is_still_seen_at_once(tmp_path, monkeypatch):
     result = run_attempt(["sh", "-c", "exit 3"], str(tmp_path), dict(os.environ))
     assert result.outcome == "failed" and result.exit_code == 3
     assert time.monotonic() - started < 1.0
+
+
+def test_own_children_are_found_with_and_without_proc_children_files(monkeypatch):
+    """The job's orphans are found through /proc/self/task/*/children, or by psutil's scan
+    on a kernel without those files."""
+    from worker import runner
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in runner._own_children()
+
+        listdir = os.listdir
+
+        def no_task_dir(path):
+            if path == "/proc/self/task":
+                raise FileNotFoundError(path)
+            return listdir(path)
+
+        monkeypatch.setattr(runner.os, "listdir", no_task_dir)
+        assert child.pid in runner._own_children()
+    finally:
+        child.kill()
+        child.wait()
