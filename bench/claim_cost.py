@@ -29,17 +29,21 @@ HOST = HostResources("bench", cores=10**6, ram_total_gib=10**9, ram_available_gi
 SETTLE_S = 3.0
 
 
-def measure(url: str, size: int, claims_n: int) -> tuple[tuple[float, float, float, float, float], Callable]:
+def measure(url: str, size: int, claims_n: int) -> tuple[tuple[float, ...], Callable]:
     """(median, p99) of claims once Redis has settled, the median of the first claims right
-    after the load, the load's time, and the settled claims' mean time inside Redis in ms
-    (INFO commandstats: what the script itself costs, apart from the wire and the client). A big load grows Redis's main dictionary and Redis
-    rehashes it incrementally for a second or two afterwards, slowing every command; the
-    first window shows that transient, the settled one what a running fleet sees. Also
-    returns a function that makes one more claim on this backlog."""
+    after the load, the load's time and the part of it Redis spent in the load's script, and
+    the settled claims' mean time inside Redis in ms (INFO commandstats: what the script
+    itself costs, apart from the wire and the client); and a function that makes one more
+    claim on this backlog. A big load grows Redis's main dictionary and Redis rehashes it
+    incrementally for a second or two afterwards, slowing every command; the first window
+    shows that transient, the settled one what a running fleet sees."""
     store = store_on(url)
     store.redis.flushall()
     manifest = build_manifest(jobs_manifest(size))
+    store.redis.config_resetstat()
     _, load_s = timed(store.load, manifest)
+    # The load's one script: while it runs Redis serves no one else (BUSY after lua-time-limit).
+    load_blocked_s = store.redis.info("commandstats")["cmdstat_evalsha"]["usec"] / 1e6
     classes = list({c.class_id: c for c in (ConstraintClass.of(j, {}) for j in manifest.jobs)}.values())
     claims = Claims(store.redis, store.keys)
 
@@ -62,7 +66,7 @@ def measure(url: str, size: int, claims_n: int) -> tuple[tuple[float, float, flo
         if claims.claim("bench", HOST, classes) is None:
             raise SystemExit(f"claim_cost: the {size}-job backlog ran out; pass a bigger last --sizes")
 
-    return (median, p99, stats_ms(first)[0], load_s, in_redis), one_more
+    return (median, p99, stats_ms(first)[0], load_s, load_blocked_s, in_redis), one_more
 
 
 def rate(call: Callable, seconds: float) -> float:
@@ -103,10 +107,10 @@ def main() -> None:
         for size in sizes:
             results[size], claim = measure(server.url, size, args.claims)
         base = results[sizes[0]][0]
-        for size, (median, p99, first, load_s, in_redis) in results.items():
+        for size, (median, p99, first, load_s, load_blocked_s, in_redis) in results.items():
             print(f"  pending={size:>7}: median {median:.3f} ms  p99 {p99:.3f} ms  ratio {median / base:.2f}x "
                   f"(inside Redis {in_redis:.3f} ms; first claims after the load: median {first:.3f} ms; "
-                  f"load took {load_s:.2f}s)")
+                  f"load took {load_s:.2f}s, {load_blocked_s:.2f}s of it a script blocking Redis)")
         wire = wire_rounds(server.url, claim)
         print(f"  claims/s {wire['claim']:.0f} vs PING/s {wire['ping']:.0f}: {wire['claim'] / wire['ping']:.2f}x "
               f"of the wire (medians of 5 interleaved rounds at {sizes[-1]} pending)")
