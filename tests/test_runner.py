@@ -115,6 +115,38 @@ def test_without_pidfd_the_exit_is_still_seen_at_once(tmp_path, monkeypatch):
     assert time.monotonic() - started < 1.0
 
 
+LEAVES_A_SHORT_LIVED_ORPHAN = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        open("orphan", "w").write(str(os.getpid()))
+        time.sleep(0.1)
+        os._exit(0)
+    os._exit(0)
+time.sleep(1.5)
+try:
+    with open("/proc/%s/status" % open("orphan").read()) as fh:
+        state = next(line.split()[1] for line in fh if line.startswith("State:"))
+except FileNotFoundError:
+    state = "reaped"
+open("orphan-state", "w").write(state)
+"""
+
+
+def test_orphans_that_exit_while_the_job_runs_are_reaped_at_once(tmp_path):
+    """A long job whose helpers come and go must not pile up zombies (each holds a pid) until it ends.
+    Run in a child process: the process that adopts orphans must be one whose only child is the job."""
+    (tmp_path / "job.py").write_text(LEAVES_A_SHORT_LIVED_ORPHAN)
+    horse = ("import os, sys; from worker.runner import adopt_orphans, run_attempt; "
+             f"r = run_attempt([sys.executable, 'job.py'], {str(tmp_path)!r}, dict(os.environ), "
+             "end_orphans=adopt_orphans()); print(r.outcome)")
+    done = subprocess.run([sys.executable, "-c", horse], capture_output=True, text=True, timeout=60,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.stdout.strip() == "finished", done.stderr
+    assert (tmp_path / "orphan-state").read_text() == "reaped"
+
+
 def test_own_children_are_found_with_and_without_proc_children_files(monkeypatch):
     """The job's orphans are found through /proc/self/task/*/children, or by psutil's scan
     on a kernel without those files."""

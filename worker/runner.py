@@ -194,6 +194,13 @@ def end_adopted(leader_pid: int) -> int:
     return len(ended)
 
 
+def reap_exited_orphans(leader_pid: int) -> None:
+    """Reap the adopted orphans that have exited while the job runs: a week-long job whose
+    helpers come and go would otherwise pile up zombies, each holding a pid, until its end."""
+    for pid in _own_children() - {leader_pid}:
+        _reaped(pid)
+
+
 def _reaped(pid: int) -> bool:
     """Whether child ``pid`` had already exited (and is now reaped)."""
     try:
@@ -298,6 +305,8 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
         watch = _ExitWatch(proc.pid)
         try:
             while not watch.wait(POLL_S):
+                if end_orphans:
+                    reap_exited_orphans(proc.pid)
                 if timeout_s and time.time() - started > timeout_s:
                     outcome, reason = "timeout", f"timeout_s {timeout_s:g} exceeded"
                 elif should_stop is not None:
