@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import fakeredis
 import redis
@@ -48,13 +49,19 @@ def test_a_short_jobs_files_are_sent_whole_without_a_thread(tmp_path):
     assert not client.exists("absent")
 
 
-def test_blank_lines_are_kept_and_a_trailing_newline_adds_no_line(tmp_path):
-    """`fleet logs` prints what log.txt holds: its blank lines, and nothing after its last newline."""
+def _streaming(tmp_path: Path, written: bytes) -> tuple[fakeredis.FakeRedis, Path, StreamThread]:
+    """(client, log file, its launched stream thread), the file holding ``written``."""
     client = fakeredis.FakeRedis()
     path = tmp_path / "log.txt"
-    path.write_bytes(b"epoch 1\n\nepoch 2\n")
+    path.write_bytes(written)
     streams = StreamThread([LogStreamer(client, "log", str(path))], poll_s=0.05)
     streams.launch()
+    return client, path, streams
+
+
+def test_blank_lines_are_kept_and_a_trailing_newline_adds_no_line(tmp_path):
+    """`fleet logs` prints what log.txt holds: its blank lines, and nothing after its last newline."""
+    client, path, streams = _streaming(tmp_path, b"epoch 1\n\nepoch 2\n")
     assert _streamed_while_running(client, "log", [b"epoch 1", b"", b"epoch 2"]) == [b"epoch 1", b"", b"epoch 2"]
     with open(path, "ab") as fh:
         fh.write(b"\ndone\n")
@@ -63,11 +70,7 @@ def test_blank_lines_are_kept_and_a_trailing_newline_adds_no_line(tmp_path):
 
 
 def test_a_running_jobs_lines_stream_as_they_are_written(tmp_path):
-    client = fakeredis.FakeRedis()
-    path = tmp_path / "log.txt"
-    path.write_bytes(b"")
-    streams = StreamThread([LogStreamer(client, "log", str(path))], poll_s=0.05)
-    streams.launch()
+    client, path, streams = _streaming(tmp_path, b"")
     streams.launch()  # idempotent: the runner calls it at every poll
     with open(path, "ab") as fh:
         fh.write(b"epoch 1\nepoch 2 (partial")

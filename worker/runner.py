@@ -184,7 +184,7 @@ def end_adopted(leader_pid: int) -> int:
     adopted (see :func:`adopt_orphans`). Returns how many there were."""
     ended: set[int] = set()
     for _ in range(ADOPTED_KILL_ROUNDS):
-        orphans = {pid for pid in _own_children() - {leader_pid} if not _reaped(pid)}  # not those already dead
+        orphans = reap_exited_orphans(leader_pid)  # those already dead are not counted
         if not orphans:
             break
         for pid in orphans:
@@ -194,11 +194,11 @@ def end_adopted(leader_pid: int) -> int:
     return len(ended)
 
 
-def reap_exited_orphans(leader_pid: int) -> None:
-    """Reap the adopted orphans that have exited while the job runs: a week-long job whose
-    helpers come and go would otherwise pile up zombies, each holding a pid, until its end."""
-    for pid in _own_children() - {leader_pid}:
-        _reaped(pid)
+def reap_exited_orphans(leader_pid: int) -> set[int]:
+    """Reap the adopted orphans that have exited while the job runs (a week-long job whose
+    helpers come and go would otherwise pile up zombies, each holding a pid, until its end);
+    returns those still alive."""
+    return {pid for pid in _own_children() - {leader_pid} if not _reaped(pid)}
 
 
 def _reaped(pid: int) -> bool:
