@@ -418,9 +418,9 @@ class WorkerRuntime:
             parent_id = self.redis.hget(self.keys.names, name)
             if parent_id is None:
                 continue
-            finished = [a for a in claims.attempts(parent_id.decode()) if a.get("outcome") == "finished"]
-            if finished and output_dir_of(finished[-1]):
-                dirs[name] = output_dir_of(finished[-1])
+            last = claims.last_finished(parent_id.decode())
+            if last and output_dir_of(last):
+                dirs[name] = output_dir_of(last)
         return dirs
 
     def cuda_visible(self, claim) -> str:

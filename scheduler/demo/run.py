@@ -140,14 +140,14 @@ class Demo:
         checked, files, bad = 0, 0, []
         claims = Claims(store.redis, store.keys)
         for job in manifest.jobs:
-            attempts = [a for a in claims.attempts(job.job_id) if a.get("outcome") == "finished"]
-            raw = store.redis.get(store.keys.artifacts(job.job_id, attempts[-1]["attempt"])) if attempts else None
+            last = claims.last_finished(job.job_id)
+            raw = store.redis.get(store.keys.artifacts(job.job_id, last["attempt"])) if last else None
             if raw is None:
                 continue
             recorded = json.loads(raw)
             checked += 1
             files += len(recorded["files"])
-            if not verify(output_dir_of(attempts[-1]), recorded).ok:
+            if not verify(output_dir_of(last), recorded).ok:
                 bad.append(job.name)
         if bad:
             return f"artifacts: MISMATCH in {', '.join(bad)} (`fleet verify JOB` names the files)"
@@ -182,6 +182,7 @@ class Demo:
 
     def _summary(self, store: Store, manifest, runs: str, unrunnable: list[str]) -> None:
         workers = {w.name: w for w in list_workers(store.redis, store.keys)}
+        claims = Claims(store.redis, store.keys)
         rows, best = [], None
         for job in manifest.jobs:
             record = store.jobs.get(job.job_id)
@@ -189,9 +190,8 @@ class Demo:
             acc = result.get("accuracy")
             if acc is not None and (best is None or acc > best[1]):
                 best = (job.name, acc, record.host)
-            finished = [a for a in Claims(store.redis, store.keys).attempts(job.job_id)
-                        if a.get("outcome") == "finished"]
-            gpu_key = finished[-1].get("gpu", "") if finished else ""
+            last = claims.last_finished(job.job_id)
+            gpu_key = last.get("gpu", "") if last else ""
             rows.append([job.name, record.state.value, record.host or "-", _why(job, record, workers, gpu_key),
                          f"{acc:.3f}" if acc is not None else "-"])
         self.out.write("\nwhere each job ran and why:\n")
@@ -203,7 +203,7 @@ class Demo:
         for name in unrunnable:
             record = store.jobs.get(store.jobs.resolve(name))
             why = explain(store.redis, store.keys, record, list_workers(store.redis, store.keys),
-                          Claims(store.redis, store.keys).attempts(record.job_id))
+                          claims.attempts(record.job_id))
             self.out.write("\n`fleet explain " + name + "`:\n" + "\n".join(why.lines()) + "\n")
 
 

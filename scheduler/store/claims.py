@@ -147,6 +147,11 @@ class Claims:
     def attempts(self, job_id: str) -> list[dict]:
         return self.decode_attempts(job_id, self.redis.lrange(self.keys.attempts(job_id), 0, -1))
 
+    def last_finished(self, job_id: str) -> dict | None:
+        """The job's latest attempt that finished (its outputs are the job's result), or None."""
+        finished = [a for a in self.attempts(job_id) if a.get("outcome") == Outcome.FINISHED.value]
+        return finished[-1] if finished else None
+
     def decode_attempts(self, job_id: str, raw: list[bytes]) -> list[dict]:
         try:
             records = [json.loads(r) for r in raw]
