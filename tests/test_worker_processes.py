@@ -151,6 +151,23 @@ def test_idle_worker_wakes_on_new_work_and_reload_never_reruns_finished(procs, r
     assert len(ledger_runs(ledger)) == 2, "a reload must never rerun a finished job"
 
 
+def test_a_worker_shows_idle_as_soon_as_its_job_ends_even_while_rq_is_suspended(procs, real_store, tmp_path):
+    """`fleet status` must not show a finished job as the worker's current one: rq's suspension
+    (`rq suspend`) holds the worker between jobs, before it waits for the next claim."""
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": sidefx_defaults(ledger, 1.0),
+                                                "jobs": [{"name": "a", "model": "m"}]})
+    procs.run("load", path)
+    procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 1, 32), name="w")
+    entry = real_store.keys.worker("w")
+    wait_for(lambda: real_store.redis.hget(entry, "state") == b"busy", what="the worker busy with the job")
+    real_store.redis.set(f"{real_store.keys.rq_prefix}:suspended", 1)
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 1, timeout_s=15, what="the job to finish")
+    wait_for(lambda: real_store.redis.hmget(entry, "state", "job_id") == [b"idle", b""], timeout_s=3,
+             what="the worker's entry to say idle")
+
+
 def test_warm_stop_finishes_the_job_and_second_signal_returns_it(procs, real_store, tmp_path):
     ledger = tmp_path / "ledger"
     ledger.mkdir()

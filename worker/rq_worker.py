@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 import redis
@@ -64,6 +64,8 @@ class FleetWorker(Worker):
         super().__init__(*args, **kwargs)
         self._fleet_kill_reason: str | None = None
         self._claim = None
+        self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
+        self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
 
     def _set_ip_address(self, connection) -> None:
         """rq parses CLIENT INFO; a server that answers it in another shape (fakeredis, the demo's
@@ -81,10 +83,12 @@ class FleetWorker(Worker):
         idle_said = False
         while not self._stop_requested:
             try:
-                drain, requeued = self._beat(set_idle=not idle_said)
+                beaten, self._beaten = self._beaten, None
+                if beaten is not None and time.monotonic() - beaten[1] < IDLE_REPUBLISH_S:
+                    drain = beaten[0]  # the beat after the last job was a moment ago
+                else:
+                    drain = self._beat(set_idle=not idle_said)
                 idle_said = True
-                if requeued:
-                    absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key, popped=requeued)
                 if drain:
                     self.fleet.publish("draining")
                     if timeout is None:
@@ -134,21 +138,40 @@ class FleetWorker(Worker):
         self._claim = None
         self.fleet.close_result_pipe()
 
-    def _beat(self, set_idle: bool) -> tuple[bool, list | None]:
-        """rq's heartbeat (and, entering the wait, rq's idle state), a read of fleet's drain flag
-        and the pop of ids rq requeued, in one round trip: as four they were ~1.1 ms of every
-        job's dispatch. Returns (whether `fleet drain` asked this worker to claim no more, the
-        popped ids for :func:`absorb_rq_requeues`)."""
+    def _beat(self, set_idle: bool) -> bool:
+        """rq's heartbeat (and, entering the wait, rq's and fleet's idle state), a read of
+        fleet's drain flag and the pop of ids rq requeued, in one round trip: as separate calls
+        they were over 1 ms of every job's dispatch. Returns whether `fleet drain` asked this
+        worker to claim no more."""
         from rq.worker import WorkerStatus
 
         pipe = self.connection.pipeline(transaction=False)
+        said_idle = None
         if set_idle:
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            said_idle = self.fleet.publish_into(pipe, "idle")
         self.heartbeat(pipeline=pipe)
         pipe.hget(self.fleet.keys.worker(self.fleet.worker_name), "drain")
         pop_requeued(pipe, self.fleet.queue.key)
         *_, drain, requeued = pipe.execute()
-        return drain == b"1", requeued
+        if said_idle:
+            said_idle()
+        if requeued:
+            absorb_rq_requeues(self.connection, self.fleet.keys, self.fleet.queue.key, popped=requeued)
+        return drain == b"1"
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        """rq heartbeats right after each job, and fleet's dequeue beats a moment later: after a
+        job, that plain heartbeat is fleet's whole beat (idle state too, so `fleet status`
+        never shows a finished job as busy while rq is suspended), one round trip instead of three."""
+        if self._after_job and pipeline is None and timeout is None:
+            self._after_job = False
+            try:
+                self._beaten = (self._beat(set_idle=True), time.monotonic())
+            except REDIS_DOWN as err:  # the dequeue's own beat retries it, waiting Redis out
+                log.warning("heartbeat after the job failed, Redis unreachable (%s)", type(err).__name__)
+            return
+        super().heartbeat(timeout, pipeline)
 
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -177,7 +200,7 @@ class FleetWorker(Worker):
         self._claim = None
         self.fleet.close_result_pipe()
         execute.CURRENT = None
-        self.fleet.publish("idle")
+        self._after_job = True  # rq's heartbeat, next, says idle
 
     def handle_exception(self, job: Job, *exc_info) -> None:
         """A failed attempt is expected business, logged once by fleet: skip rq's traceback for it
@@ -337,11 +360,13 @@ class WorkerRuntime:
                 time.monotonic() - self._published[1] < max_age_s:
             return
         pipe = self.redis.pipeline(transaction=False)
-        self._publish_into(pipe, state, job_id, note)
+        done = self.publish_into(pipe, state, job_id, note)
         pipe.execute()
-        self._published = ((state, job_id, note), time.monotonic())
+        done()
 
-    def _publish_into(self, pipe, state: str, job_id: str, note: str) -> None:
+    def publish_into(self, pipe, state: str, job_id: str = "", note: str = "") -> Callable[[], None]:
+        """Queue this entry's update onto a caller's pipeline (to share its round trip); call
+        what it returns once the pipeline has run, so ``max_age_s`` knows it was said."""
         now = time.time()
         pipe.hset(self.keys.worker(self.worker_name), mapping={
             "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id, "note": note,
@@ -349,11 +374,34 @@ class WorkerRuntime:
         pipe.expire(self.keys.worker(self.worker_name), 86400)
         pipe.zadd(self.keys.workers, {self.worker_name: now})
 
+        def said() -> None:
+            self._published = ((state, job_id, note), time.monotonic())
+        return said
+
     def prepare(self, claim) -> Job | None:
         """Build the horse's context for a claim and announce this worker busy with it; a job
-        that cannot start is failed, not retried forever."""
+        that cannot start is failed, not retried forever.
+
+        fleet's record of the job, rq's, clearing rq's failed-registry entry (a retry starts
+        clean) and "busy" in fleet's registry go in one round trip: as separate calls they were
+        over 1 ms of every job's dispatch. A job that then cannot start shows busy only until
+        the worker's next publish."""
+        queries = JobQueries(self.redis, self.keys)
+        job = Job(claim.job_id, connection=self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        queries.queue_read(pipe, claim.job_id)
+        pipe.hgetall(job.key)
+        FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(claim.job_id, pipeline=pipe)
+        said_busy = self.publish_into(pipe, "busy", claim.job_id)
+        raw_record, raw_spec, raw_job, *rest = pipe.execute(raise_on_error=False)
+        for reply in (raw_job, *rest):
+            if isinstance(reply, Exception):
+                raise reply
+        said_busy()
         try:
-            record = JobQueries(self.redis, self.keys).get(claim.job_id)
+            record = queries.parse_read(claim.job_id, raw_record, raw_spec)
+            if record is None:
+                raise StoreError(f"job record {self.keys.job(claim.job_id)} vanished after the claim")
         except StoreError as err:  # a corrupt record fails its own job, never the worker
             log.error("job %s cannot start: %s", claim.job_id, err)
             self.complete(claim, Outcome.FAILED, None, str(err))
@@ -386,15 +434,6 @@ class WorkerRuntime:
             redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
             metrics_key=self.keys.metrics(record.job_id, claim.attempt),
             artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), result_fd=self._result_pipe[1])
-        # rq's job record, clearing its failed-registry entry (a retry starts clean), and "busy" in
-        # fleet's registry, in one round trip: as three they were ~1.2 ms of every job's dispatch.
-        job = Job(record.job_id, connection=self.redis)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(job.key)
-        FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(record.job_id, pipeline=pipe)
-        self._publish_into(pipe, "busy", record.job_id, "")
-        raw_job = pipe.execute()[0]
-        self._published = (("busy", record.job_id, ""), time.monotonic())
         if not raw_job:
             raise NoSuchJobError(f"No such job: {job.key}")
         job.restore(raw_job)

@@ -103,22 +103,34 @@ class JobQueries:
         ids = list(job_ids)
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hgetall(self.keys.job(job_id))
-            pipe.get(self.keys.spec(job_id))
+            self.queue_read(pipe, job_id)
         try:
             replies = pipe.execute(raise_on_error=False)
         except redis_lib.ResponseError as err:
             raise StoreError(f"reading jobs failed: {err}") from None
         out = []
         for i, job_id in enumerate(ids):
-            raw, spec = replies[2 * i], replies[2 * i + 1]
-            for key, reply in ((self.keys.job(job_id), raw), (self.keys.spec(job_id), spec)):
-                if isinstance(reply, Exception):
-                    raise StoreError(f"key {key} holds a value fleet did not write ({reply}); inspect it with "
-                                     f"redis-cli TYPE and delete it if foreign")
-            if raw:
-                out.append(parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id)))
+            record = self.parse_read(job_id, replies[2 * i], replies[2 * i + 1])
+            if record is not None:
+                out.append(record)
         return out
+
+    def queue_read(self, pipe, job_id: str) -> None:
+        """Add the two reads of one job's record to ``pipe``, so a caller can share its round
+        trip (the worker reads the record it just claimed alongside rq's)."""
+        pipe.hgetall(self.keys.job(job_id))
+        pipe.get(self.keys.spec(job_id))
+
+    def parse_read(self, job_id: str, raw: Any, spec: Any) -> JobRecord | None:
+        """The record from the two replies of :meth:`queue_read` (as ``execute(raise_on_error=False)``
+        returns them); None if the job does not exist."""
+        for key, reply in ((self.keys.job(job_id), raw), (self.keys.spec(job_id), spec)):
+            if isinstance(reply, Exception):
+                raise StoreError(f"key {key} holds a value fleet did not write ({reply}); inspect it with "
+                                 f"redis-cli TYPE and delete it if foreign")
+        if not raw:
+            return None
+        return parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id))
 
     def resolve(self, ref: str) -> str:
         """A job id from a name, a full id or a unique id prefix (at least 4 hex digits)."""
