@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from scheduler.embedded_redis import dump_namespace
@@ -107,6 +108,34 @@ def test_foreign_value_at_a_job_key_is_a_clear_error_and_nothing_is_written(real
     before = dump_namespace(real_redis)
     with pytest.raises(StoreError, match=r"holds a string"):
         real_store.load(manifest())
+    assert dump_namespace(real_redis) == before
+
+
+WITH_AFTER = BASE + """[[jobs]]
+name = "c"
+model = "mlp"
+after = ["a"]
+"""
+
+
+@pytest.mark.parametrize("where", ["heads", "pending state index", "pending zset of a's class", "deps of c",
+                                   "dependents of a", "rq record of c"])
+def test_a_foreign_value_at_any_key_a_load_writes_stops_it_before_its_first_write(real_store, real_redis, where):
+    """Redis keeps a script's writes up to its error: found midway, a foreign value left a
+    half-applied manifest (and one at heads hid every pending job from every claim)."""
+    from scheduler.errors import StoreError
+
+    keys = real_store.keys
+    real_store.load(manifest())
+    a, c = manifest(WITH_AFTER).jobs[0], manifest(WITH_AFTER).jobs[2]
+    key = {"heads": keys.heads, "pending state index": keys.state(JobState.PENDING.value),
+           "pending zset of a's class": keys.pending(real_store.jobs.get(a.job_id).class_id), "deps of c": keys.deps_prefix + c.job_id,
+           "dependents of a": keys.dependents_prefix + a.job_id, "rq record of c": keys.rq_job(c.job_id)}[where]
+    real_redis.delete(key)
+    real_redis.set(key, "foreign")
+    before = dump_namespace(real_redis)
+    with pytest.raises(StoreError, match=rf"{re.escape(key)} holds a string, expected a .*delete it"):
+        real_store.load(manifest(WITH_AFTER))
     assert dump_namespace(real_redis) == before
 
 

@@ -85,6 +85,11 @@ end
 for _, id in ipairs(redis.call('SMEMBERS', INM)) do
   if not desired[id] then
     local key = p.job_prefix .. id
+    local t = redis.call('TYPE', key)['ok']
+    if t ~= 'hash' and t ~= 'none' then
+      return cjson.encode({error = 'key ' .. key .. ' holds a ' .. t .. ', not a fleet job record (its id is in ' ..
+                           INM .. ')'})
+    end
     local cur = redis.call('HMGET', key, 'state', 'class', 'indexed')
     table.insert(actions, {'orphan', {id = id}, {state = cur[1], class = cur[2], indexed = cur[3]}})
     table.insert(plan.orphaned, id)
@@ -120,6 +125,43 @@ plan.changed = changed
 if p.dry_run or not changed then
   return cjson.encode(plan)
 end
+
+-- Every other key phase 2 writes, checked before the first write: a wrong type found midway
+-- (Redis keeps a script's writes up to its error) would leave a half-applied manifest, and
+-- a foreign value at `heads` would hide every pending job from every claim.
+local checked = {}
+local function foreign(key, want)
+  if checked[key] then return nil end
+  checked[key] = true
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then return 'key ' .. key .. ' holds a ' .. t .. ', expected a ' .. want end
+end
+local function edges_foreign(j)
+  local dkey = p.deps_prefix .. j.id
+  local bad = foreign(dkey, 'set')
+  if bad then return bad end
+  for _, old in ipairs(redis.call('SMEMBERS', dkey)) do
+    bad = foreign(p.dependents_prefix .. old, 'set')
+    if bad then return bad end
+  end
+  for _, parent in ipairs(j.parents) do
+    bad = foreign(p.dependents_prefix .. parent, 'set') or foreign(p.job_prefix .. parent, 'hash')
+    if bad then return bad end
+  end
+end
+local bad = foreign(p.heads_key, 'zset') or foreign(p.state_prefix .. S.pending, 'zset')
+            or foreign(p.state_prefix .. S.blocked, 'zset')
+for _, a in ipairs(actions) do
+  if bad then break end
+  local kind, j, c = a[1], a[2], a[3]
+  if kind == 'orphan' then
+    bad = c.indexed == '1' and foreign(p.pending_prefix .. c.class, 'zset')
+  else
+    bad = foreign(p.pending_prefix .. j.class, 'zset') or (c and c.class and foreign(p.pending_prefix .. c.class, 'zset'))
+          or edges_foreign(j) or (kind == 'add' and #ARGV > 1 and foreign(p.rq_job_prefix .. j.id, 'hash'))
+  end
+end
+if bad then return cjson.encode({error = bad .. '; delete it if it is not fleet\'s, then load again'}) end
 
 -- Phase 2: write -----------------------------------------------------------------
 local function index(id, class, rank, seq)
