@@ -294,6 +294,31 @@ def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, 
              timeout_s=15, what="the undrained worker to take the next job")
 
 
+def test_cancel_gives_a_running_job_sigterm_and_its_grace_promptly(procs, real_store, tmp_path):
+    """As `scancel`: the job gets SIGTERM first and may save a checkpoint; and the cancel lands
+    within seconds, not at the worker's next lease renewal (10 s with a 30 s lease)."""
+    saved = tmp_path / "checkpoint"
+    script = ("import signal, sys, time\n"
+              "def save(*_):\n"
+              f"    time.sleep(0.5); open({str(saved)!r}, 'w').write('saved'); sys.exit(0)\n"
+              "signal.signal(signal.SIGTERM, save)\n"
+              "print('started', flush=True)\n"
+              "time.sleep(120)\n")
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": [
+        {"name": "trap", "model": "m", "command": [sys.executable, "-c", script]}]})
+    procs.run("load", path)
+    procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 1, 8), name="w", lease_s=30)
+    job_id = real_store.jobs.resolve("trap")
+    wait_for(lambda: real_store.jobs.get(job_id).state is JobState.RUNNING, what="the job running")
+    time.sleep(0.5)  # its SIGTERM handler is installed
+    t0 = time.monotonic()
+    assert procs.run("cancel", "trap").returncode == 0
+    wait_for(lambda: real_store.jobs.get(job_id).state is JobState.CANCELED, timeout_s=8,
+             what="the cancel to end the job")
+    assert time.monotonic() - t0 < 5, "the cancel waited for the worker's lease renewal"
+    assert saved.read_text() == "saved", "the job was killed without SIGTERM and its grace"
+
+
 def test_a_sigkilled_worker_restarts_at_once_under_the_same_name(procs, real_store, tmp_path):
     profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
     first = procs.worker(profile=profile, name="fixed", lease_s=1)

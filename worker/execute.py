@@ -39,7 +39,12 @@ class ClaimContext:
     log_key: str = ""
     metrics_key: str = ""
     artifacts_key: str = ""
+    job_key: str = ""  # the job's record, whose cancel_requested the horse watches
     result_fd: int = -1  # write end of the pipe the parent reads the Handoff from
+
+
+# How often a running job's horse looks whether `fleet cancel` asked it to stop: one HGET.
+CANCEL_CHECK_S = 1.0
 
 
 CURRENT: ClaimContext | None = None
@@ -100,14 +105,22 @@ def _run(ctx: ClaimContext) -> Handoff:
             files.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
         streams = StreamThread(files)
 
+    cancel_due = time.monotonic() + CANCEL_CHECK_S
+
     def poll() -> str | None:
         # Called once per poll interval while the command runs: the first call means the job
         # outlived one interval, and only such a job needs its lines streamed as it goes.
+        nonlocal cancel_due
         if streams is not None:
             streams.launch()
         # The worker that holds the lease died (e.g. SIGKILL): its lease will be reaped
         # and the job run elsewhere, so this copy must stop now.
-        return "lost" if os.getppid() != ctx.parent_pid else None
+        if os.getppid() != ctx.parent_pid:
+            return "lost"
+        if client is not None and ctx.job_key and time.monotonic() >= cancel_due:
+            cancel_due = time.monotonic() + CANCEL_CHECK_S
+            return "canceled" if _cancel_requested(client, ctx.job_key) else None
+        return None
 
     try:
         # The horse's only child is the job, so every other child it comes to have is an orphan of the job.
@@ -118,6 +131,16 @@ def _run(ctx: ClaimContext) -> Handoff:
             streams.stop()
     artifacts_unsent = _record_artifacts(ctx, client)
     return Handoff(result, [s.position() for s in streams.streams if s.behind] if streams else [], artifacts_unsent)
+
+
+def _cancel_requested(client, job_key: str) -> bool:
+    """Whether `fleet cancel` asked to stop this job. Seen here, the job gets SIGTERM and its
+    grace to save a checkpoint (run_attempt's stop); the worker only notices at its next lease
+    renewal, and then kills outright. Redis away: not canceled, the check comes again."""
+    try:
+        return client.hget(job_key, "cancel_requested") == b"1"
+    except redis_errors():
+        return False
 
 
 def _horse_client(ctx: ClaimContext):

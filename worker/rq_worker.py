@@ -34,7 +34,7 @@ from . import execute
 from .claim import ClaimLoop
 from .disk import DiskGate
 from .logstream import LogStreamer
-from .runner import RunError, build_argv, kill_tree, output_dir, read_summary
+from .runner import KILL_GRACE_S, RunError, build_argv, kill_tree, output_dir, read_summary
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -66,6 +66,7 @@ class FleetWorker(Worker):
         self._claim = None
         self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
+        self._cancel_seen: float | None = None  # when a renewal first said the running job is canceled
 
     def _set_ip_address(self, connection) -> None:
         """rq parses CLIENT INFO; a server that answers it in another shape (fakeredis, the demo's
@@ -200,6 +201,7 @@ class FleetWorker(Worker):
         self._claim = None
         self.fleet.close_result_pipe()
         execute.CURRENT = None
+        self._cancel_seen = None
         self._after_job = True  # rq's heartbeat, next, says idle
 
     def handle_exception(self, job: Job, *exc_info) -> None:
@@ -225,8 +227,16 @@ class FleetWorker(Worker):
                       "twice at once", job.id)
             self._stop_for("lost")
         elif status == "cancel":
-            log.info("cancel requested for %s; stopping its process group", job.id)
-            self._stop_for("canceled")
+            # The horse sees the request within CANCEL_CHECK_S and stops the job gently (SIGTERM,
+            # then SIGKILL after the grace); killing outright is for a horse that did not.
+            now = time.monotonic()
+            if self._cancel_seen is None:
+                self._cancel_seen = now
+                log.info("cancel requested for %s; its work horse is stopping it", job.id)
+            elif now - self._cancel_seen > KILL_GRACE_S + 2 * execute.CANCEL_CHECK_S:
+                log.warning("cancel of %s: still running %.0fs after the request; killing its process group",
+                            job.id, now - self._cancel_seen)
+                self._stop_for("canceled")
 
     def _stop_for(self, reason: str) -> None:
         self._fleet_kill_reason = reason
@@ -433,7 +443,8 @@ class WorkerRuntime:
             argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(),
             redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
             metrics_key=self.keys.metrics(record.job_id, claim.attempt),
-            artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), result_fd=self._result_pipe[1])
+            artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), job_key=self.keys.job(record.job_id),
+            result_fd=self._result_pipe[1])
         if not raw_job:
             raise NoSuchJobError(f"No such job: {job.key}")
         job.restore(raw_job)
