@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Callable
 
+from scheduler.errors import StoreError
 from scheduler.keys import Keys
 from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass, static_reason
@@ -38,17 +39,31 @@ class ClaimLoop:
         self.worker_name = worker_name
         self.host = host  # re-probed per claim where the probe is live (free VRAM changes)
         self._classes_seen: dict[str, ConstraintClass] = {}
-        self._damaged: dict[bytes, bytes] = {}
+        self._damaged: dict = {}  # damaged record -> its value, said once
         self._last_event = "$"
         self.deferrals = Deferrals()
         self.next_due: float | None = None  # seconds until a deferred class should be retried
         self._last_reap = 0.0
         self._registry: tuple[float, list] = (-1.0, [])
 
-    @staticmethod
-    def host_specs(raw: dict) -> dict[str, HostSpec]:
-        """The ``hosts`` hash (as HGETALL returns it) as specs."""
-        return {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in raw.items()}
+    def host_specs(self, raw: dict, own: str) -> dict[str, HostSpec]:
+        """The ``hosts`` hash (as HGETALL returns it) as specs. A damaged entry of another host
+        is left out (said once); this worker's own cannot be: its allow/deny rules decide what
+        it may run, so claiming stops (StoreError) until a reload rewrites it."""
+        specs = {}
+        for name, record in raw.items():
+            try:
+                specs[name.decode()] = HostSpec.from_dict(json.loads(record))
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                where = f"{self.keys.hosts}[{name.decode(errors='replace')}]"
+                if name.decode(errors="replace") == own:
+                    raise StoreError(f"host record {where} is not fleet's JSON ({err!r}); reload the manifest "
+                                     f"to rewrite it") from None
+                if self._damaged.get((self.keys.hosts, name)) != record:
+                    self._damaged[(self.keys.hosts, name)] = record
+                    log.error("host record %s is not fleet's JSON (%r); ignored: reload the manifest to rewrite it",
+                              where, err)
+        return specs
 
     def eligible_classes(self, host: HostResources, hosts: dict[str, HostSpec], raw: dict) -> list[ConstraintClass]:
         """Classes of the ``classes`` hash whose static constraints admit this host (resources
@@ -96,7 +111,7 @@ class ClaimLoop:
         pipe.hgetall(self.keys.classes)
         last, raw_hosts, raw_classes = pipe.execute()
         self._set_mark(last)
-        hosts = self.host_specs(raw_hosts)
+        hosts = self.host_specs(raw_hosts, host.hostname)
         classes = self.eligible_classes(host, hosts, raw_classes)
         self.next_due = None
         if classes:

@@ -41,6 +41,7 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 # A worker republishes "idle" before each claim; when it said so this recently (as it does on
 # ending each job) the entry is fresh enough, and the round trip was ~0.4 ms of each job.
 IDLE_REPUBLISH_S = 1.0
+DAMAGE_RETRY_S = 5.0  # a paused worker's next try on a damaged store, unless a reload comes first
 
 
 class FleetQueue(Queue):
@@ -67,6 +68,7 @@ class FleetWorker(Worker):
         self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
         self._cancel_seen: float | None = None  # when a renewal first said the running job is canceled
+        self._damage_said: str | None = None  # why claiming is paused on a damaged store, as last logged
 
     def _set_ip_address(self, connection) -> None:
         """rq parses CLIENT INFO; a server that answers it in another shape (fakeredis, the demo's
@@ -108,6 +110,9 @@ class FleetWorker(Worker):
                     # Held across Redis errors until the job starts: a claim the store already
                     # granted must not be dropped and left to expire as a lost attempt.
                     self._claim = self.fleet.loop.try_claim()
+                    if self._damage_said:
+                        log.info("claiming resumed: the store reads as fleet's again")
+                        self._damage_said = None
                 backoff = 0.5
                 if self._claim is not None:
                     job = self.fleet.prepare(self._claim)
@@ -129,9 +134,41 @@ class FleetWorker(Worker):
                 log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+            except (StoreError, redis.ResponseError) as err:
+                if self._pause_for_damage(err, burst=timeout is None):
+                    return None
         if self._claim is not None:
             self._hand_back_unstarted()
         return None
+
+    def _pause_for_damage(self, err: Exception, burst: bool) -> bool:
+        """A fleet key holds a value fleet did not write. Claiming stops and says why, once, in
+        the log and in `fleet status`; the worker stays up and tries again after each reload or
+        every few seconds (exiting instead, under Restart=always, is a crash loop that says why
+        only in the journal). Returns True when the worker should stop: in burst mode, non-zero."""
+        if self._claim is not None:  # granted, but its job could not be prepared: hand it back
+            try:
+                self._hand_back_unstarted()
+            except (StoreError, redis.RedisError):
+                self._claim = None  # its lease runs out and the reaper returns it to pending
+        reason = str(err) if isinstance(err, StoreError) else (
+            f"Redis refused a command of the claim ({err}); a key under {self.fleet.keys.prefix} holds a value "
+            f"fleet did not write: find it with redis-cli TYPE, delete it and reload the manifest")
+        if reason != self._damage_said:
+            log.error("claiming paused: %s", reason)
+            self._damage_said = reason
+        try:
+            self.fleet.publish("paused", note=reason)
+        except redis.RedisError:
+            pass
+        if burst:
+            self.fleet.exit_code = StoreError.exit_code
+            return True
+        try:
+            self.fleet.loop.wait_for_work(DAMAGE_RETRY_S)
+        except redis.RedisError:
+            time.sleep(DAMAGE_RETRY_S)
+        return False
 
     def _hand_back_unstarted(self) -> None:
         """Stopped with a claim whose job never started: it returns to pending, uncounted."""
@@ -342,6 +379,7 @@ class WorkerRuntime:
         self.redis_url = redis_url  # for a horse not run by rq, which has no connection to borrow
         self.disk_gate = disk_gate or DiskGate(runs_dir, 0)
         self._paused: str | None = None
+        self.exit_code = 0  # the worker process's, set when it stops on an error
         self._published: tuple[tuple, float] = ((), 0.0)  # (state, job_id, note), when
         self._result_pipe: tuple[int, int] | None = None
         self.queue = FleetQueue(keys.queue_name, connection=redis_client)

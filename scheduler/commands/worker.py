@@ -83,4 +83,4 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
              " (simulated)" if host.simulated else "", lease_s, runs_dir)
     with store.errors():
         worker.work(burst=args.burst, logging_level="DEBUG" if getattr(args, "debug", False) else "WARNING")
-    return 0
+    return runtime.exit_code

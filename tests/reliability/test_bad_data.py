@@ -59,3 +59,45 @@ def test_a_damaged_class_record_holds_its_jobs_and_the_worker_runs_the_rest(proc
     assert worker.poll() is None, procs.log_of(worker)
     assert real_store.jobs.get(odd.job_id).state is JobState.PENDING
     assert procs.log_of(worker).count("is not fleet's JSON") == 1
+
+
+def _three_jobs_for(tmp_path, procs) -> str:
+    jobs = [{"name": f"j{i}", "model": "m", "seed": i, "command": ["true"]} for i in range(3)]
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "hosts": {"box": {}, "other": {}}, "jobs": jobs}))
+    assert procs.run("load", str(path)).returncode == 0
+    return str(path)
+
+
+def test_a_damaged_host_record_pauses_its_worker_with_the_reason_until_a_reload(procs, real_store, tmp_path):
+    """Nothing lost: every job stays pending while the worker's own host record is damaged
+    (its allow/deny rules are unknown), then all finish; the worker never exits."""
+    path = _three_jobs_for(tmp_path, procs)
+    real_store.redis.hset(real_store.keys.hosts, mapping={"box": "{not json", "other": "[1]"})
+    worker = procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 4, 8), name="w", lease_s=30)
+    entry = real_store.keys.worker("w")
+    wait_for(lambda: real_store.redis.hget(entry, "state") == b"paused", what="the worker to pause")
+    note = real_store.redis.hget(entry, "note").decode()
+    assert f"{real_store.keys.hosts}[box]" in note and "reload the manifest" in note
+    assert worker.poll() is None, procs.log_of(worker)
+    assert real_store.jobs.counts()["pending"] == 3
+    assert procs.run("load", path).returncode == 0  # rewrites both host records
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 3, timeout_s=20, what="the jobs after the reload")
+    log = procs.log_of(worker)
+    assert log.count("claiming paused") == 1 and "claiming resumed" in log
+
+
+def test_a_non_numeric_ledger_field_stops_claims_before_any_job_leaves_pending(procs, real_store, tmp_path):
+    """Nothing lost: the claim fails before its first write, so no job is left running with no
+    worker; a burst worker exits non-zero saying which field; once it is gone, all run."""
+    _three_jobs_for(tmp_path, procs)
+    real_store.redis.hset(real_store.keys.ledger("box"), "ram", "lots")
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 4, 8)
+    worker = procs.worker("--burst", profile=profile, name="w", lease_s=30)
+    assert worker.wait(20) != 0
+    assert f"ledger {real_store.keys.ledger('box')} field ram is not a number" in procs.log_of(worker)
+    counts = real_store.jobs.counts()
+    assert counts["pending"] == 3 and counts["running"] == 0, counts
+    real_store.redis.hdel(real_store.keys.ledger("box"), "ram")
+    assert procs.worker("--burst", profile=profile, name="w2", lease_s=30).wait(30) == 0
+    assert real_store.jobs.counts()["finished"] == 3

@@ -35,7 +35,14 @@ local EPS = 1e-9
 
 local reserved = {}
 local raw = redis.call('HGETALL', LEDGER)
-for i = 1, #raw, 2 do reserved[raw[i]] = tonumber(raw[i + 1]) or 0 end
+for i = 1, #raw, 2 do
+  reserved[raw[i]] = tonumber(raw[i + 1])
+  -- Checked before any write: HINCRBYFLOAT would fail on it after the job left pending.
+  if reserved[raw[i]] == nil then
+    return redis.error_reply('fleet: ledger ' .. LEDGER .. ' field ' .. raw[i] .. ' is not a number; no worker ' ..
+                             'of this host can claim until it is fixed: delete the field if no job runs there')
+  end
+end
 local free_ram = p.ram_total - (reserved['ram'] or 0)
 local free_cores = p.cores_total - (reserved['cores'] or 0)
 local gpu_free = {}
@@ -102,9 +109,17 @@ repeat
 until chosen_class or #heads < HEADS_PAGE
 
 if chosen_class == nil then return '{}' end
+local running_type = redis.call('TYPE', RUNNING)['ok']
+if running_type ~= 'zset' and running_type ~= 'none' then  -- the one write below that could lose the job
+  return redis.error_reply('fleet: key ' .. RUNNING .. ' holds a ' .. running_type .. ', not fleet\'s leases; ' ..
+                           'no job can start until an operator deletes it')
+end
 local chosen = pending_pop(chosen_class.id)
 if chosen == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
 
+-- The lease first: should a later write fail on a foreign value (Redis keeps a script's
+-- writes up to its error), the reaper still finds the job and returns it to pending.
+redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
 local key = p.job_prefix .. chosen
 local attempt = redis.call('HINCRBY', key, 'attempts', 1)
 local gpu_key = ''
@@ -118,7 +133,6 @@ redis.call('HSET', key, 'state', p.states.running, 'state_at', p.now, 'updated_a
            'res_cores', chosen_class.cores, 'res_vram', vram, 'res_gpu', gpu_key, 'lease_attempt', attempt)
 redis.call('ZREM', p.state_prefix .. p.states.pending, chosen)
 redis.call('ZADD', p.state_prefix .. p.states.running, p.now, chosen)
-redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
 -- A zero reservation changes nothing: skipping it spares a write most jobs (min_cores = 0) make.
 if chosen_class.ram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_class.ram) end
 if chosen_class.cores > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores) end
