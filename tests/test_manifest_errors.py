@@ -86,6 +86,22 @@ CASES = [
     ("date-in-hyper", job("hyper = { start = 2024-01-01 }"), ["hyper", "TOML dates are not supported"]),
     ("empty-model", job("", model=""), ["model", "must not be empty"]),
     ("empty-glob", job('denied_hosts = [""]'), ["denied_hosts", "empty pattern"]),
+    ("defaults-typo-ram", GOOD.replace("[defaults]\n", "[defaults]\nmin_ram_gb = 4\n"),
+     ["[defaults]: min_ram_gb", "typo of 'min_ram_gib'", "every job's identity", "fix the spelling"]),
+    ("defaults-typo-cuda", GOOD.replace("[defaults]\n", "[defaults]\nrequre_cuda = true\n"),
+     ["[defaults]: requre_cuda", "typo of 'require_cuda'"]),
+    ("defaults-typo-priority", GOOD.replace("[defaults]\n", "[defaults]\npriorty = 3\n"),
+     ["[defaults]: priorty", "typo of 'priority'"]),
+    ("placeholder-key-not-in-hyper", job('hyper = { epochs = 3 }\ncommand = ["echo", "{hyper[lr]}"]'),
+     ["jobs[2] 'x': command", "{hyper[lr]}", "no key 'lr'"]),
+    ("placeholder-key-no-hyper", job('command = ["echo", "{hyper[nosuch]}"]'),
+     ["jobs[2] 'x': command", "{hyper[nosuch]}", "no key 'nosuch'"]),
+    ("placeholder-attribute", job('command = ["echo", "{model.__class__}"]'),
+     ["jobs[2] 'x': command", "{model.__class__}", "attribute"]),
+    ("placeholder-format-spec", job('command = ["echo", "{model:x}"]'),
+     ["jobs[2] 'x': command", "{model:x}", "Unknown format code 'x'"]),
+    ("command-nul-byte", job('command = ["echo", "a\\u0000b"]'), ["jobs[2] 'x': command", "NUL byte"]),
+    ("command-empty-program", job('command = [""]'), ["jobs[2] 'x': command", "command[0] is empty"]),
 ]
 CASES[[c[0] for c in CASES].index("unknown-top-level")] = (
     "unknown-top-level", GOOD.replace('name = "lab"', 'name = "lab"\njob = []'), ["job", "unknown top-level key",
@@ -166,3 +182,41 @@ def test_after_placeholder_must_name_a_listed_parent():
         parse_manifest(text, "lab.toml")
     ok = job('command = ["eval", "{after.a.output_dir}"]\nafter = ["a"]')
     assert parse_manifest(ok, "lab.toml").jobs[-1].scheduling["after"] == ["a"]
+
+
+def test_a_defaults_typo_fails_the_shipped_example_instead_of_making_every_job_new():
+    """Before, min_ram_gb in [defaults] declared a lab field: all 54 jobs got new ids and lost their RAM default."""
+    text = open("manifests/example.toml").read().replace("min_ram_gib = 4", "min_ram_gb = 4", 1)
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, "example.toml")
+    [problem] = err.value.problems
+    assert (problem.job, problem.field) == ("[defaults]", "min_ram_gb") and "'min_ram_gib'" in problem.message
+
+
+def test_lab_fields_unlike_any_job_field_still_load():
+    text = GOOD.replace("[defaults]\n", '[defaults]\ndataset = "cifar"\nlr_schedule = "cosine"\n'
+                                          'train_hosts = ["thinkpad"]\n')
+    manifest = parse_manifest(text, "lab.toml")
+    assert set(manifest.lab_fields) == {"split_recipe", "dataset", "lr_schedule", "train_hosts"}
+
+
+def test_every_bad_argument_of_a_command_is_reported():
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(job('command = ["{model.__class__}", "{hyper[lr]}", "ok", "{nope}"]'), "lab.toml")
+    assert [p.field for p in err.value.problems] == ["command"] * 3
+
+
+def test_a_command_that_loads_is_filled_by_the_worker():
+    """The loader fills commands as the worker will; what it accepts, the worker can run."""
+    import json
+
+    from worker.runner import build_argv
+
+    text = job('hyper = { lr = 0.5, layers = [64, 32] }\nseed = 7\nafter = ["a"]\ncommand = ["train", '
+               '"--lr={hyper[lr]}", "{hyper[layers][1]}", "{seed:x}", "{seed:03d}", "{{literal}}", '
+               '"{after.a.output_dir}", "{job_id}", "{attempt}", "{output_dir}", "{split_recipe}", "{model!r}"]')
+    spec = parse_manifest(text, "lab.toml").job_named("x")
+    stored = json.loads(json.dumps(spec.to_dict()))  # as the worker reads it back from Redis
+    argv = build_argv(stored, spec.job_id, "/runs/x/attempt-2", 2, {"a": "/runs/a/attempt-1"})
+    assert argv == ["train", "--lr=0.5", "32", "7", "007", "{literal}", "/runs/a/attempt-1", spec.job_id, "2",
+                    "/runs/x/attempt-2", "host", "'knn'"]

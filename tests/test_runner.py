@@ -14,8 +14,9 @@ import sys
 import time
 
 import psutil
+import pytest
 
-from worker.runner import kill_tree, run_attempt
+from worker.runner import RunError, build_argv, kill_tree, run_attempt
 
 SAVES_ON_SIGTERM = """
 import signal, sys, time
@@ -172,3 +173,26 @@ def test_own_children_are_found_with_and_without_proc_children_files(monkeypatch
     finally:
         child.kill()
         child.wait()
+
+
+SPEC = {"name": "x", "model": "knn", "seed": 3, "hyper": {"lr": 0.1}, "after": ["a"], "command": []}
+
+
+@pytest.mark.parametrize("arg", ["{after.__init__.__globals__[os].environ}", "{after._dirs}", "{model.__class__}",
+                                 "{hyper.keys}", "{after}"])
+def test_placeholders_cannot_reach_attributes(arg):
+    """A format string can walk attributes; through the parent lookup it reached the worker's
+    environment, Redis password included. Only {after.<job>.output_dir} reads an attribute."""
+    with pytest.raises(RunError, match="cannot fill placeholders"):
+        build_argv({**SPEC, "command": ["echo", arg]}, "0" * 16, "/out", 1, {"a": "/runs/a"})
+
+
+def test_placeholders_fill_fields_indexes_and_the_parents_output_dir():
+    spec = {**SPEC, "command": ["{model}", "{hyper[lr]}", "{seed:02d}", "{after.a.output_dir}", "{attempt}"]}
+    assert build_argv(spec, "0" * 16, "/out", 2, {"a": "/runs/a"}) == ["knn", "0.1", "03", "/runs/a", "2"]
+
+
+def test_a_nul_byte_fails_the_attempt_cleanly_rather_than_killing_the_horse():
+    spec = {**SPEC, "hyper": {"tag": "a\0b"}, "command": ["echo", "{hyper[tag]}"]}
+    with pytest.raises(RunError, match="NUL byte"):
+        build_argv(spec, "0" * 16, "/out", 1)

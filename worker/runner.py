@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 import psutil
 
 from scheduler.errors import FleetError
+from scheduler.manifest.command import CommandError, fill_arg, runtime_fields
 from scheduler.manifest.loader import safe_name
 
 log = logging.getLogger("fleet.worker")
@@ -66,34 +67,20 @@ def output_dir(runs_dir: str, job_name: str, job_id: str, attempt: int) -> str:
     return path
 
 
-class _Parents:
-    """``{after.<name>.output_dir}`` in a command: the output dir of that parent's finished attempt."""
-
-    def __init__(self, output_dirs: Mapping[str, str]):
-        self._dirs = dict(output_dirs)
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in self._dirs:
-            raise AttributeError(f"no finished parent {name!r} (is it in this job's after?)")
-        return _ParentDir(self._dirs[name])
-
-
-@dataclass(frozen=True)
-class _ParentDir:
-    output_dir: str
-
-
 def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
                parent_dirs: Mapping[str, str] | None = None) -> list[str]:
-    """The argv for a job: its ``command`` with ``{placeholders}`` filled, or its ``entrypoint``."""
-    fields = dict(spec)
-    fields.update(job_id=job_id, output_dir=out_dir, attempt=attempt, after=_Parents(parent_dirs or {}))
+    """The argv for a job: its ``command`` with ``{placeholders}`` filled, or its ``entrypoint``.
+
+    Filled by the same code the loader checks commands with (scheduler.manifest.command), so
+    a command that loaded fills here; ``parent_dirs`` maps each finished ``after`` job to its
+    output dir, for ``{after.<job>.output_dir}``."""
     command = spec.get("command") or []
     if command:
+        fields = runtime_fields(spec, job_id, out_dir, attempt)
         try:
-            return [str(arg).format_map(fields) for arg in command]
-        except (KeyError, IndexError, ValueError, AttributeError) as err:
-            raise RunError(f"job {spec.get('name')!r}: cannot fill placeholders in command: {err!r}") from None
+            return [fill_arg(str(arg), fields, parent_dirs or {}) for arg in command]
+        except CommandError as err:
+            raise RunError(f"job {spec.get('name')!r}: cannot fill placeholders in command: {err}") from None
     if spec.get("entrypoint"):
         return [sys.executable, "-m", "worker.entry", spec["entrypoint"]]
     raise RunError(f"job {spec.get('name')!r} has neither command nor entrypoint; set one in the job or in "

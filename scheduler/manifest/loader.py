@@ -11,12 +11,12 @@ import difflib
 import math
 import os
 import re
-import string
 import tomllib
 from datetime import date, datetime, time
 from typing import Any
 
 from ..errors import ManifestError, Problem
+from .command import RUNTIME_PLACEHOLDERS, CommandError, fill_arg, runtime_fields
 from .fields import (
     FIELDS,
     HOST_FIELDS,
@@ -37,11 +37,12 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 LAB_FIELD_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 ENTRYPOINT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-# Placeholders a command may use besides the job's own fields.
-RUNTIME_PLACEHOLDERS = frozenset({"job_id", "output_dir", "attempt", "after"})
 # Not lab fields: the identity hash adds schema_version itself (a lab field of that name would be
 # silently overwritten) and the runner fills the runtime placeholders over any job field.
 RESERVED_NAMES = frozenset({"schema_version"}) | RUNTIME_PLACEHOLDERS
+# A new [defaults] key this close to a job field is taken for its typo. Stricter than the 0.6 of
+# did-you-mean hints, which would refuse real lab fields (train_hosts is 0.61 from denied_hosts).
+TYPO_CUTOFF = 0.85
 
 
 def safe_name(name: str) -> bool:
@@ -147,7 +148,10 @@ class _Validator:
 
     # -- [defaults] and [allowed] ------------------------------------------------
     def check_defaults(self, table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        """Built-in defaults overlaid with [defaults]; new keys declare lab fields (typed by their default)."""
+        """Built-in defaults overlaid with [defaults]; new keys declare lab fields (typed by their default).
+
+        A new key close to a job field's name is refused as its typo: as a lab field it would
+        silently give every job a new id (so rerun them all) and drop the intended default."""
         defaults = {f.name: f.default for f in FIELDS.values() if f.default is not None}
         lab_fields: dict[str, str] = {}
         for key, value in table.items():
@@ -165,6 +169,12 @@ class _Validator:
             if key in RESERVED_NAMES:
                 self.error("reserved name (the hash or the runner sets it); pick another lab field name",
                            where, key)
+                continue
+            typo_of = difflib.get_close_matches(key, list(FIELDS), n=1, cutoff=TYPO_CUTOFF)
+            if typo_of:
+                self.error(f"looks like a typo of {typo_of[0]!r}; a new key in [defaults] declares a lab field, "
+                           f"which enters every job's identity (every job would be new); fix the spelling, or pick "
+                           f"a lab field name less close to a job field", where, key)
                 continue
             kind = kind_of(value)
             if kind is None or kind == "list":
@@ -327,27 +337,23 @@ class _Validator:
                     self.error(f"{_describe(item)} is not allowed; [allowed] {key} is {choices}", where, key)
 
     def check_placeholders(self, v: dict[str, Any], where: str) -> None:
-        formatter = string.Formatter()
-        known = set(v) | RUNTIME_PLACEHOLDERS
-        for arg in v["command"]:
+        """Fill the command as the worker will, with stand-ins for the runtime values: an argument
+        it could not fill would otherwise fail every attempt of the job, on the worker."""
+        fields = runtime_fields(v, "0" * 16, "/runs/output_dir", 1)
+        parent_dirs = {parent: f"/runs/{parent}/output_dir" for parent in v["after"]}
+        for index, arg in enumerate(v["command"]):
             try:
-                parsed = list(formatter.parse(arg))
-            except ValueError as err:
-                self.error(f"bad placeholder in {arg!r}: {err}; write '{{{{' for a literal brace", where, "command")
+                filled = fill_arg(arg, fields, parent_dirs)
+            except CommandError as err:
+                hint = ""
+                if err.unknown:
+                    hint = (_did_you_mean(err.unknown, sorted(set(v) | RUNTIME_PLACEHOLDERS)) or
+                            "; use a job field, a lab field from [defaults], {job_id}, {output_dir}, {attempt} or "
+                            "{after.<job>.output_dir}")
+                self.error(f"{err}{hint}", where, "command")
                 continue
-            for _, field_name, _, _ in parsed:
-                if field_name is None:
-                    continue
-                root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
-                if root == "after":
-                    parts = field_name.split(".")
-                    if len(parts) != 3 or parts[2] != "output_dir" or parts[1] not in v["after"]:
-                        self.error(f"placeholder {{{field_name}}} must be {{after.<job>.output_dir}} with <job> "
-                                   f"listed in this job's after", where, "command")
-                    continue
-                if root not in known:
-                    self.error(f"unknown placeholder {{{field_name}}}{_did_you_mean(root, sorted(known))}", where,
-                               "command")
+            if index == 0 and not filled:
+                self.error("command[0] is empty; it must name the program to run", where, "command")
 
     def check_value(self, kind: str, key: str, value: Any, where: str | None) -> bool:
         if fits(kind, value):
