@@ -7,8 +7,10 @@ It binds 127.0.0.1 only and never persists unless asked (AOF for restart tests).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -35,9 +37,14 @@ def redis_server_binary() -> str | None:
 
 
 class RedisServer:
-    """One redis-server child process; ``url`` points at it; ``stop()`` is idempotent."""
+    """One redis-server child process; ``url`` points at it; ``stop()`` is idempotent.
 
-    def __init__(self, appendonly: bool = False, password: str | None = None):
+    ``exit_with_parent``: the server gets SIGTERM when the process that started it dies, even by
+    SIGKILL, so a killed demo leaves no server behind (its temp dir does stay: nobody is left to
+    remove it). Off by default: the kernel ties this to the starting *thread*, and a test may start
+    a server in a thread that ends before the server should."""
+
+    def __init__(self, appendonly: bool = False, password: str | None = None, exit_with_parent: bool = False):
         binary = redis_server_binary()
         if binary is None:
             raise RedisServerError("redis-server not found: install it (apt-get install redis-server) or run "
@@ -51,7 +58,12 @@ class RedisServer:
         if password:
             self.args += ["--requirepass", password]
         self.proc: subprocess.Popen | None = None
-        self.start()
+        self.exit_with_parent = exit_with_parent
+        try:
+            self.start()
+        except BaseException:  # e.g. the demo's SIGTERM while the server starts: no owner would stop it
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
@@ -68,7 +80,14 @@ class RedisServer:
         self.stop()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        preexec = None
+        if self.exit_with_parent:
+            # Imported here: it costs the plain servers (tests, benchmarks) ~0.1 s.
+            from worker.runner import die_with_parent
+
+            preexec = functools.partial(die_with_parent, os.getpid(), signal.SIGTERM)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=preexec)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -138,9 +157,10 @@ class FakeRedisServer:
 
 
 def start_local_redis(force_fake: bool = False) -> "RedisServer | FakeRedisServer":
-    """A private Redis for the demo: a real redis-server when there is one, else fakeredis."""
+    """A private Redis for the demo: a real redis-server when there is one (which ends with the
+    demo, however it ends), else fakeredis (a thread of the demo's, which ends with it anyway)."""
     if not force_fake and redis_server_binary() is not None:
-        return RedisServer()
+        return RedisServer(exit_with_parent=True)
     return FakeRedisServer()
 
 

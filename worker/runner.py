@@ -35,6 +35,7 @@ JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 KILL_GRACE_S = 5.0
 POLL_S = 0.2
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 ADOPTED_KILL_ROUNDS = 5  # an orphan that forks as it dies leaves new orphans: look again, this often
 REAP_WAIT_S = 1.0  # a SIGKILLed process stuck in the kernel (D state) is left to init after this
 
@@ -147,6 +148,16 @@ def adopt_orphans() -> bool:
     Only for a process whose sole child is the job (the work horse): :func:`run_attempt`
     then ends every other child it has. False where the kernel or libc has no such call."""
     return _PRCTL is not None and _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+    """A ``preexec_fn``: have the kernel send this child ``sig`` when its parent ``parent_pid``
+    (strictly, the parent's thread that forked it) dies, even by SIGKILL, when none of the
+    parent's cleanup runs: reparented to init, the child would otherwise run on for good. It
+    survives the exec; the child's own children do not inherit it. A parent that died before the
+    call gets the child ``sig`` at once. Does nothing where there is no prctl (not Linux)."""
+    if _PRCTL is not None and _PRCTL(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 and os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
 
 
 def _load_prctl() -> Callable[..., int] | None:

@@ -4,11 +4,14 @@ It starts (or uses) a Redis, loads ``manifests/demo.toml`` through a real
 receiver, starts one worker probed for real on this host plus one simulated
 worker per ``manifests/hosts/*.toml``, shows live progress, then prints where
 each job ran and why, the best run, and why the impossible job never ran.
-Every child runs in its own session and is killed on every exit path.
+Every child runs in its own session and is killed on every exit path: an error, the
+end, Ctrl-C, SIGTERM, SIGHUP (:class:`Stopped`), and even a SIGKILL of the demo itself
+(the kernel ends its children then, see :func:`worker.runner.die_with_parent`).
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -20,6 +23,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from typing import TextIO
+
+from worker.runner import die_with_parent
 
 from ..artifacts import verify
 from ..embedded_redis import FakeRedisServer, start_local_redis
@@ -36,6 +41,27 @@ from ..table import render
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANIFESTS = os.path.join(REPO, "manifests")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill/timeout, a closed terminal
+
+
+class Stopped(BaseException):
+    """A stop signal, raised wherever the demo is, as Ctrl-C raises KeyboardInterrupt: SIGTERM and
+    SIGHUP would otherwise end the process on the spot, skipping the cleanup and leaving every child
+    and temp dir behind. A BaseException, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    _ignore_stop_signals()  # a second one (an impatient Ctrl-C) must not cut the cleanup short
+    raise Stopped(signum)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 @dataclass
@@ -63,8 +89,12 @@ class Demo:
         log = open(log_path, "wb")
         env = dict(os.environ, FLEET_REDIS_URL=self.settings.redis_url, FLEET_NAMESPACE=self.o.namespace,
                    PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        # SIGKILL when the demo dies without its cleanup: a worker's SIGTERM is a warm stop that
+        # waits forever to record its job in the Redis that died with the demo. Its work horse
+        # stops the job once its worker is gone (worker.execute).
         proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=self.tmp, start_new_session=True)
+                                env=env, cwd=self.tmp, start_new_session=True,
+                                preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGKILL))
         log.close()
         proc.log_path = log_path  # type: ignore[attr-defined]
         self.children.append(proc)
@@ -241,8 +271,19 @@ def _why(job, record, workers, gpu_key: str) -> str:
 def run_demo(options: DemoOptions, out: TextIO) -> int:
     if not os.path.exists(options.manifest):
         raise UsageError(f"demo manifest {options.manifest} not found; pass --manifest")
-    demo = Demo(options, out)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # nohup's, or a background job's Ctrl-C: theirs to ignore
+            signal.signal(sig, _raise_stopped)
+    demo = None
     try:
+        demo = Demo(options, out)
         return demo.run()
+    except Stopped as stopped:
+        return 128 + stopped.signum  # the shell's convention: 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP
     finally:
-        demo.stop()
+        _ignore_stop_signals()  # from here no stop signal may cut the cleanup short
+        if demo is not None:
+            demo.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
