@@ -9,7 +9,7 @@ from importlib import resources
 LUA_PACKAGE = "scheduler.store"
 
 
-INCLUDE = re.compile(r"^-- #include (\w+)$", re.M)
+INCLUDE = re.compile(r"^[ \t]*-- #include (\w+)$", re.M)
 
 
 @lru_cache(maxsize=None)
