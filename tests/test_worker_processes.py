@@ -168,6 +168,29 @@ def test_a_worker_shows_idle_as_soon_as_its_job_ends_even_while_rq_is_suspended(
              what="the worker's entry to say idle")
 
 
+def test_rq_suspend_holds_the_worker_between_jobs_until_rq_resume(procs, real_store, tmp_path):
+    """`rq suspend` keeps working on fleet workers: set while a job runs, the worker finishes
+    it and claims nothing more until `rq resume`, though fleet's claim replaces rq's dequeue."""
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": sidefx_defaults(ledger, 1.0),
+                                                "jobs": [{"name": "a", "model": "m", "priority": 9},
+                                                         {"name": "b", "model": "m", "seed": 1}]})
+    procs.run("load", path)
+    procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 1, 32), name="w")
+    wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="job a running")
+    suspended = f"{real_store.keys.rq_prefix}:suspended"
+    real_store.redis.set(suspended, 1)
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 1, timeout_s=15, what="job a to finish")
+    deadline = time.monotonic() + 2.5  # rq's suspended worker looks again every second
+    while time.monotonic() < deadline:
+        counts = real_store.jobs.counts()
+        assert counts["pending"] == 1 and counts["running"] == 0, f"a suspended worker claimed b: {counts}"
+        time.sleep(0.1)
+    real_store.redis.delete(suspended)
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=15, what="job b to run after resume")
+
+
 def test_warm_stop_finishes_the_job_and_second_signal_returns_it(procs, real_store, tmp_path):
     ledger = tmp_path / "ledger"
     ledger.mkdir()
