@@ -44,7 +44,8 @@ def status_document(store) -> dict:
     replies = pipe.execute()
     sample_ids = [[i.decode() for i in ids] for ids in replies[:-1]]
     failed_ids = [i.decode() for i in replies[-1]]
-    records = {r.job_id: r for r in store.jobs.many([i for ids in sample_ids for i in ids] + failed_ids)}
+    names, failed = store.jobs.names_and_records([i for ids in sample_ids for i in ids], failed_ids)
+    records = {r.job_id: r for r in failed}
     worker_docs = []
     for w in workers:
         doc = w.to_json(now)
@@ -53,7 +54,7 @@ def status_document(store) -> dict:
     return {
         "jobs": counts,
         "workers": worker_docs,
-        "unrunnable": [{"pending": int(sizes[cid]), "jobs": [records[i].name for i in ids if i in records],
+        "unrunnable": [{"pending": int(sizes[cid]), "jobs": [names[i] for i in ids if i in names],
                         "needs": cls.to_dict()} for (cid, cls), ids in zip(stuck, sample_ids)],
         "recent_failures": [{"job_id": i, "name": records[i].name, "reason": records[i].reason,
                              "host": records[i].host} for i in failed_ids if i in records],

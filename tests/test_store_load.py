@@ -182,3 +182,18 @@ def test_a_big_load_leaves_no_garbage_in_redis(real_store, real_redis):
     assert len(plan.added) == 2000
     grown = _lua_heap_bytes(real_redis) - before
     assert grown < 256 * 1024, f"Redis's Lua heap grew by {grown} bytes over a 2,000-job load"
+
+
+def test_status_names_a_foreign_value_where_a_waiting_job_should_be(store):
+    """`fleet status` names a few jobs nobody can run; a key there that fleet did not write is
+    reported by name, not shown as a job without a name."""
+    from scheduler.errors import StoreError
+    from scheduler.status import status_document
+
+    store.load(manifest())
+    job_id = store.jobs.resolve("a")
+    assert sorted(u["jobs"] for u in status_document(store)["unrunnable"]) == [["a"], ["b"]]  # no live worker
+    store.redis.delete(store.keys.job(job_id))
+    store.redis.set(store.keys.job(job_id), "not a hash")
+    with pytest.raises(StoreError, match=re.escape(store.keys.job(job_id))):
+        status_document(store)

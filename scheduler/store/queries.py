@@ -97,23 +97,34 @@ class JobQueries:
         return records[0]
 
     def many(self, job_ids: Iterable[str]) -> list[JobRecord]:
-        """Records for the ids that exist, in order; two round trips at most."""
+        """Records for the ids that exist, in order; one round trip."""
+        return self.names_and_records([], list(job_ids))[1]
+
+    def names_and_records(self, name_ids: list[str], record_ids: list[str]) -> tuple[dict[str, str], list[JobRecord]]:
+        """The names of ``name_ids`` and the whole records of ``record_ids`` (those that exist),
+        in one round trip. `fleet status` names a few waiting jobs of each class: reading their
+        whole records (hash and spec) for that made it cost 2.1x at 100,000 jobs what it cost at 100."""
         import redis as redis_lib
 
-        ids = list(job_ids)
         pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
+        for job_id in name_ids:
+            pipe.hget(self.keys.job(job_id), "name")
+        for job_id in record_ids:
             self.queue_read(pipe, job_id)
         try:
             replies = pipe.execute(raise_on_error=False)
         except redis_lib.ResponseError as err:
             raise StoreError(f"reading jobs failed: {err}") from None
-        out = []
-        for i, job_id in enumerate(ids):
-            record = self.parse_read(job_id, replies[2 * i], replies[2 * i + 1])
-            if record is not None:
-                out.append(record)
-        return out
+        names = {}
+        for job_id, name in zip(name_ids, replies):
+            if isinstance(name, Exception):
+                raise StoreError(f"key {self.keys.job(job_id)} holds a value fleet did not write ({name}); "
+                                 f"inspect it with redis-cli TYPE and delete it if foreign")
+            if name is not None:
+                names[job_id] = name.decode(errors="replace")
+        rest = replies[len(name_ids):]
+        records = [self.parse_read(job_id, rest[2 * i], rest[2 * i + 1]) for i, job_id in enumerate(record_ids)]
+        return names, [r for r in records if r is not None]
 
     def queue_read(self, pipe, job_id: str) -> None:
         """Add the two reads of one job's record to ``pipe``, so a caller can share its round
