@@ -107,8 +107,9 @@ def _treat_busy_as_unavailable() -> None:
 def _driver_info() -> dict:
     """No ``CLIENT SETINFO`` on connect: redis-py sends its library name and version as two
     sequential round trips on every new connection, and rq's work horse opens one per job,
-    so they were ~0.25 ms of a no-op job's dispatch for two fields that only ``CLIENT LIST``
-    shows. (redis-py 8 would also re-read its version from package metadata each time, ~3 ms.)"""
+    for two fields that only ``CLIENT LIST`` shows (bench/dispatch.py could not tell the
+    difference from its noise). redis-py 8 would also re-read its version from package
+    metadata each time (~3 ms)."""
     try:
         from redis.driver_info import DriverInfo
     except ImportError:  # redis-py 5-7

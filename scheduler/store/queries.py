@@ -85,6 +85,14 @@ def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None, s
                          f"fleet version: inspect it with redis-cli HGETALL and delete it if foreign") from None
 
 
+def _refuse_foreign(key: str, reply: Any) -> None:
+    """A pipelined read's reply (``execute(raise_on_error=False)``) that is Redis's refusal, e.g.
+    WRONGTYPE: the key holds something fleet did not write, and the error names it."""
+    if isinstance(reply, Exception):
+        raise StoreError(f"key {key} holds a value fleet did not write ({reply}); inspect it with "
+                         f"redis-cli TYPE and delete it if foreign")
+
+
 class JobQueries:
     def __init__(self, redis, keys: Keys):
         self.redis = redis
@@ -117,9 +125,7 @@ class JobQueries:
             raise StoreError(f"reading jobs failed: {err}") from None
         names = {}
         for job_id, name in zip(name_ids, replies):
-            if isinstance(name, Exception):
-                raise StoreError(f"key {self.keys.job(job_id)} holds a value fleet did not write ({name}); "
-                                 f"inspect it with redis-cli TYPE and delete it if foreign")
+            _refuse_foreign(self.keys.job(job_id), name)
             if name is not None:
                 names[job_id] = name.decode(errors="replace")
         rest = replies[len(name_ids):]
@@ -135,10 +141,8 @@ class JobQueries:
     def parse_read(self, job_id: str, raw: Any, spec: Any) -> JobRecord | None:
         """The record from the two replies of :meth:`queue_read` (as ``execute(raise_on_error=False)``
         returns them); None if the job does not exist."""
-        for key, reply in ((self.keys.job(job_id), raw), (self.keys.spec(job_id), spec)):
-            if isinstance(reply, Exception):
-                raise StoreError(f"key {key} holds a value fleet did not write ({reply}); inspect it with "
-                                 f"redis-cli TYPE and delete it if foreign")
+        _refuse_foreign(self.keys.job(job_id), raw)
+        _refuse_foreign(self.keys.spec(job_id), spec)
         if not raw:
             return None
         return parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id))
