@@ -7,12 +7,15 @@ rq:    `Queue.enqueue_many` of N no-op functions, then one `rq` Worker (forking,
 A second rq baseline runs a function that execs /bin/true, the same work a fleet horse
 does for a command job, so the ratio against it is fleet's own cost (matching, leases,
 attempt records, log and artifact capture) on top of rq.
-fleet runs twice: with its runs dir on the disk the temp dir is on, and on tmpfs
-(/dev/shm). Each attempt makes two directories and writes four small files there
-(job.json, log.txt, attempt.json, artifacts.json), which rq does not; on a disk whose
-metadata operations are slow (this project's VM: ~0.45 ms each, 30x tmpfs) that
-alone is several ms a job, so the second run shows what dispatch itself costs.
-Prints jobs/s for each and fleet/rq (target >= 0.9x).
+fleet runs four ways, to split its cost into parts:
+  - as shipped, its runs dir on the disk the temp dir is on;
+  - the same with the runs dir on tmpfs (/dev/shm): each attempt makes two directories and
+    writes four small files (job.json, log.txt, attempt.json, artifacts.json), which rq
+    does not, and creating files costs far more on a disk than on tmpfs;
+  - its horse only execs the command, writing none of those files (bench/stripped_worker.py);
+  - its horse does nothing at all: fleet's dispatch alone (claim, lease, rq's records, finish),
+    the part the target's "matching must cost almost nothing" is about.
+Prints jobs/s for each and the ratios against both rq baselines (target >= 0.9x rq).
 
 usage: python bench/dispatch.py [--jobs 300] [--repeats 3]
 """
@@ -35,7 +38,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.dirname(os.path.abspath(__file__))
 
 
-def fleet_rate(url: str, n: int, tmp: str) -> float:
+def fleet_rate(url: str, n: int, tmp: str, horse: str = "") -> float:
+    """jobs/s of one burst worker; ``horse``: run bench/stripped_worker.py's horse of that name."""
     store = store_on(url)
     manifest = build_manifest({"schema_version": 1, "defaults": {"command": ["true"], "min_cores": 0},
                                "jobs": [{"name": f"j{i}", "model": "noop", "seed": i} for i in range(n)]})
@@ -43,11 +47,12 @@ def fleet_rate(url: str, n: int, tmp: str) -> float:
     profile = os.path.join(tmp, "host.toml")
     with open(profile, "w") as fh:
         fh.write('hostname = "bench"\ncuda = false\ncores = 8\nram_gib = 32\n')
+    program = [os.path.join(BENCH, "stripped_worker.py")] if horse else ["-m", "scheduler.cli"]
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "scheduler.cli", "worker", "--burst", "--host-profile", profile,
+    subprocess.run([sys.executable, *program, "worker", "--burst", "--host-profile", profile,
                     "--runs-dir", os.path.join(tmp, "runs")], check=True,
-                   env=dict(os.environ, FLEET_REDIS_URL=url, PYTHONPATH=REPO), stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                   env=dict(os.environ, FLEET_REDIS_URL=url, PYTHONPATH=REPO, FLEET_BENCH_HORSE=horse),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - t0
     assert store.jobs.counts()["finished"] == n
     return n / elapsed
@@ -76,9 +81,9 @@ print(time.perf_counter() - t0)
 TMPFS = "/dev/shm"
 
 
-def _fleet_run(url: str, n: int, runs_on: str | None = None) -> float:
+def _fleet_run(url: str, n: int, runs_on: str | None = None, horse: str = "") -> float:
     with tempfile.TemporaryDirectory(dir=runs_on) as tmp:
-        return fleet_rate(url, n, tmp)
+        return fleet_rate(url, n, tmp, horse)
 
 
 def main() -> None:
@@ -89,7 +94,9 @@ def main() -> None:
     print(f"dispatch of {args.jobs} no-op jobs, one worker each ({machine()})")
     setups = {"rq": lambda url: rq_rate(url, args.jobs),
               "rq_exec": lambda url: rq_rate(url, args.jobs, "noop.run_true"),
-              "fleet": lambda url: _fleet_run(url, args.jobs)}
+              "fleet": lambda url: _fleet_run(url, args.jobs),
+              "fleet_command_only": lambda url: _fleet_run(url, args.jobs, horse="command"),
+              "fleet_dispatch_only": lambda url: _fleet_run(url, args.jobs, horse="nothing")}
     if os.path.isdir(TMPFS) and os.access(TMPFS, os.W_OK):
         setups["fleet_tmpfs"] = lambda url: _fleet_run(url, args.jobs, TMPFS)
     runs: dict[str, list[float]] = {kind: [] for kind in setups}
@@ -98,18 +105,20 @@ def main() -> None:
             for kind, rate in setups.items():
                 server.client().flushall()
                 runs[kind].append(rate(server.url))
-        rq, rq_exec, fleet = (statistics.median(runs[k]) for k in ("rq", "rq_exec", "fleet"))
-        print(f"  medians of {args.repeats} interleaved runs each")
-        print(f"  plain rq Worker, no-op function:               {rq:7.1f} jobs/s  (process start included)")
-        print(f"  plain rq Worker, function that execs /bin/true: {rq_exec:7.1f} jobs/s")
-        print(f"  fleet worker, command /bin/true:                {fleet:7.1f} jobs/s")
-        print(f"  fleet / rq no-op: {fleet / rq:.2f}x   fleet / rq exec: {fleet / rq_exec:.2f}x "
-              f"(the second is what matching, leases and records cost on top of rq)")
-        if "fleet_tmpfs" in runs:
-            tmpfs = statistics.median(runs["fleet_tmpfs"])
-            print(f"  fleet worker, runs dir on tmpfs:                {tmpfs:7.1f} jobs/s")
-            print(f"  fleet on tmpfs / rq no-op: {tmpfs / rq:.2f}x   / rq exec: {tmpfs / rq_exec:.2f}x "
-                  f"(without the cost of this disk's metadata operations)")
+    rates = {kind: statistics.median(values) for kind, values in runs.items()}
+    rq, rq_exec = rates["rq"], rates["rq_exec"]
+    labels = {"rq": "plain rq Worker, no-op function", "rq_exec": "plain rq Worker, function that execs /bin/true",
+              "fleet": "fleet worker, command /bin/true",
+              "fleet_tmpfs": "  the same, runs dir on tmpfs",
+              "fleet_command_only": "  its horse only execs the command (no files)",
+              "fleet_dispatch_only": "  its horse does nothing (fleet's dispatch alone)"}
+    print(f"  medians of {args.repeats} interleaved runs each, {args.jobs} jobs a run (process start included)")
+    print(f"  {'':48s} {'jobs/s':>7s} {'ms/job':>7s} {'/ rq':>6s} {'/ rq exec':>9s}")
+    for kind in ("rq", "rq_exec", "fleet", "fleet_tmpfs", "fleet_command_only", "fleet_dispatch_only"):
+        if kind in rates:
+            rate = rates[kind]
+            print(f"  {labels[kind]:48s} {rate:7.1f} {1000 / rate:7.2f} {rate / rq:5.2f}x {rate / rq_exec:8.2f}x")
+    print("  target: fleet / rq >= 0.9x; each step down the fleet rows removes one part of a job's cost")
 
 
 if __name__ == "__main__":
