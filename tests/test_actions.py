@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support.stores import lua_heap_bytes
 from test_claims import HOST, job, load
 
 from scheduler.states import JobState
@@ -77,3 +78,16 @@ def test_cancel_requested_while_running_wins_over_a_retry(store):
     act(store.redis, store.keys, "cancel", [c.job_id])
     # The attempt fails before the worker heard of the cancel: it must not come back as pending.
     assert claims.complete(c.job_id, c.attempt, "w", Outcome.FAILED, 1).state is JobState.CANCELED
+
+
+def test_a_bulk_action_leaves_no_garbage_in_redis(real_store, real_redis):
+    """A hold naming thousands of jobs decodes them all in Redis's Lua heap; left there as
+    garbage, it would slow every later claim while Lua's collector reclaims it a step a call."""
+    load(real_store, "".join(f'[[jobs]]\nname = "j{i}"\nmodel = "m"\nseed = {i}\n' for i in range(2000)))
+    ids = [real_store.jobs.resolve(f"j{i}") for i in range(2000)]
+    act(real_redis, real_store.keys, "release", ids[:1])  # the script loaded, the heap at its working size
+    before = lua_heap_bytes(real_redis)
+    assert all(r.ok for r in act(real_redis, real_store.keys, "hold", ids))
+    grown = lua_heap_bytes(real_redis) - before
+    assert grown < 256 * 1024, f"Redis's Lua heap grew by {grown} bytes over a hold of 2,000 jobs"
+    assert state(real_store, "j1999") is JobState.HELD

@@ -6,8 +6,9 @@ import json
 import re
 
 import pytest
-from scheduler.embedded_redis import dump_namespace
+from support.stores import lua_heap_bytes
 
+from scheduler.embedded_redis import dump_namespace
 from scheduler.errors import NotFoundError
 from scheduler.manifest import parse_manifest
 from scheduler.states import JobState
@@ -165,11 +166,6 @@ def test_plan_json_shape(store):
     assert json.dumps(data)
 
 
-def _lua_heap_bytes(client) -> int:
-    memory = client.info("memory")
-    return int(memory.get("used_memory_vm_eval", memory.get("used_memory_lua", 0)))
-
-
 def test_a_big_load_leaves_no_garbage_in_redis(real_store, real_redis):
     """The load decodes the whole manifest inside Redis's Lua heap. Left there as garbage (~3 KB
     a job), it was reclaimed a step per later script call, which more than doubled the time of
@@ -177,10 +173,10 @@ def test_a_big_load_leaves_no_garbage_in_redis(real_store, real_redis):
     text = "schema_version = 1\n" + "".join(f'[[jobs]]\nname = "j{i}"\nmodel = "m"\nseed = {i}\n'
                                              for i in range(2000))
     real_store.load(manifest())  # the scripts are loaded, and the heap at its working size
-    before = _lua_heap_bytes(real_redis)
+    before = lua_heap_bytes(real_redis)
     plan = real_store.load(parse_manifest(text, "big.toml"))
     assert len(plan.added) == 2000
-    grown = _lua_heap_bytes(real_redis) - before
+    grown = lua_heap_bytes(real_redis) - before
     assert grown < 256 * 1024, f"Redis's Lua heap grew by {grown} bytes over a 2,000-job load"
 
 

@@ -9,6 +9,12 @@ def make_store(client, namespace: str = "fleet") -> Store:
     return Store(client, Keys(namespace), Settings(namespace=namespace))
 
 
+def lua_heap_bytes(client) -> int:
+    """The size of a real Redis's Lua heap, garbage included (the field's name since Redis 7)."""
+    memory = client.info("memory")
+    return int(memory.get("used_memory_vm_eval", memory.get("used_memory_lua", 0)))
+
+
 def race_loads(server, manifests: list, rounds: int) -> list[BaseException]:
     """One thread per manifest, each on its own connection, loading it ``rounds`` times at once.
 
