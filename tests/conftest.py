@@ -55,3 +55,21 @@ def store(any_redis):
 @pytest.fixture
 def real_store(real_redis, redis_server):
     return Store(real_redis, Keys("fleet"), Settings(redis_url=redis_server.url))
+
+
+@pytest.fixture
+def tally():
+    """Counts what a reliability test checked (support/tally.py); summed over the run."""
+    from support.tally import TALLY
+
+    return TALLY
+
+
+def pytest_terminal_summary(terminalreporter):
+    from support.tally import TALLY
+
+    lines = TALLY.lines()
+    if lines:
+        terminalreporter.section("reliability tally")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -21,7 +21,7 @@ from typing import Any
 
 from scheduler.artifacts import write_manifest
 from .logstream import LogStreamer, StreamThread, log_path
-from .runner import AttemptResult, adopt_orphans, run_attempt
+from .runner import KILL_GRACE_S, AttemptResult, adopt_orphans, run_attempt
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class ClaimContext:
     metrics_key: str = ""
     artifacts_key: str = ""
     job_key: str = ""  # the job's record, whose cancel_requested the horse watches
+    lost_grace_s: float = KILL_GRACE_S  # a dead worker's job must be gone before its lease runs out
     result_fd: int = -1  # write end of the pipe the parent reads the Handoff from
 
 
@@ -125,7 +126,7 @@ def _run(ctx: ClaimContext) -> Handoff:
     try:
         # The horse's only child is the job, so every other child it comes to have is an orphan of the job.
         result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=poll,
-                             end_orphans=adopt_orphans())
+                             end_orphans=adopt_orphans(), lost_grace_s=ctx.lost_grace_s)
     finally:
         if streams is not None:
             streams.stop()

@@ -34,7 +34,8 @@ from . import execute
 from .claim import ClaimLoop
 from .disk import DiskGate
 from .logstream import LogStreamer
-from .runner import KILL_GRACE_S, RunError, build_argv, kill_tree, output_dir, read_summary
+from .runner import (KILL_GRACE_S, POLL_S, RunError, adopt_orphans, build_argv, end_adopted, kill_tree, output_dir,
+                     read_summary)
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -42,6 +43,19 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 # ending each job) the entry is fresh enough, and the round trip was ~0.4 ms of each job.
 IDLE_REPUBLISH_S = 1.0
 DAMAGE_RETRY_S = 5.0  # a paused worker's next try on a damaged store, unless a reload comes first
+
+
+def renewal_interval_s(lease_s: float) -> int:
+    """How often a busy worker renews its job's lease: rq's job monitoring interval, whole seconds."""
+    return max(1, int(lease_s / 3))
+
+
+def lost_grace_s(lease_s: float) -> float:
+    """The checkpoint grace of a job whose worker died. The reaper hands the job to another worker
+    once the lease runs out, and the lease was last renewed up to one renewal interval before the
+    death, which the horse notices within a poll: half of what is left of the lease then (a
+    margin for scheduling delays), at most the usual grace."""
+    return max(0.0, min(KILL_GRACE_S, (lease_s - renewal_interval_s(lease_s) - POLL_S) / 2))
 
 
 class FleetQueue(Queue):
@@ -69,6 +83,10 @@ class FleetWorker(Worker):
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
         self._cancel_seen: float | None = None  # when a renewal first said the running job is canceled
         self._damage_said: str | None = None  # why claiming is paused on a damaged store, as last logged
+        # The horse's orphans become this worker's when the horse dies: see _end_leftovers.
+        if not adopt_orphans():
+            log.warning("this kernel cannot make the worker the reaper of its jobs' orphans: a job whose work "
+                        "horse is killed may outlive its attempt")
 
     def _set_ip_address(self, connection) -> None:
         """rq parses CLIENT INFO; a server that answers it in another shape (fakeredis, the demo's
@@ -222,6 +240,7 @@ class FleetWorker(Worker):
         except REDIS_DOWN as err:
             log.warning("Redis went away while %s ran (%s); its result is kept until Redis returns",
                         job.id, type(err).__name__)
+        self._end_leftovers(job.id)
         handoff = self.fleet.receive_result()
         result = handoff.result if handoff else None
         if self._fleet_kill_reason:
@@ -240,6 +259,16 @@ class FleetWorker(Worker):
         execute.CURRENT = None
         self._cancel_seen = None
         self._after_job = True  # rq's heartbeat, next, says idle
+
+    def _end_leftovers(self, job_id: str) -> None:
+        """End whatever the attempt left running, before its end is recorded and the job can be
+        claimed again. The horse ends the job's tree itself; a horse that died (SIGKILL, the OOM
+        killer) could not, and the job's processes, reparented to this worker (it reaps its
+        descendants' orphans), would run on beside the job's next attempt. With the horse reaped,
+        every child this worker has is such a process."""
+        ended = end_adopted()
+        if ended:
+            log.warning("ended %d process(es) of job %s that outlived its work horse", ended, job_id)
 
     def handle_exception(self, job: Job, *exc_info) -> None:
         """A failed attempt is expected business, logged once by fleet: skip rq's traceback for it
@@ -482,7 +511,7 @@ class WorkerRuntime:
             redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
             metrics_key=self.keys.metrics(record.job_id, claim.attempt),
             artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), job_key=self.keys.job(record.job_id),
-            result_fd=self._result_pipe[1])
+            result_fd=self._result_pipe[1], lost_grace_s=lost_grace_s(self.claims.lease_s))
         if not raw_job:
             raise NoSuchJobError(f"No such job: {job.key}")
         job.restore(raw_job)

@@ -145,8 +145,12 @@ def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S) -> None:
 def adopt_orphans() -> bool:
     """Make this process the reaper of its descendants' orphans (Linux 3.4+), so a helper that
     escaped the job's session becomes its child instead of init's and can still be ended.
-    Only for a process whose sole child is the job (the work horse): :func:`run_attempt`
-    then ends every other child it has. False where the kernel or libc has no such call."""
+
+    Two processes do this: the work horse, whose sole child is the job (:func:`run_attempt`
+    ends every other child it comes to have), and the worker, whose sole child is the horse:
+    when the horse dies (SIGKILL, OOM) the job's whole tree becomes the worker's, which ends it
+    (:func:`end_adopted`) before the attempt is recorded and the job can be claimed again.
+    False where the kernel or libc has no such call."""
     return _PRCTL is not None and _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
@@ -185,9 +189,10 @@ def _own_children() -> set[int]:
     return pids
 
 
-def end_adopted(leader_pid: int) -> int:
-    """SIGKILL and reap every child of this process but the job's leader: the orphans it
-    adopted (see :func:`adopt_orphans`). Returns how many there were."""
+def end_adopted(leader_pid: int = 0) -> int:
+    """SIGKILL and reap every child of this process but ``leader_pid`` (the job's leader, in the
+    work horse; in the worker, 0: its one child, the horse, is reaped already): the orphans it
+    adopted (see :func:`adopt_orphans`), each with its descendants. Returns how many there were."""
     ended: set[int] = set()
     for _ in range(ADOPTED_KILL_ROUNDS):
         orphans = reap_exited_orphans(leader_pid)  # those already dead are not counted
@@ -289,12 +294,15 @@ class _ExitWatch:
 
 def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s: float = 0,
                 should_stop: Callable[[], str | None] | None = None, grace_s: float = KILL_GRACE_S,
-                end_orphans: bool = False) -> AttemptResult:
+                end_orphans: bool = False, lost_grace_s: float = KILL_GRACE_S) -> AttemptResult:
     """Run ``argv`` to completion; ``should_stop`` is polled and may return an outcome that ends it early.
 
     Output goes to ``out_dir/log.txt``; the result is also kept in ``out_dir/attempt.json``
     when the disk allows. ``end_orphans``: this process adopted the job's orphans
-    (:func:`adopt_orphans`) and ends them with the job.
+    (:func:`adopt_orphans`) and ends them with the job. A stop gives the job ``grace_s`` to
+    save a checkpoint, except a "lost" one (the worker died): its lease runs out soon and the
+    reaper then hands the job to another worker, so it gets only ``lost_grace_s``, which must
+    end before that (:func:`worker.rq_worker.lost_grace_s`).
     """
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     started = time.time()
@@ -320,7 +328,7 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                     if stop:
                         outcome, reason = stop, f"stopped: {stop}"
                 if outcome:
-                    stop_tree(proc.pid, grace_s)
+                    stop_tree(proc.pid, lost_grace_s if outcome == "lost" else grace_s)
                     break
         finally:
             watch.close()

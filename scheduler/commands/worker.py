@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from scheduler.store.claims import Claims
     from worker.claim import ClaimLoop
     from worker.disk import DiskGate
-    from worker.rq_worker import FleetWorker, WorkerRuntime
+    from worker.rq_worker import FleetWorker, WorkerRuntime, renewal_interval_s
 
     for note in host.notes:
         log.info("probe: %s", note)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                             redis_url=store.settings.redis_url,
                             disk_gate=DiskGate(runs_dir, args.min_free_disk_mib))
     worker = FleetWorker([runtime.queue], name=name, connection=store.redis, fleet=runtime,
-                         job_monitoring_interval=max(1, int(lease_s / 3)))
+                         job_monitoring_interval=renewal_interval_s(lease_s))
     worker.stop_now = args.stop_now
     log.info("worker %s on %s: %d cores, %.1f GiB RAM, %s%s; lease %.1fs; runs in %s", name, host.hostname,
              host.cores, host.ram_total_gib,

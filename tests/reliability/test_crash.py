@@ -88,3 +88,37 @@ def _busy(real_redis, store, proc) -> bool:
             return True
     return False
 
+
+
+DEAF = ("import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")  # SIG_IGN survives the exec
+
+
+def test_a_dead_workers_job_is_gone_before_its_lease_runs_out(procs, real_store, real_redis, tmp_path, tally):
+    """The worker dies (SIGKILL) under a job that ignores SIGTERM. Its horse must end the job
+    before the lease expires, since the reaper then hands the job to the next worker: a 5 s
+    checkpoint grace inside a 2 s lease ran the job twice at once."""
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    manifest = {"schema_version": 1,
+                "defaults": {"command": [sys.executable, "-c", DEAF, SIDEFX, str(ledger), "{job_id}", "{attempt}", "3"],
+                             "min_cores": 0},
+                "jobs": [{"name": "deaf", "model": "m"}]}
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps(manifest))
+    profile = tmp_path / "host.toml"
+    profile.write_text('hostname = "box"\ncuda = false\ncores = 4\nram_gib = 8\n')
+    procs.start("receiver", "--manifest", str(path), "--lease-s", "2", "--reap-interval-s", "0.2")
+    first = procs.worker(profile=str(profile), name="first", lease_s=2)
+    wait_for(lambda: os.listdir(ledger), what="the job's first execution")
+    procs.kill(first)
+    tally.fault("SIGKILL of a worker under a job that ignores SIGTERM")
+    procs.worker(profile=str(profile), name="second", lease_s=2)
+    job_id = real_store.jobs.resolve("deaf")
+    wait_for(lambda: real_store.jobs.get(job_id).state.value == "finished", timeout_s=60,
+             what="the job to finish on the second worker")
+    attempts = Claims(real_redis, real_store.keys).attempts(job_id)
+    assert [a["outcome"] for a in attempts] == ["lost", "finished"], attempts
+    spans = sorted(executions(str(ledger))[job_id])
+    assert len(spans) == 2 and spans[1][0] >= spans[0][1], f"the job ran twice at once: {spans}"
+    tally.ran(1, len(attempts))
