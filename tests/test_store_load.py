@@ -193,3 +193,15 @@ def test_status_names_a_foreign_value_where_a_waiting_job_should_be(store):
     store.redis.set(store.keys.job(job_id), "not a hash")
     with pytest.raises(StoreError, match=re.escape(store.keys.job(job_id))):
         status_document(store)
+
+
+def test_a_reload_writes_back_names_deleted_from_the_store(store, any_redis):
+    """fleet's advice for a damaged `names` key is to delete it and reload: the reload must then
+    restore every name, though no job changed."""
+    store.load(manifest())
+    job_id = store.jobs.resolve("a")
+    any_redis.delete(store.keys.names)
+    plan = store.load(manifest())
+    assert plan.changed and not plan.updated
+    assert store.jobs.resolve("a") == job_id and store.jobs.resolve("b")
+    assert not store.load(manifest()).changed  # and the next reload writes nothing again

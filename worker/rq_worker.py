@@ -124,20 +124,21 @@ class FleetWorker(Worker):
                             return None
                         self.fleet.loop.wait_for_work(1.0)
                         continue
+                    if self._damage_said:  # paused on a damaged store: look before taking a job
+                        self.fleet.check_store()
                     self.fleet.publish("idle", max_age_s=IDLE_REPUBLISH_S)
                     # Held across Redis errors until the job starts: a claim the store already
                     # granted must not be dropped and left to expire as a lost attempt.
                     self._claim = self.fleet.loop.try_claim()
-                    if self._damage_said:
-                        log.info("claiming resumed: the store reads as fleet's again")
-                        self._damage_said = None
                 backoff = 0.5
                 if self._claim is not None:
                     job = self.fleet.prepare(self._claim)
+                    self._claiming_resumed()
                     if job is None:
                         self._claim = None
                         continue
                     return job, self.fleet.queue
+                self._claiming_resumed()
                 due = self.fleet.loop.next_due
                 if timeout is None and due is None:  # burst: nothing this worker can run right now
                     return None
@@ -159,19 +160,24 @@ class FleetWorker(Worker):
             self._hand_back_unstarted()
         return None
 
+    def _claiming_resumed(self) -> None:
+        """A claim (and the start of its job) went through: a pause for damage is over."""
+        if self._damage_said:
+            log.info("claiming resumed: the store reads as fleet's again")
+            self._damage_said = None
+
     def _pause_for_damage(self, err: Exception, burst: bool) -> bool:
         """A fleet key holds a value fleet did not write. Claiming stops and says why, once, in
-        the log and in `fleet status`; the worker stays up and tries again after each reload or
-        every few seconds (exiting instead, under Restart=always, is a crash loop that says why
-        only in the journal). Returns True when the worker should stop: in burst mode, non-zero."""
+        the log and in `fleet status`; the worker stays up and tries again every DAMAGE_RETRY_S,
+        looking at the store before it claims (exiting instead, under Restart=always, is a crash
+        loop that says why only in the journal; retrying at once is a spin). Returns True when
+        the worker should stop: in burst mode, non-zero."""
         if self._claim is not None:  # granted, but its job could not be prepared: hand it back
             try:
                 self._hand_back_unstarted()
             except (StoreError, redis.RedisError):
                 self._claim = None  # its lease runs out and the reaper returns it to pending
-        reason = str(err) if isinstance(err, StoreError) else (
-            f"Redis refused a command of the claim ({err}); a key under {self.fleet.keys.prefix} holds a value "
-            f"fleet did not write: find it with redis-cli TYPE, delete it and reload the manifest")
+        reason = self.fleet.damage_reason(err)
         if reason != self._damage_said:
             log.error("claiming paused: %s", reason)
             self._damage_said = reason
@@ -182,11 +188,15 @@ class FleetWorker(Worker):
         if burst:
             self.fleet.exit_code = StoreError.exit_code
             return True
-        try:
-            self.fleet.loop.wait_for_work(DAMAGE_RETRY_S)
-        except redis.RedisError:
-            time.sleep(DAMAGE_RETRY_S)
+        self._wait_unless_stopped(DAMAGE_RETRY_S)
         return False
+
+    def _wait_unless_stopped(self, seconds: float) -> None:
+        """Sleep ``seconds``, in slices, so a stop request (a flag) ends it within one. Not the
+        events stream: the hand-back of a claim that met the damage wakes it at once."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _hand_back_unstarted(self) -> None:
         """Stopped with a claim whose job never started: it returns to pending, uncounted."""
@@ -417,6 +427,26 @@ class WorkerRuntime:
         # queue's list, so register it explicitly.
         redis_client.sadd(FleetQueue.redis_queues_keys, self.queue.key)
 
+    def check_store(self) -> None:
+        """Raise StoreError naming the first key every claim of this worker touches that holds a
+        value fleet did not write."""
+        found = self.claims.foreign_keys(self.worker_name, self.host_name)
+        if found:
+            raise StoreError(found[0])
+
+    def damage_reason(self, err: Exception) -> str:
+        """What an operator reads about the damage behind ``err``: a StoreError says it already;
+        Redis's own refusal (WRONGTYPE) does not name the key, so the store is looked at."""
+        if isinstance(err, StoreError):
+            return str(err)
+        try:
+            found = self.claims.foreign_keys(self.worker_name, self.host_name)
+        except redis.RedisError:
+            found = []
+        return found[0] if found else (
+            f"Redis refused a command of the claim ({err}); a key under {self.keys.prefix} holds a value fleet "
+            f"did not write: find it with redis-cli TYPE, move it aside or delete it, and reload the manifest")
+
     def pause_reason(self) -> str | None:
         """Why this worker must not claim now (its disk is full), announced once per change."""
         reason = self.disk_gate.reason()
@@ -548,8 +578,10 @@ class WorkerRuntime:
         return gpu.uuid or str(gpu.nvml_index if gpu.nvml_index is not None else gpu.index)
 
     def complete(self, claim, outcome: Outcome, exit_code: int | None, reason: str) -> None:
-        """Record the attempt's end, waiting out a Redis outage rather than losing the result."""
+        """Record the attempt's end, waiting out a Redis outage or a damaged store (the script
+        writes nothing over a foreign value: see finish.lua) rather than losing the result."""
         backoff = 0.5
+        damage_said = None
         while True:
             try:
                 ctx = execute.CURRENT
@@ -562,6 +594,19 @@ class WorkerRuntime:
                             type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+            except (StoreError, redis.ResponseError) as err:
+                why = self.damage_reason(err)
+                if why != damage_said:
+                    log.error("cannot record %s of %s until the store is repaired, retrying every %.0fs: %s",
+                              outcome.value, claim.job_id, DAMAGE_RETRY_S, why)
+                    damage_said = why
+                    try:
+                        self.publish("paused", claim.job_id, note=f"cannot record its job's end: {why}")
+                    except redis.RedisError:
+                        pass
+                time.sleep(DAMAGE_RETRY_S)
+        if damage_said:
+            log.info("recorded %s of %s: the store reads as fleet's again", outcome.value, claim.job_id)
         if ended is None:
             log.warning("attempt %d of %s ended (%s) after its lease was lost; result not recorded", claim.attempt,
                         claim.job_id, outcome.value)

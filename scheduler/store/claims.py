@@ -14,6 +14,7 @@ from ..keys import Keys
 from ..matching import ConstraintClass
 from ..resources import HostResources
 from ..states import JobState
+from .errors import damage_message, refusal
 from .scripts import Scripts
 
 log = logging.getLogger("fleet.claims")
@@ -59,6 +60,7 @@ class Claims:
         self.lease_s = lease_s
         self.scripts = Scripts(redis)
         self._fixed: tuple[tuple, str] = ((), "")
+        self._damage_said: set[str] = set()  # damaged leases the reaper has logged
 
     def claim(self, worker: str, host: HostResources, classes: Iterable[ConstraintClass],
               gpu_free: dict[str, float] | None = None, now: float | None = None) -> Claim | None:
@@ -76,9 +78,10 @@ class Claims:
         fixed = self._fixed_payload(worker, host)
         payload = (f'{{"now":{time.time() if now is None else now!r},"gpus":{json.dumps(gpus)},'
                    f'{fixed}}}')
-        raw = json.loads(self.scripts.claim(
-            keys=[self.keys.running, self.keys.ledger(host.hostname), self.keys.classes],
-            args=[payload, f",{','.join(class_ids)},"]))
+        with refusal():
+            raw = json.loads(self.scripts.claim(
+                keys=[self.keys.running, self.keys.ledger(host.hostname), self.keys.classes],
+                args=[payload, f",{','.join(class_ids)},"]))
         if not raw or not isinstance(raw, dict) or "job_id" not in raw:
             return None
         return Claim(raw["job_id"], int(raw["attempt"]), raw["gpu_key"], int(raw["gpu_pos"]))
@@ -104,8 +107,9 @@ class Claims:
                 "deps_prefix": self.keys.deps_prefix, "dependents_prefix": self.keys.dependents_prefix,
                 "states": _states()}
         base.update(payload)
-        return json.loads(self.scripts.finish(keys=[self.keys.running, self.keys.reaper_tick, self.keys.events],
-                                              args=[json.dumps(base)]))
+        with refusal():
+            return json.loads(self.scripts.finish(keys=[self.keys.running, self.keys.reaper_tick, self.keys.events],
+                                                  args=[json.dumps(base)]))
 
     def complete(self, job_id: str, attempt: int, worker: str, outcome: Outcome, exit_code: int | None = None,
                  reason: str = "", output_dir: str = "", summary: dict | None = None) -> Ended | None:
@@ -132,6 +136,10 @@ class Claims:
         if now is not None:
             payload["now"] = now
         result = self._finish(payload)
+        for why in result.get("damaged") or []:
+            if why not in self._damage_said:  # said once: the lease is met again at every tick
+                self._damage_said.add(why)
+                log.error("an expired lease cannot be reaped: %s", damage_message(why))
         if isinstance(result.get("grace"), (int, float)) and result["grace"] > 0:
             log.warning("no reaper reached Redis for %.1fs (an outage?): every lease was pushed back by that "
                         "much instead of being reaped", result["grace"])
@@ -143,6 +151,25 @@ class Claims:
         reply = self.scripts.renew(keys=[self.keys.running, self.keys.job(job_id)],
                                    args=[job_id, worker, attempt, repr(deadline), JobState.RUNNING.value])
         return reply.decode() if isinstance(reply, bytes) else reply
+
+    def foreign_keys(self, worker: str, host: str) -> list[str]:
+        """What is wrong with the keys every claim, job start and attempt end of this worker
+        touch (not one job's own keys): one line per key holding a type fleet never writes
+        there, in one round trip. A paused worker looks before claiming again: a claim that
+        succeeded and then met the damage would have to hand its job back, once per retry."""
+        expected = {self.keys.running: "zset", self.keys.heads: "zset", self.keys.classes: "hash",
+                    self.keys.hosts: "hash", self.keys.names: "hash", self.keys.events: "stream",
+                    self.keys.reaper_tick: "string", self.keys.workers: "zset", self.keys.worker(worker): "hash",
+                    self.keys.ledger(host): "hash", **{self.keys.state(s.value): "zset" for s in JobState}}
+        pipe = self.redis.pipeline(transaction=False)
+        for key in expected:
+            pipe.type(key)
+        found = []
+        for (key, want), got in zip(expected.items(), pipe.execute()):
+            got = got.decode() if isinstance(got, bytes) else got
+            if got not in ("none", want):
+                found.append(damage_message(f"fleet: key {key} holds a {got}, not fleet's {want}"))
+        return found
 
     def attempts(self, job_id: str) -> list[dict]:
         return self.decode_attempts(job_id, self.redis.lrange(self.keys.attempts(job_id), 0, -1))

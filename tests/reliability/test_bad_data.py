@@ -11,6 +11,7 @@ import tomli_w
 from support.procs import FleetProcs, wait_for, write_profile
 
 from scheduler.states import JobState
+from scheduler.store.claims import Claims
 
 
 @pytest.fixture
@@ -101,3 +102,42 @@ def test_a_non_numeric_ledger_field_stops_claims_before_any_job_leaves_pending(p
     real_store.redis.hdel(real_store.keys.ledger("box"), "ram")
     assert procs.worker("--burst", profile=profile, name="w2", lease_s=30).wait(30) == 0
     assert real_store.jobs.counts()["finished"] == 3
+
+
+def test_a_damaged_names_key_pauses_claiming_once_and_retries_on_the_interval(procs, real_store, tmp_path, tally):
+    """Nothing lost: the job whose start met the damage goes back to pending once (one
+    `interrupted` attempt, uncounted) and runs once the key is repaired; the worker says so
+    once, claims nothing meanwhile, and never exits. It used to hand the job back and claim
+    it again ~500 times a second, appending an attempt record each time."""
+    jobs = [{"name": "parent", "model": "m", "command": ["true"]},
+            {"name": "child", "model": "m", "seed": 1, "command": ["true"], "after": ["parent"]}]
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))
+    assert procs.run("load", str(path)).returncode == 0
+    names = real_store.keys.names
+    real_store.redis.delete(names)
+    real_store.redis.rpush(names, "x")
+    tally.fault("a namespace key of the wrong type")
+    worker = procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w", lease_s=30)
+    entry = real_store.keys.worker("w")
+    wait_for(lambda: real_store.redis.hget(entry, "state") == b"paused", what="the worker to pause")
+    note = real_store.redis.hget(entry, "note").decode()
+    assert f"key {names} holds a list, not fleet's hash" in note
+    paused_at = float(real_store.redis.hget(entry, "heartbeat"))
+    wait_for(lambda: float(real_store.redis.hget(entry, "heartbeat")) > paused_at + 4, timeout_s=15,
+             what="the worker's next try, on the retry interval")
+    log = procs.log_of(worker)
+    assert log.count("claiming paused") == 1 and "claiming resumed" not in log, log[-3000:]
+    child_id = next(r.job_id for r in real_store.jobs.many(real_store.jobs.list_ids()) if r.name == "child")
+    assert real_store.jobs.get(child_id).attempts == 1  # handed back once, then no claim while paused
+    assert worker.poll() is None
+
+    real_store.redis.delete(names)
+    assert procs.run("load", str(path)).returncode == 0  # rewrites the names
+    wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=20, what="both jobs after the repair")
+    assert real_store.jobs.resolve("child") == child_id
+    assert "claiming resumed" in procs.log_of(worker)
+    attempts = [a["outcome"] for a in Claims(real_store.redis, real_store.keys).attempts(child_id)]
+    assert attempts == ["interrupted", "finished"], attempts
+    tally.ran(2, 3)
+

@@ -120,10 +120,21 @@ local function apply()
     if stored_classes[id] == nil then table.insert(class_writes, {id, spec}) end
   end
 
+  -- Names gone from `names` (an operator deleted a damaged key, as fleet's errors advise) are
+  -- written back. Looked at one by one only when the hash holds fewer names than the manifest
+  -- lists jobs, so an unchanged load of a healthy store still costs one HLEN here.
+  local name_writes = {}
+  if redis.call('HLEN', NAMES) < #p.jobs then
+    for _, j in ipairs(p.jobs) do
+      if redis.call('HGET', NAMES, j.name) ~= j.id then table.insert(name_writes, j) end
+    end
+  end
+
   local meta = redis.call('HMGET', META, 'digest', 'path', 'name')
   local meta_changed = meta[1] ~= p.manifest.digest or meta[2] ~= p.manifest.path or meta[3] ~= p.manifest.name
 
   local changed = #actions > 0 or #host_writes > 0 or #host_deletes > 0 or #class_writes > 0 or meta_changed
+                  or #name_writes > 0
   plan.changed = changed
   if p.dry_run or not changed then
     return cjson.encode(plan)
@@ -268,6 +279,7 @@ local function apply()
     end
   end
 
+  for _, j in ipairs(name_writes) do redis.call('HSET', NAMES, j.name, j.id) end
   for _, hw in ipairs(host_writes) do redis.call('HSET', HOSTS, hw[1], hw[2]) end
   for _, name in ipairs(host_deletes) do redis.call('HDEL', HOSTS, name) end
   for _, cw in ipairs(class_writes) do redis.call('HSET', CLASSES, cw[1], cw[2]) end

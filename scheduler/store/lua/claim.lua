@@ -15,6 +15,8 @@ Returns JSON {job_id, attempt, gpu_key, gpu_pos} or {} when nothing fits.
 Invariants:
   * Atomic: a job id leaves its pending zset, enters `running` with a lease and its
     record turns running in one step; two workers can never both get it.
+  * Nothing half-written: the keys it reads fail before its first write, and each key it
+    writes is checked first (types.lua); a foreign one is refused by name, nothing written.
   * The host ledger never exceeds capacity: RAM and cores are checked against
     capacity minus what running fleet jobs on this host reserved; VRAM against
     min(probed free, total - reserved) on one GPU, choosing the smallest that fits.
@@ -30,6 +32,7 @@ Invariants:
 
 local p = cjson.decode(ARGV[1])
 -- #include pending
+-- #include types
 local RUNNING, LEDGER, CLASSES = KEYS[1], KEYS[2], KEYS[3]
 local EPS = 1e-9
 
@@ -109,16 +112,14 @@ repeat
 until chosen_class or #heads < HEADS_PAGE
 
 if chosen_class == nil then return '{}' end
-local running_type = redis.call('TYPE', RUNNING)['ok']
-if running_type ~= 'zset' and running_type ~= 'none' then  -- the one write below that could lose the job
-  return redis.error_reply('fleet: key ' .. RUNNING .. ' holds a ' .. running_type .. ', not fleet\'s leases; ' ..
-                           'no job can start until an operator deletes it')
-end
+-- Every key written below, checked before the first write (types.lua).
+local head = redis.call('ZRANGE', p.pending_prefix .. chosen_class.id, 0, 0)[1]
+if head == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
+local bad = foreign(RUNNING, 'zset') or foreign(p.job_prefix .. head, 'hash') or foreign(p.attempts_prefix .. head, 'list')
+            or foreign(p.state_prefix .. p.states.pending, 'zset') or foreign(p.state_prefix .. p.states.running, 'zset')
+if bad then return redis.error_reply(bad) end
 local chosen = pending_pop(chosen_class.id)
-if chosen == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
 
--- The lease first: should a later write fail on a foreign value (Redis keeps a script's
--- writes up to its error), the reaper still finds the job and returns it to pending.
 redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
 local key = p.job_prefix .. chosen
 local attempt = redis.call('HINCRBY', key, 'attempts', 1)

@@ -7,9 +7,13 @@ ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_pref
         --           summary (result.json as a JSON string, or ""), result_key
         -- reap: limit, every_s (how often this reaper ticks)}
 Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
-Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = seconds every lease was pushed back}
+Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = seconds every lease was pushed back,
+        damaged = [why each expired lease whose keys hold foreign values was left as it is]};
+        a refused "complete" (a key it would write holds a foreign value) is an error reply
+        starting 'fleet: ' that names the key, with nothing written.
 
 Invariants:
+  * Nothing half-written: every key an attempt's end writes is checked first (types.lua).
   * Fenced: an attempt ends only if the job is still running under that very
     attempt number (and worker, for "complete"). A worker whose lease was reaped
     and whose job was claimed again cannot overwrite the new attempt.
@@ -30,6 +34,7 @@ local S = p.states
 
 -- #include pending
 -- #include deps
+-- #include types
 
 local RUNNING, TICK, EVENTS = KEYS[1], KEYS[2], KEYS[3]
 local COUNTED = {failed = true, timeout = true, crashed = true, lost = true}
@@ -49,8 +54,44 @@ local function release(host, fields)
   if fields.res_gpu and fields.res_gpu ~= '' then give_back('vram:' .. fields.res_gpu, fields.res_vram) end
 end
 
+-- The first key end_attempt would write that holds a value fleet did not write (types.lua), or
+-- nil: checked before its first write, so a refused end leaves the job exactly as it was.
+local function damaged(job_id, cur, new_state, record)
+  local bad = foreign(RUNNING, 'zset') or foreign(EVENTS, 'stream') or foreign(p.heads_key, 'zset')
+              or foreign(p.state_prefix .. S.running, 'zset') or foreign(p.state_prefix .. new_state, 'zset')
+              or foreign(p.pending_prefix .. (cur.class or ''), 'zset')
+              or foreign(p.dependents_prefix .. job_id, 'set')
+  if bad then return bad end
+  if record and not pcall(cjson.decode, record) then
+    return 'fleet: attempt record ' .. (tonumber(cur.lease_attempt) or '?') .. ' in ' .. p.attempts_prefix .. job_id ..
+           ' is not fleet\'s JSON'
+  end
+  if cur.host and cur.host ~= '' then
+    local ledger = p.ledger_prefix .. cur.host
+    bad = foreign(ledger, 'hash')
+    if bad then return bad end
+    local fields = {'ram', 'cores'}
+    if cur.res_gpu and cur.res_gpu ~= '' then table.insert(fields, 'vram:' .. cur.res_gpu) end
+    for _, field in ipairs(fields) do
+      local v = redis.call('HGET', ledger, field)
+      if v and not tonumber(v) then return 'fleet: ledger ' .. ledger .. ' field ' .. field .. ' is not a number' end
+    end
+  end
+  if new_state == S.finished then  -- its children's records are written too (release_children)
+    for _, child in ipairs(redis.call('SMEMBERS', p.dependents_prefix .. job_id)) do
+      bad = foreign(p.job_prefix .. child, 'hash')
+      if bad then return bad end
+    end
+  end
+  return nil
+end
+
+-- Ends one attempt; returns its {job_id, state, outcome}, or nil and why not: nil alone when the
+-- attempt is no longer the job's running one (fenced), nil and a refusal when a key is damaged.
 local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, output_dir)
   local key = p.job_prefix .. job_id
+  local bad = foreign(key, 'hash') or foreign(p.attempts_prefix .. job_id, 'list')
+  if bad then return nil, bad end
   local f = redis.call('HMGET', key, 'state', 'lease_attempt', 'last_worker', 'last_host', 'res_ram',
                        'res_cores', 'res_vram', 'res_gpu', 'failures', 'max_attempts', 'in_manifest', 'waits',
                        'class', 'priority', 'seq', 'cancel_requested')
@@ -76,6 +117,10 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   else
     new_state = S.failed
   end
+  local akey = p.attempts_prefix .. job_id
+  local raw = redis.call('LINDEX', akey, tonumber(attempt) - 1)
+  bad = damaged(job_id, cur, new_state, raw)
+  if bad then return nil, bad end
   release(cur.host, cur)
   redis.call('ZREM', RUNNING, job_id)
   redis.call('ZREM', p.state_prefix .. S.running, job_id)
@@ -84,8 +129,6 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
              'last_outcome', outcome, 'reason', reason or '', 'res_ram', 0, 'res_cores', 0, 'res_vram', 0,
              'res_gpu', '')
   local indexed = index_if_ready(job_id)  -- back in the pending index if pending, listed and not waiting
-  local akey = p.attempts_prefix .. job_id
-  local raw = redis.call('LINDEX', akey, tonumber(attempt) - 1)
   if raw then
     local rec = cjson.decode(raw)
     rec.ended_at = p.now
@@ -103,9 +146,10 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   return {job_id = job_id, state = new_state, outcome = outcome}
 end
 
-local result = {ended = {}, stale = 0, grace = 0}
+local result = {ended = {}, stale = 0, grace = 0, damaged = {}}
 if p.mode == 'complete' then
-  local ended = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir)
+  local ended, bad = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir)
+  if bad then return redis.error_reply(bad) end
   if ended and p.summary ~= '' then
     local akey = p.attempts_prefix .. p.job_id
     local rec = cjson.decode(redis.call('LINDEX', akey, tonumber(p.attempt) - 1))
@@ -118,6 +162,8 @@ if p.mode == 'complete' then
 end
 
 -- reap
+local bad = foreign(TICK, 'string') or foreign(RUNNING, 'zset')
+if bad then return redis.error_reply(bad) end
 local last = tonumber(redis.call('GET', TICK) or '')
 redis.call('SET', TICK, p.now)
 if last and p.now - last > 2 * p.every_s then
@@ -130,10 +176,12 @@ if last and p.now - last > 2 * p.every_s then
 end
 local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', p.now, 'LIMIT', 0, p.limit)
 for _, id in ipairs(expired) do
-  local attempt = redis.call('HGET', p.job_prefix .. id, 'lease_attempt')
-  local ended = end_attempt(id, attempt or '', '', 'lost', nil, 'lease expired: worker stopped heartbeating')
+  local attempt = foreign(p.job_prefix .. id, 'hash') == nil and redis.call('HGET', p.job_prefix .. id, 'lease_attempt')
+  local ended, refused = end_attempt(id, attempt or '', '', 'lost', nil, 'lease expired: worker stopped heartbeating')
   if ended then
     table.insert(result.ended, ended)
+  elseif refused then
+    table.insert(result.damaged, refused)  -- left as it is; every other expired lease is still reaped
   else
     redis.call('ZREM', RUNNING, id)  -- a lease with no running job behind it
     result.stale = result.stale + 1
