@@ -18,7 +18,6 @@ from typing import Any, Callable
 import psutil
 import redis
 from rq import Queue, Worker
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
@@ -28,7 +27,7 @@ from scheduler.states import JobState
 from scheduler.store.actions import act
 from scheduler.store.claims import Claims, Outcome, output_dir_of
 from scheduler.store.queries import JobQueries
-from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued
+from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued, restore_rq_job
 
 from . import execute
 from .claim import ClaimLoop
@@ -501,7 +500,7 @@ class WorkerRuntime:
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(claim.job_id, pipeline=pipe)
         said_busy = self.publish_into(pipe, "busy", claim.job_id)
         raw_record, raw_spec, raw_job, *rest = pipe.execute(raise_on_error=False)
-        for reply in (raw_job, *rest):
+        for reply in rest:
             if isinstance(reply, Exception):
                 raise reply
         said_busy()
@@ -509,6 +508,7 @@ class WorkerRuntime:
             record = queries.parse_read(claim.job_id, raw_record, raw_spec)
             if record is None:
                 raise StoreError(f"job record {self.keys.job(claim.job_id)} vanished after the claim")
+            self._restore_rq_record(job, record.name, raw_job)
         except StoreError as err:  # a corrupt record fails its own job, never the worker
             log.error("job %s cannot start: %s", claim.job_id, err)
             self.complete(claim, Outcome.FAILED, None, str(err))
@@ -542,10 +542,21 @@ class WorkerRuntime:
             metrics_key=self.keys.metrics(record.job_id, claim.attempt),
             artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), job_key=self.keys.job(record.job_id),
             result_fd=self._result_pipe[1], lost_grace_s=lost_grace_s(self.claims.lease_s))
-        if not raw_job:
-            raise NoSuchJobError(f"No such job: {job.key}")
-        job.restore(raw_job)
         return job
+
+    def _restore_rq_record(self, job: Job, name: str, raw_job: Any) -> None:
+        """Load rq's record of the claimed job into ``job``, writing it back first if it is gone;
+        a value rq cannot read is a StoreError naming the key (it fails this attempt)."""
+        if isinstance(raw_job, Exception):  # not a hash: WRONGTYPE
+            raise StoreError(f"rq's job record {job.key} holds a value rq did not write ({raw_job}); delete it: "
+                             f"the job's next attempt writes it anew")
+        if not raw_job:
+            raw_job = restore_rq_job(self.redis, self.keys, job.id, name)
+        try:
+            job.restore(raw_job)
+        except Exception as err:  # rq decodes its fields with no error type of its own: any may come
+            raise StoreError(f"rq's job record {job.key} cannot be read by rq ({type(err).__name__}: {err}); "
+                             f"delete it: the job's next attempt writes it anew") from None
 
     def receive_result(self):
         """How the horse says its attempt ended (None: it died before saying)."""

@@ -57,7 +57,7 @@ class LoadPlan:
 
 
 @lru_cache(maxsize=4)
-def _rq_template(queue_name: str) -> tuple[bytes, ...]:
+def rq_template(queue_name: str) -> tuple[bytes, ...]:
     """rq's own job hash fields for a fleet job, built by rq so rq-dashboard reads them natively.
 
     Kept forever: result_ttl and failure_ttl of -1 (fleet's history is the point);
@@ -141,7 +141,7 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     raw = script(
         keys=[keys.jobs, keys.names, keys.in_manifest, keys.orphaned, keys.seq, keys.classes, keys.hosts,
               keys.manifest_meta, keys.events, keys.jobs_by_id],
-        args=[json.dumps(payload), *_rq_template(keys.queue_name)],
+        args=[json.dumps(payload), *rq_template(keys.queue_name)],
     )
     result = json.loads(raw)
     if "error" in result:

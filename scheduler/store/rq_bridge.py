@@ -41,3 +41,24 @@ def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str, popped: list | No
             retried += 1
             log.info("rq requeued %s: pending in fleet again", result.job_id)
     return retried
+
+
+def restore_rq_job(redis, keys: Keys, job_id: str, name: str) -> dict:
+    """Write back the rq job record of a fleet job that lost it (rq-dashboard's Delete button,
+    `rq empty`, an operator's DEL) and return it as HGETALL does: the fields a load writes, so
+    the job runs and rq's tools see it again. Without it the worker's rq layer could not run
+    the job, and every worker that claimed it died (a poison job)."""
+    from datetime import datetime, timezone
+
+    from .loading import rq_template
+
+    template = rq_template(keys.queue_name)
+    key = keys.rq_job(job_id)
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(key, mapping=dict(zip(template[::2], template[1::2])))
+    pipe.hset(key, mapping={"description": name, "status": "queued",
+                            "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+    pipe.hgetall(key)
+    restored = pipe.execute()[-1]
+    log.warning("job %s (%s) had no rq record (deleted through rq?): restored it", name, job_id)
+    return restored

@@ -141,3 +141,32 @@ def test_a_damaged_names_key_pauses_claiming_once_and_retries_on_the_interval(pr
     assert attempts == ["interrupted", "finished"], attempts
     tally.ran(2, 3)
 
+
+def test_a_pending_job_whose_rq_record_was_deleted_runs_and_a_foreign_one_fails_its_attempt(procs, real_store,
+                                                                                            tmp_path, tally):
+    """rq-dashboard's Delete removes a pending job's rq record. Nothing lost: that job runs
+    (its rq record written back), a job whose rq record is not rq's fails its attempts with the
+    key named (max_attempts, not forever), the other jobs all finish, and the worker never dies
+    of it; every worker that claimed such a job used to die of NoSuchJobError."""
+    jobs = [{"name": "deleted", "model": "m", "command": ["true"]},
+            {"name": "foreign", "model": "m", "seed": 1, "command": ["true"], "max_attempts": 2},
+            {"name": "healthy", "model": "m", "seed": 2, "command": ["true"]}]
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))
+    assert procs.run("load", str(path)).returncode == 0
+    keys = real_store.keys
+    deleted, foreign = real_store.jobs.resolve("deleted"), real_store.jobs.resolve("foreign")
+    real_store.redis.delete(keys.rq_job(deleted))  # what rq's Job.delete does to a job on no rq queue
+    real_store.redis.delete(keys.rq_job(foreign))
+    real_store.redis.set(keys.rq_job(foreign), "not rq's")
+    tally.fault("an rq job record deleted or foreign", 2)
+    worker = procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w",
+                          lease_s=30)
+    assert worker.wait(30) == 0, procs.log_of(worker)
+    assert real_store.jobs.get(deleted).state is JobState.FINISHED
+    assert real_store.redis.hget(keys.rq_job(deleted), "status") == b"finished"  # rq's view is whole again
+    assert real_store.jobs.get(real_store.jobs.resolve("healthy")).state is JobState.FINISHED
+    record = real_store.jobs.get(foreign)
+    assert record.state is JobState.FAILED and record.attempts == 2
+    assert keys.rq_job(foreign) in record.reason
+    tally.ran(3, 4)
