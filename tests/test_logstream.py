@@ -96,3 +96,62 @@ def test_lines_redis_missed_at_the_end_are_sent_from_the_handed_over_position(tm
         assert LogStreamer.resume(back, position).flush()
     assert _lines(back, "log") == [b"a", b"b", b"c"]
     assert _lines(back, "metrics") == [b"m1"]
+
+
+def test_a_chatty_jobs_stream_keeps_its_last_lines_and_ends_with_its_last_line(tmp_path):
+    """`seq 1 500000; echo LAST-LINE`: the stream used to stop a megabyte in, on a torn line."""
+    client = fakeredis.FakeRedis()
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"".join(b"%d\n" % i for i in range(1, 500_001)) + b"LAST-LINE\n")
+    streams = StreamThread([LogStreamer(client, "log", str(path), maxlen=1000)])
+    streams.stop()
+    lines = _lines(client, "log")
+    assert lines[-1] == b"LAST-LINE"
+    marker, *kept = lines
+    assert marker.startswith(b"[fleet: ") and b"skipped" in marker
+    assert kept == [b"%d" % i for i in range(500_000 - len(kept) + 2, 500_001)] + [b"LAST-LINE"]
+    assert 1000 <= len(kept) <= 1100  # about maxlen: what the stream keeps, sent once
+
+
+def test_a_progress_bar_streams_each_redraw_as_a_line(tmp_path):
+    """tqdm redraws its line after a "\r", never a "\n": each redraw is a line of the stream,
+    so `fleet logs -f` shows the bar move; "\r\n" is one line end, not two."""
+    client = fakeredis.FakeRedis()
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"start\r\n" + b"".join(b"\r%3d%%|" % i + b"#" * i for i in range(101)) + b"\nend\r\n")
+    streamer = LogStreamer(client, "log", str(path))
+    assert streamer.flush()
+    assert _lines(client, "log") == [b"start", b""] + [b"%3d%%|" % i + b"#" * i for i in range(101)] + [b"end"]
+
+
+def test_a_line_that_never_ends_keeps_the_streamer_small(tmp_path):
+    """40 MB without a line end (a progress bar written with "\b", a binary dump) used to pile
+    up in the work horse (41 -> 213 MB in 45 s) while only its first 4 KiB could be sent."""
+    import tracemalloc
+
+    from worker.logstream import pump
+
+    client = fakeredis.FakeRedis()
+    path = tmp_path / "log.txt"
+    with open(path, "wb") as fh:
+        for _ in range(40):
+            fh.write(b"=\b" * (512 * 1024))
+    streamer = LogStreamer(client, "log", str(path))
+    tracemalloc.start()
+    for _ in range(40):  # live pumps, each reading its megabyte of the same line
+        pump([streamer])
+        assert len(streamer._partial) <= 4096
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"{peak} bytes held while streaming a 40 MB line"
+    assert _lines(client, "log") == []  # still one line being written
+    assert streamer.flush() and _lines(client, "log") == [(b"=\b" * 2048)]
+
+
+def test_an_endless_line_is_cut_to_the_line_limit_and_the_next_line_is_whole(tmp_path):
+    client = fakeredis.FakeRedis()
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"x" * (3 * 1024 * 1024) + b"\nnext\n")
+    streamer = LogStreamer(client, "log", str(path))
+    assert streamer.flush()
+    assert _lines(client, "log") == [b"x" * 4096, b"next"]
