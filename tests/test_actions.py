@@ -91,3 +91,29 @@ def test_a_bulk_action_leaves_no_garbage_in_redis(real_store, real_redis):
     grown = lua_heap_bytes(real_redis) - before
     assert grown < 256 * 1024, f"Redis's Lua heap grew by {grown} bytes over a hold of 2,000 jobs"
     assert state(real_store, "j1999") is JobState.HELD
+
+
+def test_a_bulk_action_is_all_or_nothing(store):
+    """`fleet hold c a` with a's record damaged used to hold c and then fail: a damaged key now
+    refuses the whole action by name, and so does a job the action does not apply to."""
+    import pytest
+
+    from scheduler.embedded_redis import dump_namespace
+    from scheduler.errors import StoreError
+
+    _, classes = load(store, job("a") + job("b") + job("c"))
+    a, b, c = (store.jobs.resolve(n) for n in "abc")
+    claims = Claims(store.redis, store.keys)
+    running = claims.claim("w", HOST, classes)
+    assert running.job_id == a
+    before = dump_namespace(store.redis)
+    results = act(store.redis, store.keys, "hold", [c, a, b])  # a is running: hold does not apply to it
+    assert [r.ok for r in results] == [False, False, False]
+    assert "cannot hold a running job" in results[1].message and "another job" in results[0].message
+    assert dump_namespace(store.redis) == before
+    store.redis.delete(store.keys.job(a))
+    store.redis.set(store.keys.job(a), "not a hash")
+    with pytest.raises(StoreError, match=f"key {store.keys.job(a)} holds a string"):
+        act(store.redis, store.keys, "hold", [c, a])
+    assert state(store, "c") is JobState.PENDING
+    assert [r.ok for r in act(store.redis, store.keys, "hold", [c, b, c])] == [True, True]  # each job once

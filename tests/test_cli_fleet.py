@@ -109,8 +109,11 @@ def test_job_detail_names_the_gpu_each_attempt_had(fleet):
 
 def test_actions_report_per_job_and_exit_codes(fleet):
     done = fleet.run("retry", "gbt-1", "knn-1")
-    assert done.returncode == 2  # knn-1 is finished: refused, and said so
-    assert "gbt-1" in done.stdout and "failed -> pending" in done.stdout and "refused" in done.stdout
+    assert done.returncode == 2  # knn-1 is finished: refused, and said so; all or nothing, so gbt-1 stays failed
+    assert "knn-1" in done.stdout and "retry applies to failed or canceled jobs, not finished" in done.stdout
+    assert "nothing changed" in done.stdout and "failed -> pending" not in done.stdout
+    done = fleet.run("retry", "gbt-1")
+    assert done.returncode == 0 and "failed -> pending" in done.stdout
     assert fleet.run("cancel", "no-such").returncode == 3
     assert fleet.run("drain", "nobody").returncode == 3
 

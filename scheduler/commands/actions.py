@@ -11,19 +11,24 @@ from .common import connect, print_json
 
 
 def run_job_action(args: argparse.Namespace, out: TextIO) -> int:
+    """All or nothing (see scheduler.store.actions.act): one job the action does not apply to
+    and no job changes; each refusal is said, and the exit status is 2."""
     store = connect(args)
     with store.errors():
-        ids = [store.jobs.resolve(ref) for ref in args.jobs]  # all resolved before anything changes
-        results = act(store.redis, store.keys, args.command, ids, reset=getattr(args, "reset", False))
-        names = {r.job_id: r.name for r in store.jobs.many(ids)}
+        refs = {store.jobs.resolve(ref): ref for ref in args.jobs}  # all resolved before anything changes
+        results = act(store.redis, store.keys, args.command, list(refs), reset=getattr(args, "reset", False))
+        names = store.jobs.names(list(refs))
     if args.json:
         print_json([{"job_id": r.job_id, "name": names.get(r.job_id), "ok": r.ok, "from": r.from_state,
                      "to": r.to_state, "message": r.message} for r in results], out)
     else:
         for r in results:
             what = f"{r.from_state} -> {r.to_state}" if r.ok and r.from_state != r.to_state else ""
-            out.write(f"{names.get(r.job_id, r.job_id)} ({r.job_id}): {'ok' if r.ok else 'refused'}"
+            out.write(f"{names.get(r.job_id, refs[r.job_id])} ({r.job_id}): {'ok' if r.ok else 'refused'}"
                       f"{': ' + what if what else ''}{'; ' + r.message if r.message else ''}\n")
+        if not all(r.ok for r in results) and len(results) > 1:
+            out.write(f"nothing changed: {args.command} applies to every job named or to none; leave out the "
+                      f"refused ones and run it again\n")
     return EXIT_OK if all(r.ok for r in results) else EXIT_USAGE
 
 

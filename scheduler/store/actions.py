@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..keys import Keys
 from ..states import TRANSITIONS, JobState
+from .errors import refusal
 from .scripts import Scripts
 
 ACTIONS = ("cancel", "retry", "hold", "release")
@@ -22,19 +23,27 @@ class ActionResult:
     message: str
 
 
-def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
-    """Apply ``action`` to each job atomically (one script); illegal ones come back with a message."""
+def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False,
+        all_or_nothing: bool = True) -> list[ActionResult]:
+    """Apply ``action`` to the jobs in one atomic step (operate.lua), each named once.
+
+    All or nothing: a job the action does not apply to comes back not ok with the reason,
+    and then nothing changes for any job (every result not ok); without ``all_or_nothing``
+    (rq's requeues, each its own request) the others change. A key holding a value fleet
+    did not write is a StoreError naming it, with nothing changed either way."""
     if action not in ACTIONS:
         raise ValueError(action)
     payload = {
-        "action": action, "ids": job_ids, "now": time.time(), "reset": reset,
+        "action": action, "ids": list(dict.fromkeys(job_ids)), "now": time.time(), "reset": reset,
+        "all_or_nothing": all_or_nothing,
         "job_prefix": keys.job_prefix, "pending_prefix": keys.pending_prefix, "heads_key": keys.heads,
         "state_prefix": keys.state_prefix,
         "deps_prefix": keys.deps_prefix, "dependents_prefix": keys.dependents_prefix,
         "states": {s.name.lower(): s.value for s in JobState},
         "transitions": {src.value: sorted(d.value for d in dst) for src, dst in TRANSITIONS.items()},
     }
-    raw = json.loads(Scripts(redis).operate(keys=[keys.events], args=[json.dumps(payload)]))
+    with refusal():
+        raw = json.loads(Scripts(redis).operate(keys=[keys.events], args=[json.dumps(payload)]))
     return [ActionResult(r["job_id"], bool(r["ok"]), r.get("from"), r.get("to"), r.get("message") or "")
             for r in (raw if isinstance(raw, list) else [])]
 

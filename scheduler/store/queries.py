@@ -132,6 +132,15 @@ class JobQueries:
         records = [self.parse_read(job_id, rest[2 * i], rest[2 * i + 1]) for i, job_id in enumerate(record_ids)]
         return names, [r for r in records if r is not None]
 
+    def names(self, job_ids: list[str]) -> dict[str, str]:
+        """The names of the jobs that have a readable one, in one round trip: for saying which job a
+        result is about, which must work even where a job's record is damaged."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "name")
+        return {job_id: name.decode(errors="replace") for job_id, name in zip(job_ids, pipe.execute(raise_on_error=False))
+                if isinstance(name, bytes)}
+
     def queue_read(self, pipe, job_id: str) -> None:
         """Add the two reads of one job's record to ``pipe``, so a caller can share its round
         trip (the worker reads the record it just claimed alongside rq's)."""

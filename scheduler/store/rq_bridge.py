@@ -36,7 +36,7 @@ def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str, popped: list | No
     if foreign:
         redis.rpush(queue_list_key, *foreign)  # not fleet's: give them back to rq untouched
     retried = 0
-    for result in act(redis, keys, "retry", ours):
+    for result in act(redis, keys, "retry", ours, all_or_nothing=False):  # each requeue is a request of its own
         if result.ok:
             retried += 1
             log.info("rq requeued %s: pending in fleet again", result.job_id)

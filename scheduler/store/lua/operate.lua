@@ -2,12 +2,17 @@
 
 KEYS  1 events (stream); declared so the script routes to the namespace's slot, whose
         prefixes in ARGV build every other key
-ARGV  1 JSON {action, ids[], now, reset, job_prefix, pending_prefix, heads_key, state_prefix, deps_prefix,
-        dependents_prefix,
+ARGV  1 JSON {action, ids[], now, reset, all_or_nothing, job_prefix, pending_prefix, heads_key, state_prefix,
+        deps_prefix, dependents_prefix,
         states{...}, transitions{from: [to, ...]}}   -- transitions: scheduler.states.TRANSITIONS
-Returns JSON [{job_id, ok, from, to, message}] in the order of ids.
+Returns JSON [{job_id, ok, from, to, message}] in the order of ids, or an error reply
+        starting 'fleet: ' naming a key that holds a value fleet did not write (types.lua),
+        with nothing written.
 
 Invariants:
+  * All or nothing: every job is judged before the first write. A damaged key refuses the
+    whole action; with all_or_nothing (the CLI's), so does one job the action does not
+    apply to: every job then comes back not ok, the refused ones saying why.
   * Only transitions listed in scheduler.states.TRANSITIONS happen; anything else is
     reported back unchanged, so the Lua can never invent a state change.
   * A running job is not changed here: cancel sets cancel_requested and the worker
@@ -23,6 +28,7 @@ local function operate()
 
   -- #include pending
   -- #include deps
+  -- #include types
 
   local function allowed(from, to)
     for _, s in ipairs(p.transitions[from] or {}) do if s == to then return true end end
@@ -32,16 +38,26 @@ local function operate()
   local TARGET = {cancel = S.canceled, retry = S.pending, hold = S.held, release = S.pending}
   local SOURCES = {retry = {[S.failed] = true, [S.canceled] = true}, release = {[S.held] = true}}
 
-  local out = {}
+  -- The keys a change of job `id` writes, as {key, type}: checked before anything is written.
+  local function writes(id, f, to)
+    local out = {{p.job_prefix .. id, 'hash'}, {p.state_prefix .. f[1], 'zset'}, {p.state_prefix .. to, 'zset'},
+                 {p.heads_key, 'zset'}, {p.dependents_prefix .. id, 'set'}, {KEYS[1], 'stream'}}
+    if f[2] then table.insert(out, {p.pending_prefix .. f[2], 'zset'}) end
+    return out
+  end
+
+  -- Phase 1: judge every job; write nothing.
+  local out, plan, refused = {}, {}, false
   for _, id in ipairs(p.ids) do
     local key = p.job_prefix .. id
+    local bad = foreign(key, 'hash')
+    if bad then return redis.error_reply(bad) end
     local f = redis.call('HMGET', key, 'state', 'class', 'indexed')
     local from, to = f[1], TARGET[p.action]
     local r = {job_id = id, from = from, to = to, ok = false}
     if not from then
       r.message = 'no such job'
     elseif p.action == 'cancel' and from == S.running then
-      redis.call('HSET', key, 'cancel_requested', '1', 'updated_at', p.now)
       r.ok, r.to, r.message = true, from, 'cancel requested; its worker stops the process group'
     elseif SOURCES[p.action] and not SOURCES[p.action][from] then
       r.message = p.action .. ' applies to ' .. (p.action == 'retry' and 'failed or canceled' or 'held') ..
@@ -49,6 +65,32 @@ local function operate()
     elseif not allowed(from, to) then
       r.message = 'cannot ' .. p.action .. ' a ' .. from .. ' job'
     else
+      for _, w in ipairs(writes(id, f, to)) do
+        bad = foreign(w[1], w[2])
+        if bad then return redis.error_reply(bad) end
+      end
+      r.ok = true
+    end
+    refused = refused or not r.ok
+    table.insert(out, r)
+    table.insert(plan, f)
+  end
+  if refused and p.all_or_nothing then
+    for _, r in ipairs(out) do
+      if r.ok then
+        r.ok, r.to, r.message = false, r.from, 'not changed: the action was refused for another job it names'
+      end
+    end
+    return cjson.encode(out)
+  end
+
+  -- Phase 2: write.
+  for i, r in ipairs(out) do
+    local id, f, key = r.job_id, plan[i], p.job_prefix .. r.job_id
+    if r.ok and r.from == S.running then
+      redis.call('HSET', key, 'cancel_requested', '1', 'updated_at', p.now)
+    elseif r.ok then
+      local from, to = r.from, r.to
       if f[3] == '1' then
         pending_remove(f[2], id)
         redis.call('HSET', key, 'indexed', '0')
@@ -62,9 +104,7 @@ local function operate()
       if index_if_ready(id) then
         redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000, '*', 'kind', 'claimable', 'count', 1)
       end
-      r.ok = true
     end
-    table.insert(out, r)
   end
   return cjson.encode(out)
 end
