@@ -9,14 +9,16 @@ uses, so explain can't disagree with what workers do.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from .keys import Keys
 from .manifest.model import HostSpec, JobSpec
-from .matching import job_reason, ledger_free
+from .matching import host_rule_reason, job_host_reason, job_reason, ledger_free
 from .states import JobState
 from .store.queries import JobRecord
 from .store.workers import WorkerInfo
+from .table import age
 
 
 @dataclass
@@ -68,9 +70,9 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
         return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} to finish (after = "
                                 f"{job.spec['after']}).")
     live = [w for w in workers if w.live]
-    if not live:
-        return Explanation(job, "No live worker is registered; start `fleet worker` on a host that satisfies it.")
     hosts = {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.hosts).items()}
+    if not live:
+        return _with_no_live_worker(job, spec, workers, hosts)
     pipe = redis.pipeline(transaction=False)
     for w in live:
         pipe.hgetall(keys.ledger(w.host.hostname))
@@ -85,6 +87,9 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
             result.per_worker.append((who, f"paused: {w.note}" if never is None else f"paused; and {never}"))
             if never is None:
                 idle_capacity.append(w.name)
+        elif w.state == "draining":  # `fleet drain` or a warm stop: it claims nothing more
+            result.per_worker.append((who, f"draining, claims no more (`fleet drain --undo {w.name}`)" +
+                                      ("" if never is None else f"; and {never}")))
         elif reason is None:
             result.per_worker.append((who, f"can run it ({w.state})"))
             result.runnable_by.append(w.name)
@@ -105,4 +110,35 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
         result.summary = "Some workers could run it once their host frees resources."
     else:
         result.summary = "No live worker can ever run it as the fleet is now; it waits for a host that satisfies it."
+    return result
+
+
+def _with_no_live_worker(job: JobRecord, spec: JobSpec, workers: list[WorkerInfo],
+                         hosts: dict[str, HostSpec]) -> Explanation:
+    """No worker is alive (burst workers that exited, a fleet being restarted): the job is judged,
+    as `condor_q -better-analyze` does, against the workers seen in the last day, at their whole
+    capacity, and against the declared hosts no worker was seen on, by their rules alone."""
+    result = Explanation(job, "")
+    now = time.time()
+    seen_hosts = set()
+    for w in workers:
+        seen_hosts.add(w.host.hostname)
+        reason = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, {}))
+        result.per_worker.append((f"{w.name}@{w.host.hostname} ({w.state}, last seen {age(w.heartbeat, now)} ago)",
+                                  reason or "could run it"))
+        if reason is None:
+            result.runnable_by.append(w.name)
+    for name, host in sorted(hosts.items()):
+        if name in seen_hosts:
+            continue
+        reason = (host_rule_reason(host, spec.model, spec.name) or
+                  job_host_reason(spec.scheduling["allowed_hosts"], spec.scheduling["denied_hosts"], name))
+        result.per_worker.append((f"host {name} (declared, no worker seen)",
+                                  reason or "its rules admit it; its resources are known once a worker runs there"))
+    if result.runnable_by:
+        result.summary = (f"No live worker is registered; {len(result.runnable_by)} seen recently could run it: "
+                          f"start `fleet worker` on their hosts.")
+    else:
+        result.summary = "No live worker is registered, and none seen recently could run it; start `fleet worker` " \
+                         "on a host that satisfies it."
     return result

@@ -171,6 +171,31 @@ def test_an_outage_shorter_than_a_lease_that_spans_the_renewals_costs_no_lease(s
     assert claims.reap(now=now + 4.5) == [] and store.jobs.get(c.job_id).state is JobState.RUNNING
 
 
+def test_a_gap_shorter_than_the_last_reapers_own_tick_is_no_silence(store, caplog):
+    """Busy workers reap once a renewal (10 s at 30 s leases); an idle worker that reaps every
+    second 9 s after one must not take that for an outage and push every lease back."""
+    _, classes = load(store, job("j"))
+    claims = Claims(store.redis, store.keys, lease_s=30)
+    now = time.time()
+    c = claims.claim("w", HOST, classes, now=now)
+    deadline = store.redis.zscore(store.keys.running, c.job_id)
+    claims.reap(now=now, every_s=10)
+    claims.reap(now=now + 9, every_s=1)
+    assert store.redis.zscore(store.keys.running, c.job_id) == deadline
+    assert "no reaper ran" not in caplog.text
+    claims.reap(now=now + 12, every_s=1)  # past two of the last reaper's (1 s) ticks: a silence
+    assert store.redis.zscore(store.keys.running, c.job_id) == deadline + 3
+    assert "no reaper ran for 3.0s" in caplog.text and "1 lease(s) pushed back" in caplog.text
+
+
+def test_a_silence_with_no_lease_to_push_back_is_not_reported(store, caplog):
+    load(store, job("j"))
+    claims = Claims(store.redis, store.keys)
+    store.redis.set(store.keys.reaper_tick, time.time() - 90)  # a tick as fleet wrote it before: a bare number
+    claims.reap()
+    assert "no reaper ran" not in caplog.text
+
+
 def test_orphaned_job_is_not_claimed(store):
     manifest, classes = load(store, job("keep") + job("drop"))
     store.load(parse_manifest("schema_version = 1\n" + job("keep"), "m.toml"))

@@ -445,3 +445,21 @@ def test_a_dependent_finds_its_parents_output_dir(procs, real_store, tmp_path):
     assert procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w").wait(60) == 0
     assert real_store.jobs.get(real_store.jobs.resolve("eval")).state is JobState.FINISHED
     assert procs.run("logs", "eval").stdout.strip() == "weights"
+
+
+def test_a_busy_worker_with_no_receiver_sees_no_outage(procs, real_store, tmp_path):
+    """With no receiver, a worker busy for longer than two reaper ticks used to log 'no reaper
+    reached Redis for 3.1s (an outage?)' on its next claim while Redis was fine: busy workers
+    now reap too, once a lease renewal."""
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1,
+                                                "defaults": {**sidefx_defaults(ledger, 3.5), "min_cores": 0},
+                                                "jobs": [{"name": "long", "model": "m"}, {"name": "next", "model": "m",
+                                                                                         "seed": 1}]})
+    assert procs.run("load", path).returncode == 0
+    worker = procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 1, 8), name="w",
+                          lease_s=3)
+    assert worker.wait(60) == 0, procs.log_of(worker)
+    assert real_store.jobs.counts()["finished"] == 2
+    assert "no reaper" not in procs.log_of(worker), procs.log_of(worker)

@@ -290,12 +290,22 @@ class FleetWorker(Worker):
         super().handle_exception(job, *exc_info)
 
     def maintain_heartbeats(self, job: Job, execution) -> None:
+        """Every renewal interval while a job runs: rq's heartbeat, fleet's lease and registry
+        entry, and a turn as reaper, so leases of dead workers are recovered, and a reaper gap
+        is never mistaken for an outage, while every worker is busy and no receiver runs."""
         try:
             super().maintain_heartbeats(job, execution)
             status = self.fleet.claims.renew(self._claim.job_id, self.name, self._claim.attempt)
             self.fleet.publish("draining" if self._stop_requested else "busy", self._claim.job_id)
+            self.fleet.claims.reap(every_s=self.job_monitoring_interval)
         except REDIS_DOWN as err:
             log.warning("heartbeat failed, Redis unreachable (%s); the job keeps running", type(err).__name__)
+            return
+        except (StoreError, redis.ResponseError) as err:  # the job runs on; its end waits for the repair
+            why = self.fleet.damage_reason(err)
+            if why != self._damage_said:
+                log.error("heartbeat failed on a damaged store; the job keeps running: %s", why)
+                self._damage_said = why
             return
         if status == "lost":
             log.error("lease on %s was lost (reaped after missed heartbeats); stopping it so it never runs "

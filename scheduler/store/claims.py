@@ -128,9 +128,9 @@ class Claims:
     def reap(self, limit: int = 100, now: float | None = None, every_s: float = 1.0) -> list[Ended]:
         """Return jobs whose lease expired to pending (or failed after max_attempts), attempt recorded lost.
 
-        ``every_s`` is how often this caller reaps: a longer silence of all reapers means
-        Redis was out for everyone, and leases are pushed back by it rather than reaped
-        (finish.lua), since no worker could renew meanwhile.
+        ``every_s`` is how often this caller reaps: a silence of all reapers longer than two
+        such ticks means Redis was out for everyone (or nothing ran), and leases are pushed
+        back by it rather than reaped (finish.lua), since no worker could renew meanwhile.
         """
         payload = {"mode": "reap", "limit": limit, "every_s": every_s}
         if now is not None:
@@ -140,9 +140,10 @@ class Claims:
             if why not in self._damage_said:  # said once: the lease is met again at every tick
                 self._damage_said.add(why)
                 log.error("an expired lease cannot be reaped: %s", damage_message(why))
-        if isinstance(result.get("grace"), (int, float)) and result["grace"] > 0:
-            log.warning("no reaper reached Redis for %.1fs (an outage?): every lease was pushed back by that "
-                        "much instead of being reaped", result["grace"])
+        if isinstance(result.get("grace"), (int, float)) and result["grace"] > 0 and result.get("shifted"):
+            log.warning("no reaper ran for %.1fs (Redis unreachable, or no receiver or worker running): %d "
+                        "lease(s) pushed back by that much instead of being reaped", result["grace"],
+                        result["shifted"])
         return [_ended(e) for e in (result["ended"] if isinstance(result["ended"], list) else [])]
 
     def renew(self, job_id: str, worker: str, attempt: int, now: float | None = None) -> str:

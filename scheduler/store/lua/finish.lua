@@ -8,6 +8,7 @@ ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_pref
         -- reap: limit, every_s (how often this reaper ticks)}
 Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
 Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = seconds every lease was pushed back,
+        shifted = how many leases that was,
         damaged = [why each expired lease whose keys hold foreign values was left as it is]};
         a refused "complete" (a key it would write holds a foreign value) is an error reply
         starting 'fleet: ' that names the key, with nothing written.
@@ -21,10 +22,12 @@ Invariants:
     to pending (same FIFO seq) until they run out, then it is failed for good.
     interrupted (warm stop forced) returns it to pending without counting.
   * The host ledger gets back exactly what the claim reserved.
-  * Leases age only while reapers see Redis. After reapers fell silent for more
-    than two of their ticks (Redis unreachable or BUSY for everyone, or no reaper
-    running), every lease is pushed back by the whole silence: a worker could not
-    renew during it either, and must not lose its job to an outage of any length.
+  * Leases age only while reapers see Redis. Reapers are the receiver (every second) and
+    every worker (idle: every second; busy: every lease renewal). After they fell silent
+    for more than two ticks of the one that ran last (Redis unreachable or BUSY for
+    everyone, or no fleet process running), every lease is pushed back by the whole
+    silence: a worker could not renew during it either, and must not lose its job to an
+    outage of any length.
     A dead worker's job is then recovered that much later. (Pushing back only the
     silence beyond one tick left a live worker no margin with 3 s leases.)
 ]]
@@ -164,15 +167,19 @@ end
 -- reap
 local bad = foreign(TICK, 'string') or foreign(RUNNING, 'zset')
 if bad then return redis.error_reply(bad) end
-local last = tonumber(redis.call('GET', TICK) or '')
-redis.call('SET', TICK, p.now)
-if last and p.now - last > 2 * p.every_s then
+-- The tick says when the last reaper ran and how often it runs ("<now> <every_s>"; a bare
+-- number as written before), so a gap is judged by the promise of the one that ran last.
+local last, last_every = string.match(redis.call('GET', TICK) or '', '^(%S+) ?(%S*)$')
+last, last_every = tonumber(last), tonumber(last_every) or p.every_s
+redis.call('SET', TICK, string.format('%.17g %.17g', p.now, p.every_s))
+if last and p.now - last > 2 * last_every then
   local shift = p.now - last
   local leases = redis.call('ZRANGE', RUNNING, 0, -1, 'WITHSCORES')
   for i = 1, #leases, 2 do
     redis.call('ZADD', RUNNING, 'XX', tonumber(leases[i + 1]) + shift, leases[i])
   end
   result.grace = shift
+  result.shifted = #leases / 2
 end
 local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', p.now, 'LIMIT', 0, p.limit)
 for _, id in ipairs(expired) do
