@@ -20,6 +20,7 @@ from .errors import EXIT_USAGE, FleetError
 from .logs import setup_logging
 from .settings import ENV_NAMESPACE, ENV_REDIS_URL
 from .states import JobState
+from .table import printable
 
 
 def _common() -> argparse.ArgumentParser:
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the attempt ends")
     p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
+    p.add_argument("--raw", action="store_true",
+                   help="print the job's terminal escapes (colours, cursor moves) as they are, not escaped")
 
     p = command("metrics", "an attempt's metric history, as the job reported it")
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
@@ -252,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FleetError as err:
         if debug:
             raise
-        print(f"fleet {args.command}: error: {err}", file=sys.stderr)
+        print(f"fleet {args.command}: error: {printable(err, keep=chr(10))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

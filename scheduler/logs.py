@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from .table import printable
+
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
@@ -26,7 +28,8 @@ class _OneLine(logging.Formatter):
         self.converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record).replace("\n", " | ")
+        # One line (journald splits on newlines), and no raw controls from a job's or a manifest's strings.
+        text = printable(super().format(record).replace("\n", " | "))
         if self.journald:
             text = f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{text}"
         return text

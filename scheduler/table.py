@@ -1,12 +1,39 @@
-"""Aligned text tables sized to the terminal; colour only on a TTY without NO_COLOR."""
+"""What fleet prints for people: stored text made safe to show, aligned tables sized to the
+terminal, colour only on a TTY without NO_COLOR.
+
+Anything a manifest, a job or a worker wrote (a model name, a host description, a failure
+reason, a log line) passes through :func:`printable` before it reaches a terminal: a raw
+ESC there recolours or retitles it, and a raw CR or LF forges the rows around it.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
 from typing import Sequence, TextIO
+
+# C0 and C1 controls, DEL, and the bidirectional overrides and isolates that reorder what a
+# terminal shows ("Trojan Source"); tab and newline only where a caller keeps them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object, keep: str = "") -> str:
+    """``text`` with every control character written as its escape (``\\x1b``, ``\\r``,
+    ``\\u202e``), as repr() writes them, except those in ``keep`` (e.g. "\\n\\t" for a
+    log line or a multi-line message)."""
+    return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), str(text))
+
+
+def write_line(out: TextIO, text: str) -> None:
+    """One line of human output: ``text`` made :func:`printable`, then a newline."""
+    out.write(printable(text) + "\n")
+
+
+def _escape(char: str) -> str:
+    return repr(char)[1:-1] if char != "'" else char
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -25,7 +52,8 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]], stream: Tex
            colour_column: int | None = None) -> str:
     """Columns padded to their widest cell; the last column is cut to the terminal width."""
     stream = stream or sys.stdout
-    cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
+    cells = [[printable(c) if c is not None else "-" for c in row] for row in rows]
+    headers = [printable(h) for h in headers]  # a metric's name, say, is the job's text
     widths = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row):

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
 from ..store.actions import act, drain
+from ..table import write_line
 from .common import connect, print_json
 
 
@@ -24,8 +25,8 @@ def run_job_action(args: argparse.Namespace, out: TextIO) -> int:
     else:
         for r in results:
             what = f"{r.from_state} -> {r.to_state}" if r.ok and r.from_state != r.to_state else ""
-            out.write(f"{names.get(r.job_id, refs[r.job_id])} ({r.job_id}): {'ok' if r.ok else 'refused'}"
-                      f"{': ' + what if what else ''}{'; ' + r.message if r.message else ''}\n")
+            write_line(out, f"{names.get(r.job_id, refs[r.job_id])} ({r.job_id}): {'ok' if r.ok else 'refused'}"
+                            f"{': ' + what if what else ''}{'; ' + r.message if r.message else ''}")
         if not all(r.ok for r in results) and len(results) > 1:
             out.write(f"nothing changed: {args.command} applies to every job named or to none; leave out the "
                       f"refused ones and run it again\n")
@@ -37,5 +38,5 @@ def run_drain(args: argparse.Namespace, out: TextIO) -> int:
     with store.errors():
         if not drain(store.redis, store.keys, args.worker, undo=args.undo):
             raise NotFoundError(f"no worker named {args.worker!r}; list them with `fleet status`")
-    out.write(f"{args.worker}: {'resumed' if args.undo else 'draining: finishes its current job, claims no more'}\n")
+    write_line(out, f"{args.worker}: {'resumed' if args.undo else 'draining: finishes its current job, claims no more'}")
     return EXIT_OK

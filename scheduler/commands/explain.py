@@ -8,6 +8,7 @@ from typing import TextIO
 from ..explain import explain
 from ..store.claims import Claims
 from ..store.workers import list_workers
+from ..table import write_line
 from .common import connect, print_json
 
 
@@ -20,5 +21,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print_json(result.to_json(), out)
     else:
-        out.write("\n".join(result.lines()) + "\n")
+        for line in result.lines():
+            write_line(out, line)
     return 0

@@ -10,7 +10,7 @@ from typing import TextIO
 from ..manifest.model import JobSpec
 from ..store.claims import Claims, output_dir_of
 from ..store.workers import list_workers
-from ..table import age, render
+from ..table import age, render, write_line
 from .common import connect, print_json
 from .results import latest_metrics
 
@@ -36,18 +36,18 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print_json(data, out)
         return 0
-    out.write(f"{record.name}  job_id {record.job_id}  {record.state.value}"
-              f"{'' if record.in_manifest else ' (orphaned)'} since {age(record.state_at)}\n")
-    out.write(f"identity (hashed into job_id): {json.dumps(identity, sort_keys=True)}\n")
+    write_line(out, f"{record.name}  job_id {record.job_id}  {record.state.value}"
+                    f"{'' if record.in_manifest else ' (orphaned)'} since {age(record.state_at)}")
+    write_line(out, f"identity (hashed into job_id): {json.dumps(identity, sort_keys=True)}")
     sched = {k: v for k, v in spec.scheduling.items() if v not in ([], "", 0, False) or k in ("priority",)}
-    out.write(f"scheduling: {json.dumps(sched, sort_keys=True)}\n")
+    write_line(out, f"scheduling: {json.dumps(sched, sort_keys=True)}")
     if record.reason:
-        out.write(f"last reason: {record.reason}\n")
+        write_line(out, f"last reason: {record.reason}")
     if latest:
-        out.write(f"latest metrics (attempt {record.attempts}): {json.dumps(latest, sort_keys=True)}\n")
+        write_line(out, f"latest metrics (attempt {record.attempts}): {json.dumps(latest, sort_keys=True)}")
     if data["result"]:
-        out.write(f"result: {json.dumps(data['result'], sort_keys=True)}  (`fleet metrics {record.name}` for the "
-                  f"history)\n")
+        write_line(out, f"result: {json.dumps(data['result'], sort_keys=True)}  (`fleet metrics {record.name}` for "
+                        f"the history)")
     if attempts:
         now = time.time()
         rows = [[a["attempt"], a.get("worker"), a.get("host"), age(a.get("started_at"), now),
@@ -62,7 +62,7 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n" + render(header, rows, out) + "\n")
         if last:
             archived = " (archived by `fleet prune`)" if last.get("archived_to") else ""
-            out.write(f"output dir (on {last.get('host') or record.host}): {output_dir_of(last)}{archived}\n")
+            write_line(out, f"output dir (on {last.get('host') or record.host}): {output_dir_of(last)}{archived}")
     else:
         out.write("no attempts yet (`fleet explain` says why)\n")
     return 0
@@ -91,5 +91,5 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
               + "\n")
     for w in workers:
         if w.note:
-            out.write(f"! {w.name} claims nothing: {w.note}\n")
+            write_line(out, f"! {w.name} claims nothing: {w.note}")
     return 0

@@ -9,7 +9,7 @@ from typing import TextIO
 from ..manifest import load_manifest
 from ..manifest.model import HostSpec, JobSpec
 from ..matching import free_of, job_reason
-from ..table import render
+from ..table import render, write_line
 from .common import connect, print_json
 from .worker import describe_host
 
@@ -33,17 +33,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print_json({"host": host.to_dict(), "jobs": [{"name": j.name, "job_id": j.job_id, "can_run": r is None,
                                                        "reason": r} for j, r in verdicts]}, out)
         return 0
-    out.write(f"{host.hostname}{' (simulated)' if host.simulated else ''}: {host.cores} cores, "
-              f"{host.ram_total_gib:.1f} GiB RAM ({host.ram_available_gib:.1f} available)\n")
+    write_line(out, f"{host.hostname}{' (simulated)' if host.simulated else ''}: {host.cores} cores, "
+                    f"{host.ram_total_gib:.1f} GiB RAM ({host.ram_available_gib:.1f} available)")
     for gpu in host.gpus:
-        out.write(f"  GPU {gpu.index}: {gpu.name}, {gpu.vram_free_gib:.1f}/{gpu.vram_total_gib:.1f} GiB free"
-                  f"{', compute ' + gpu.compute_capability if gpu.compute_capability else ''}\n")
+        write_line(out, f"  GPU {gpu.index}: {gpu.name}, {gpu.vram_free_gib:.1f}/{gpu.vram_total_gib:.1f} GiB free"
+                        f"{', compute ' + gpu.compute_capability if gpu.compute_capability else ''}")
     if not host.gpus:
         out.write("  no CUDA GPU\n")
     for note in host.notes:
-        out.write(f"  note: {note}\n")
+        write_line(out, f"  note: {note}")
     if host.hostname not in hosts and hosts:
-        out.write(f"  {host.hostname} is not in [hosts]: admitted with defaults (priority 0, no allow/deny)\n")
+        write_line(out, f"  {host.hostname} is not in [hosts]: admitted with defaults (priority 0, no allow/deny)")
     if verdicts:
         rows = [[j.name, j.job_id, "yes" if r is None else "no", r or ""] for j, r in verdicts]
         out.write("\n" + render(["JOB", "JOB_ID", "CAN RUN", "WHY NOT"], rows, out) + "\n")

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from ..errors import EXIT_OK, EXIT_OPERATIONAL
 from ..prune import Pruner
-from ..table import render
+from ..table import render, write_line
 from .common import connect, print_json
 
 SHOW_KEPT = 20  # on a shared fleet most old attempts ran on other hosts; a screenful says why
@@ -31,11 +31,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                          [[m.name, m.attempt, m.source, m.target + (" (finishing an interrupted prune)"
                                                                    if m.resumed else "")]
                           for m in plan.moves], out) + "\n")
-    out.write(f"{verb} {len(plan.moves)} attempt output dir(s) to {plan.archive_dir}\n")
+    write_line(out, f"{verb} {len(plan.moves)} attempt output dir(s) to {plan.archive_dir}")
     for k in plan.kept[:SHOW_KEPT]:
-        out.write(f"kept {k.name} attempt {k.attempt}: {k.reason}\n")
+        write_line(out, f"kept {k.name} attempt {k.attempt}: {k.reason}")
     if len(plan.kept) > SHOW_KEPT:
         out.write(f"... and {len(plan.kept) - SHOW_KEPT} more kept (--json lists them all)\n")
     for f in plan.failed:
-        out.write(f"FAILED {f.name} attempt {f.attempt}: {f.reason}\n")
+        write_line(out, f"FAILED {f.name} attempt {f.attempt}: {f.reason}")
     return EXIT_OPERATIONAL if plan.failed else EXIT_OK

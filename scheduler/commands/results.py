@@ -8,7 +8,7 @@ import json
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, UsageError
-from ..table import render
+from ..table import printable, render, write_line
 from .common import connect, job_attempt, print_json
 
 
@@ -104,13 +104,13 @@ def _emit(rows: list[dict], args: argparse.Namespace, out: TextIO, empty: str) -
         print_json(rows, out)
         return
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    if args.csv:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    if args.csv:  # for spreadsheets, but often read on a terminal: the job's own strings escaped too
+        writer = csv.writer(out)
+        writer.writerow([printable(c) for c in columns])
+        writer.writerows(["" if row.get(c) is None else printable(row[c]) for c in columns] for row in rows)
         return
     if not rows:
-        out.write(empty + "\n")
+        write_line(out, empty)
         return
     out.write(render([c.upper() for c in columns], [[_cell(row.get(c)) for c in columns] for row in rows], out) + "\n")
 

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from ..states import JobState
 from ..status import status_document
-from ..table import age, render
+from ..table import age, render, write_line
 from .common import connect, print_json
 
 COUNT_ORDER = [s.value for s in JobState] + ["orphaned"]
@@ -41,7 +41,7 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     counts = data["jobs"]
     total = sum(counts[s.value] for s in JobState)
-    out.write(f"namespace {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs\n")
+    write_line(out, f"namespace {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs")
     out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n\n")
     if data["workers"]:
         rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w["declared"] else " *"),
@@ -53,19 +53,20 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
                          out) + "\n")
         for w in data["workers"]:
             if w["note"]:
-                out.write(f"! {w['name']} claims nothing: {w['note']}\n")
+                write_line(out, f"! {w['name']} claims nothing: {w['note']}")
         if not all(w["declared"] for w in data["workers"]):
             out.write("* host not in the manifest's [hosts]: admitted with defaults (priority 0, no allow/deny)\n")
     else:
         out.write("no workers have registered; start one with `fleet worker`\n")
     for stuck in data["unrunnable"]:
         names = ", ".join(stuck["jobs"]) + (" ..." if stuck["pending"] > len(stuck["jobs"]) else "")
-        out.write(f"\n! {stuck['pending']} pending job(s) no live worker can run: {names}"
-                  f" (`fleet explain {stuck['jobs'][0] if stuck['jobs'] else 'JOB'}`)\n")
+        out.write("\n")
+        write_line(out, f"! {stuck['pending']} pending job(s) no live worker can run: {names}"
+                        f" (`fleet explain {stuck['jobs'][0] if stuck['jobs'] else 'JOB'}`)")
     if data["recent_failures"]:
         out.write("\nrecent failures:\n")
         for f in data["recent_failures"]:
-            out.write(f"  {f['name']} on {f['host'] or '-'}: {f['reason'] or 'no reason recorded'}\n")
+            write_line(out, f"  {f['name']} on {f['host'] or '-'}: {f['reason'] or 'no reason recorded'}")
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import TextIO
 from ..artifacts import verify
 from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
 from ..store.claims import Claims, output_dir_of
+from ..table import write_line
 from .common import connect, print_json
 
 
@@ -38,12 +39,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print_json(data, out)
     elif result.ok:
-        out.write(f"{record.name} attempt {attempt['attempt']}: all {data['files']} files match "
-                  f"(overall {manifest['overall'][:16]})\n")
+        write_line(out, f"{record.name} attempt {attempt['attempt']}: all {data['files']} files match "
+                        f"(overall {manifest['overall'][:16]})")
     else:
-        out.write(f"{record.name} attempt {attempt['attempt']}: MISMATCH in {where} "
-                  f"(on {attempt.get('host')})\n")
+        write_line(out, f"{record.name} attempt {attempt['attempt']}: MISMATCH in {where} "
+                        f"(on {attempt.get('host')})")
         for kind in ("missing", "changed", "extra"):
             for path in data[kind]:
-                out.write(f"  {kind}: {path}\n")
+                write_line(out, f"  {kind}: {path}")
     return EXIT_OK if result.ok else EXIT_USAGE

@@ -5,20 +5,29 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import time
 from typing import TextIO
 
 from ..errors import UsageError
 from ..keys import Keys
+from ..manifest.loader import HOST_RE
 from ..rq_prefix import use_rq_prefix
 from .common import connect
 
 log = logging.getLogger("fleet.worker")
 
 
+# Worker names become keys and table cells; the default is "<host>.<short hostname>.<pid>".
+WORKER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
+
+
 def describe_host(args: argparse.Namespace):
     """The host this worker offers: a declared profile, or a real probe."""
+    if args.host_name is not None and not HOST_RE.fullmatch(args.host_name):
+        raise UsageError(f"--host-name {args.host_name!r}: must be 1-63 letters, digits, '_', '.' or '-', as "
+                         f"`hostname -s` prints and [hosts] names it")
     if args.host_profile:
         from worker.host_profile import load_host_profile
 
@@ -49,6 +58,10 @@ def _live_host(args: argparse.Namespace, first, max_age_s: float = 1.0):
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     host = describe_host(args)  # a bad --host-profile is reported before Redis is even tried
+    name = args.name or f"{host.hostname}.{socket.gethostname().split('.')[0]}.{os.getpid()}"
+    if not WORKER_NAME_RE.fullmatch(name):
+        raise UsageError(f"worker name {name!r}: must be 1-128 letters, digits, '_', '.', '@', ':' or '-'; "
+                         f"pick another --name")
     store = connect(args)
     keys: Keys = store.keys
     use_rq_prefix(keys)
@@ -65,7 +78,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as err:
         raise UsageError(f"--runs-dir {runs_dir}: cannot create it ({err.strerror}); pick a writable "
                          f"directory") from None
-    name = args.name or f"{host.hostname}.{socket.gethostname().split('.')[0]}.{os.getpid()}"
     lease_s = args.lease_s
     claims = Claims(store.redis, keys, lease_s=lease_s)
     loop = ClaimLoop(store.redis, keys, claims, name, _live_host(args, host))

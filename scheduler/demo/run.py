@@ -227,14 +227,17 @@ class Demo:
         self.out.write("\nwhere each job ran and why:\n")
         self.out.write(render(["JOB", "STATE", "HOST", "WHY THERE", "ACCURACY"], rows, self.out) + "\n")
         if best:
-            self.out.write(f"\nbest run by accuracy: {best[0]} ({best[1]:.3f}) on {best[2]} "
-                           f"(`fleet compare --all` ranks them all)\n")
+            self.out.write("\n")
+            write_line(self.out, f"best run by accuracy: {best[0]} ({best[1]:.3f}) on {best[2]} "
+                                 f"(`fleet compare --all` ranks them all)")
         self.out.write(self._verify_line(store, manifest) + "\n")
         for name in unrunnable:
             record = store.jobs.get(store.jobs.resolve(name))
             why = explain(store.redis, store.keys, record, list_workers(store.redis, store.keys),
                           claims.attempts(record.job_id))
-            self.out.write("\n`fleet explain " + name + "`:\n" + "\n".join(why.lines()) + "\n")
+            self.out.write("\n`fleet explain " + name + "`:\n")
+            for line in why.lines():
+                write_line(self.out, line)
 
 
 def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
