@@ -42,9 +42,12 @@ class RedisServer:
     ``exit_with_parent``: the server gets SIGTERM when the process that started it dies, even by
     SIGKILL, so a killed demo leaves no server behind (its temp dir does stay: nobody is left to
     remove it). Off by default: the kernel ties this to the starting *thread*, and a test may start
-    a server in a thread that ends before the server should."""
+    a server in a thread that ends before the server should.
 
-    def __init__(self, appendonly: bool = False, password: str | None = None, exit_with_parent: bool = False):
+    ``unix_socket``: also listen on ``socket_path`` (mode 0700), for ``unix://`` URLs."""
+
+    def __init__(self, appendonly: bool = False, password: str | None = None, exit_with_parent: bool = False,
+                 unix_socket: bool = False):
         binary = redis_server_binary()
         if binary is None:
             raise RedisServerError("redis-server not found: install it (apt-get install redis-server) or run "
@@ -57,6 +60,9 @@ class RedisServer:
                      "--logfile", os.path.join(self.dir, "redis.log")]
         if password:
             self.args += ["--requirepass", password]
+        self.socket_path = os.path.join(self.dir, "redis.sock") if unix_socket else None
+        if self.socket_path:
+            self.args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         self.proc: subprocess.Popen | None = None
         self.exit_with_parent = exit_with_parent
         try:

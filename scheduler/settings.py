@@ -1,8 +1,8 @@
 """Connection settings: one value built from flags and environment, passed down.
 
-Redis URLs may carry passwords (``redis://:secret@host``) and TLS (``rediss://``);
-this object is what gets logged and printed, so its ``repr`` and :meth:`safe_url`
-never show the password.
+Redis URLs may carry passwords (``redis://:secret@host``, ``?password=secret``) and TLS
+(``rediss://``); this object is what gets logged and printed, so its ``repr`` and
+:meth:`safe_url` show the URL only as :func:`~scheduler.redis_url.redact_url` makes it.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .redis_url import redact_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE = "fleet"
@@ -22,22 +23,6 @@ ENV_NAMESPACE = "FLEET_NAMESPACE"
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SCHEMES = ("redis", "rediss", "unix")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable redis url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
