@@ -11,10 +11,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .redis_url import redact_url
+from .redis_url import redact_url, url_problem
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE = "fleet"
@@ -22,7 +21,6 @@ ENV_REDIS_URL = "FLEET_REDIS_URL"
 ENV_NAMESPACE = "FLEET_NAMESPACE"
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -34,12 +32,10 @@ class Settings:
     socket_timeout_s: float = field(default=10.0, compare=False)
 
     def __post_init__(self) -> None:
-        scheme = urlsplit(self.redis_url).scheme if "://" in self.redis_url else ""
-        if scheme not in _SCHEMES:
-            raise ConfigError(
-                f"redis url {redact_url(self.redis_url)!r} must start with redis://, rediss:// or unix://; "
-                f"set --redis-url or {ENV_REDIS_URL}"
-            )
+        problem = url_problem(self.redis_url)
+        if problem:
+            raise ConfigError(f"redis url {redact_url(self.redis_url)!r} {problem}; fix --redis-url or "
+                              f"{ENV_REDIS_URL}")
         if not _NAMESPACE_RE.fullmatch(self.namespace):
             raise ConfigError(
                 f"namespace {self.namespace!r} must be 1-64 letters, digits, '_', '.' or '-' "

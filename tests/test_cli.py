@@ -69,6 +69,26 @@ def test_unreachable_redis_exits_1_without_leaking_the_password(capsys):
     assert len(err.strip().splitlines()) == 1 and "start redis-server or pass --redis-url" in err
 
 
+@pytest.mark.parametrize("url, says", [
+    ("redis://:hunter2@127.0.0.1:99999/0", "port that is not a number from 1 to 65535"),
+    ("redis://:hunter2@127.0.0.1:63x9/0", "port that is not a number from 1 to 65535"),
+    ("redis://:hunter2@127.0.0.1:0/0", "port that is not a number from 1 to 65535"),
+    ("redis://:hunter2@[::1/0", "malformed IPv6 address"),
+    ("redis://127.0.0.1/0?password=hunter2&socket_timeout=soon", "Invalid value for 'socket_timeout'"),
+    ("redis://127.0.0.1/?db=-1&password=hunter2", "negative database number"),
+    ("redis://127.0.0.1/0?password=hunter2&colour=blue", "'colour', which is no Redis connection option"),
+    ("unix:///run/r.sock?password=hunter2&socket_keepalive=yes", "'socket_keepalive', which does not apply to unix://"),
+    ("rediss://127.0.0.1/0?password=hunter2&ssl_cert_reqs=maybe", "Invalid SSL Certificate Requirements Flag"),
+    ("redis://:hunter/2@127.0.0.1/0", "'/' as %2F"),
+])
+def test_a_bad_redis_url_is_one_line_naming_the_setting_never_the_password(url, says, monkeypatch, capsys):
+    monkeypatch.setenv("FLEET_REDIS_URL", url)
+    code = main(["status"])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "FLEET_REDIS_URL" in err, err
+    assert "hunter" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis):
     cli("load", EXAMPLE)
     code, _, err = cli("explain", "no-such-job")
