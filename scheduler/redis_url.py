@@ -80,9 +80,9 @@ def url_problem(url: str) -> str | None:
 
     The final word is redis-py's own: the URL is parsed by ``ConnectionPool.from_url``, as
     :meth:`Settings.connect` will, and a connection is built (not opened) from it. What
-    redis-py quietly reads another way is refused first: port 0 (meant 6379), an ``@``
-    after the host (a password with an unescaped ``/`` or ``?``, whose tail redis-py
-    would take for the host or path)."""
+    redis-py quietly reads another way is refused first: a db path that is not a number
+    (``/abc`` meant db 0), port 0 (meant 6379), an ``@`` after the host (a password with
+    an unescaped ``/`` or ``?``, whose tail redis-py would take for the host or path)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
         return "must start with redis://, rediss:// or unix://"
@@ -101,6 +101,8 @@ def url_problem(url: str) -> str | None:
         return "has a port that is not a number from 1 to 65535"
     if scheme == "unix" and not parts.path:
         return "names no socket: write unix:///path/to/redis.sock"
+    if scheme != "unix" and not re.fullmatch(r"/?|/[0-9]+", parts.path):
+        return "has a path that is not a database number: end it with /N (N >= 0), or / or nothing for db 0"
     for name, _ in parse_qsl(parts.query, keep_blank_values=True):
         if name not in PUBLIC_OPTIONS | SECRET_OPTIONS:
             shown = repr(name) if _NAME_RE.fullmatch(name) else "an option"

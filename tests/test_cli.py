@@ -89,6 +89,18 @@ def test_a_bad_redis_url_is_one_line_naming_the_setting_never_the_password(url, 
     assert "hunter" not in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_the_url_path_must_be_a_database_number(cli, redis_server, monkeypatch):
+    base = f"redis://127.0.0.1:{redis_server.port}"
+    for path in ("/abc", "/1/2", "/-1"):
+        monkeypatch.setenv("FLEET_REDIS_URL", base + path)
+        code, _, err = cli("status")
+        assert code == 2 and "not a database number" in err and len(err.strip().splitlines()) == 1, (path, err)
+    for path in ("", "/", "/3"):  # no path and "/" are db 0
+        monkeypatch.setenv("FLEET_REDIS_URL", base + path)
+        assert cli("load", EXAMPLE)[0] == 0, path
+    assert {name for name in redis_server.client().info("keyspace")} == {"db0", "db3"}
+
+
 def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis):
     cli("load", EXAMPLE)
     code, _, err = cli("explain", "no-such-job")
