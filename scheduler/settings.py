@@ -23,6 +23,15 @@ ENV_NAMESPACE = "FLEET_NAMESPACE"
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+def check_flags(redis_url: str | None, namespace: str | None) -> None:
+    """Refuse flag values no one can mean: ``--namespace ''`` used to fall back to the
+    environment or default without a word, so a script whose variable was unset ran on
+    another fleet's namespace. None is a flag not given."""
+    for flag, value in (("--redis-url", redis_url), ("--namespace", namespace)):
+        if value == "":
+            raise ConfigError(f"{flag} is given but empty; give a value or leave the flag out")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where fleet's Redis is and which namespace of it this process works in."""
@@ -44,7 +53,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, redis_url: str | None = None, namespace: str | None = None) -> "Settings":
-        """Flags win over environment, environment over defaults."""
+        """Flags win over environment, environment over defaults. An empty variable counts as
+        unset (``FLEET_NAMESPACE=`` in an environment file), an empty flag is refused."""
+        check_flags(redis_url, namespace)
         return cls(
             redis_url=redis_url or os.environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL,
             namespace=namespace or os.environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,

@@ -101,6 +101,25 @@ def test_the_url_path_must_be_a_database_number(cli, redis_server, monkeypatch):
     assert {name for name in redis_server.client().info("keyspace")} == {"db0", "db3"}
 
 
+@pytest.mark.parametrize("argv", [
+    ["status", "--namespace", ""],
+    ["status", "--redis-url", ""],
+    ["load", EXAMPLE, "--offline", "--namespace", ""],
+    ["probe", "--offline", "--redis-url", ""],
+    ["demo", "--redis-url", "", "--timeout-s", "1"],  # the limit only matters if the flag is let through
+])
+def test_an_empty_flag_is_an_error(cli, argv):
+    code, _, err = cli(*argv)
+    assert code == 2 and "is given but empty" in err and argv[argv.index("") - 1] in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_environment_variable_counts_as_unset(cli, monkeypatch):
+    monkeypatch.setenv("FLEET_NAMESPACE", "")  # as an environment file's `FLEET_NAMESPACE=` line
+    code, out, _ = cli("status")
+    assert code == 0 and out.startswith("namespace fleet @ ")
+
+
 def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis):
     cli("load", EXAMPLE)
     code, _, err = cli("explain", "no-such-job")
