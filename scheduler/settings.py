@@ -23,13 +23,24 @@ ENV_NAMESPACE = "FLEET_NAMESPACE"
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+ENV_FILE_HINT = "an environment file such as /etc/fleet/fleet.env (mode 0600)"
+
+
 def check_flags(redis_url: str | None, namespace: str | None) -> None:
     """Refuse flag values no one can mean: ``--namespace ''`` used to fall back to the
     environment or default without a word, so a script whose variable was unset ran on
-    another fleet's namespace. None is a flag not given."""
+    another fleet's namespace. None is a flag not given.
+
+    A --redis-url with anything :func:`redact_url` hides (a password, a lone userinfo,
+    ``?password=``) is refused too: every user on the host reads a command line (``ps``,
+    ``/proc/PID/cmdline``), and the jobs of a worker started so read it from their parent."""
     for flag, value in (("--redis-url", redis_url), ("--namespace", namespace)):
         if value == "":
             raise ConfigError(f"{flag} is given but empty; give a value or leave the flag out")
+    if redis_url and "://" in redis_url and redact_url(redis_url) != redis_url:
+        raise ConfigError(f"--redis-url {redact_url(redis_url)!r} carries a credential, and a command line is "
+                          f"visible to every user on this host (ps); leave the flag out and set {ENV_REDIS_URL} "
+                          f"in {ENV_FILE_HINT}")
 
 
 @dataclass(frozen=True)

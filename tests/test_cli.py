@@ -61,9 +61,9 @@ def test_rejected_manifest_exits_2_and_names_the_field(cli, tmp_path, real_redis
     assert dump_namespace(real_redis) == {}
 
 
-def test_unreachable_redis_exits_1_without_leaking_the_password(capsys):
-    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    code = main(["status", "--redis-url", url])
+def test_unreachable_redis_exits_1_without_leaking_the_password(capsys, monkeypatch):
+    monkeypatch.setenv("FLEET_REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    code = main(["status"])
     _, err = capsys.readouterr()
     assert code == 1 and "hunter2" not in err and "redis://:***@127.0.0.1" in err
     assert len(err.strip().splitlines()) == 1 and "start redis-server or pass --redis-url" in err
@@ -99,6 +99,25 @@ def test_the_url_path_must_be_a_database_number(cli, redis_server, monkeypatch):
         monkeypatch.setenv("FLEET_REDIS_URL", base + path)
         assert cli("load", EXAMPLE)[0] == 0, path
     assert {name for name in redis_server.client().info("keyspace")} == {"db0", "db3"}
+
+
+# Port 1: should the flag ever be let through, nothing answers there (not a developer's own Redis).
+@pytest.mark.parametrize("url", ["redis://:hunter2@127.0.0.1:1/0", "redis://alice:hunter2@127.0.0.1:1/0",
+                                 "redis://hunter2@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password=hunter2",
+                                 "unix:///nonexistent/redis.sock?password=hunter2"])
+@pytest.mark.parametrize("command", [["status"], ["load", EXAMPLE, "--offline"], ["probe", "--offline"],
+                                     ["demo", "--timeout-s", "1"]])
+def test_a_password_on_the_command_line_is_refused(cli, url, command):
+    code, out, err = cli(*command, "--redis-url", url)
+    assert code == 2 and "visible to every user" in err and "FLEET_REDIS_URL" in err, err
+    assert "/etc/fleet/fleet.env (mode 0600)" in err and "hunter2" not in out + err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_redis_url_without_credentials_is_fine_on_the_command_line(cli, redis_server, monkeypatch):
+    monkeypatch.setenv("FLEET_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # would fail: the flag wins
+    code, out, _ = cli("status", "--redis-url", redis_server.url + "?socket_timeout=5")
+    assert code == 0 and "socket_timeout=5" in out.splitlines()[0]
 
 
 @pytest.mark.parametrize("argv", [
