@@ -3,9 +3,13 @@ redis-server with requirepass)."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from support.procs import FleetProcs, wait_for
 
 from scheduler.embedded_redis import RedisServer, free_port
@@ -77,3 +81,14 @@ def test_no_url_form_prints_or_logs_the_password(locked_redis, tmp_path, form):
     if works:
         assert "***" in next(line for line in outputs[-1].splitlines() if "receiver ready" in line)
 
+
+
+@pytest.mark.parametrize("password", [PASSWORD, 'p@ss w"rd\\/?#%'])
+def test_the_embedded_server_reads_its_password_from_a_private_file_not_its_command_line(password):
+    """Every user on the host can read a command line (``ps``), redis-server's too while it starts."""
+    with RedisServer(password=password) as server:
+        assert not any(password in arg for arg in server.args), server.args
+        assert all(os.stat(arg).st_mode & 0o077 == 0 for arg in server.args if arg.endswith(".conf"))
+        with pytest.raises(redis.AuthenticationError):  # no retries: redis-py would back off for seconds
+            redis.Redis(port=server.port, retry=Retry(NoBackoff(), 0)).ping()
+        assert server.client().ping()
