@@ -1,18 +1,24 @@
-"""The Redis password: never printed or logged in any URL form (real fleet processes on a
-redis-server with requirepass)."""
+"""The Redis password: never printed or logged in any URL form, never readable by a job
+(real fleet processes on a redis-server with requirepass)."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
+import sys
 
 import pytest
 import redis
+import tomli_w
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from support.procs import FleetProcs, wait_for
+from support.procs import FleetProcs, wait_for, write_profile
+from support.stores import make_store
 
 from scheduler.embedded_redis import RedisServer, free_port
+from scheduler.states import JobState
 
 PASSWORD = "Sw0rdfish-9f3e"  # distinctive, so a leak anywhere in the output is found
 WRONG = "Wr0ngHorse-51c2"
@@ -92,3 +98,57 @@ def test_the_embedded_server_reads_its_password_from_a_private_file_not_its_comm
         with pytest.raises(redis.AuthenticationError):  # no retries: redis-py would back off for seconds
             redis.Redis(port=server.port, retry=Retry(NoBackoff(), 0)).ping()
         assert server.client().ping()
+
+
+def run_one_job(server: RedisServer, workdir, command: list[str], prefix: list[str] = ()) -> str:
+    """Run ``command`` as the one job of a real burst worker whose FLEET_REDIS_URL carries the
+    password; the job's log.txt once it finished."""
+    procs = FleetProcs(f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0", str(workdir))
+    procs.env["FLEET_NAMESPACE"] = namespace = f"ns{free_port()}"
+    manifest = workdir / "m.toml"
+    manifest.write_text(tomli_w.dumps({"schema_version": 1, "jobs": [{"name": "snoop", "model": "m",
+                                                                       "command": command}]}))
+    try:
+        assert procs.run("load", str(manifest)).returncode == 0
+        worker = procs.worker("--burst", profile=write_profile(str(workdir / "h.toml"), "box", 2, 8), name="w",
+                              prefix=prefix)
+        assert worker.wait(60) == 0, procs.log_of(worker)
+    finally:
+        procs.stop_all()
+    store = make_store(server.client(), namespace)
+    assert store.jobs.get(store.jobs.resolve("snoop")).state is JobState.FINISHED
+    (log,) = glob.glob(str(workdir / "runs" / "snoop-*" / "attempt-1" / "log.txt"))
+    with open(log, errors="replace") as fh:
+        return fh.read()
+
+
+def test_a_job_cannot_read_the_redis_password_from_its_parent(locked_redis, tmp_path):
+    """The job's parent is the work horse, a fork of the worker: it shares the environment block
+    the worker started with, which /proc/PID/environ shows whatever os.environ says since."""
+    snoop = 'cat /proc/$PPID/environ /proc/$PPID/cmdline; tr "\\0" "\\n" < /proc/$PPID/environ; echo; echo JOB-ENV; env'
+    log = run_one_job(locked_redis, tmp_path, ["sh", "-c", snoop])
+    parent, job_env = log.split("\nJOB-ENV\n")
+    assert "scheduler.cli" in parent and "PYTHONPATH=" in parent  # the horse's cmdline and environ were read
+    assert PASSWORD not in log and "FLEET_REDIS_URL=redis" not in log
+    assert "FLEET_JOB_ID=" in job_env and not any(line.startswith("FLEET_REDIS_URL") for line in job_env.splitlines())
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             # only so that nobody can run this checkout's interpreter and write the test's tmp dir
+             "--inh-caps=+dac_override", "--ambient-caps=+dac_override"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="starting a worker as another user needs root and setpriv")
+def test_a_job_of_the_same_non_root_user_cannot_open_its_parents_memory(locked_redis, tmp_path):
+    """Root reads any process's memory; a job of the worker's own (non-root) user must not."""
+    probe = ("import os\n"
+             "print('uid', os.getuid())\n"
+             "for name in ('environ', 'mem'):\n"
+             "    try:\n"
+             "        os.close(os.open('/proc/%d/%s' % (os.getppid(), name), os.O_RDONLY))\n"
+             "        print(name, 'readable')\n"
+             "    except PermissionError:\n"
+             "        print(name, 'denied')\n")
+    log = run_one_job(locked_redis, tmp_path, [sys.executable, "-c", probe], prefix=AS_NOBODY)
+    assert log.splitlines() == ["uid 65534", "environ denied", "mem denied"], log

@@ -9,6 +9,8 @@ import socket
 import time
 from typing import TextIO
 
+from worker.secrecy import hide_from_jobs
+
 from ..errors import UsageError
 from ..keys import Keys
 from ..rq_prefix import use_rq_prefix
@@ -50,6 +52,7 @@ def _live_host(args: argparse.Namespace, first, max_age_s: float = 1.0):
 def run(args: argparse.Namespace, out: TextIO) -> int:
     host = describe_host(args)  # a bad --host-profile is reported before Redis is even tried
     store = connect(args)
+    hide_from_jobs()  # the settings are built and no job has started: FLEET_REDIS_URL is needed no more
     keys: Keys = store.keys
     use_rq_prefix(keys)
     from scheduler.store.claims import Claims
