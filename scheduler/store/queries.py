@@ -148,15 +148,19 @@ class JobQueries:
         return parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id))
 
     def resolve(self, ref: str) -> str:
-        """A job id from a name, a full id or a unique id prefix (at least 4 hex digits)."""
+        """A job id from a full id, a name or a unique id prefix (at least 4 hex digits).
+
+        An existing job's exact id wins over a name: an id is what scripts and other commands
+        print, and a job named like another's id (which stores loaded by older fleets may
+        hold) must not turn `fleet cancel <id>` against the job it names."""
         if not ref:
             raise UsageError("empty job reference; give a job name, job_id or job_id prefix")
+        if len(ref) == 16 and set(ref) <= HEX and self.redis.exists(self.keys.job(ref)):
+            return ref
         by_name = self.redis.hget(self.keys.names, ref)
         if by_name:
             return by_name.decode()
         if set(ref) <= HEX:
-            if len(ref) == 16 and self.redis.exists(self.keys.job(ref)):
-                return ref
             if len(ref) >= 4:
                 matches = [m.decode() for m in self.redis.zrangebylex(self.keys.jobs_by_id, f"[{ref}",
                                                                        f"[{ref}\xff")]
