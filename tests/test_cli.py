@@ -152,6 +152,13 @@ def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis
     assert code == 2 and "ambiguous" in err and "abcd000000000000" in err and "abcd111111111111" in err
 
 
+def test_a_job_reference_that_is_not_utf8_is_a_usage_error(cli):
+    ref = b"caf\xe9".decode("utf-8", "surrogateescape")  # what argv holds for `fleet job $'caf\xe9'`
+    code, _, err = cli("job", ref)
+    assert code == 2 and "job reference 'caf\\udce9' is not valid UTF-8" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_dry_run_writes_nothing_and_offline_needs_no_redis(cli, real_redis, capsys):
     code, out, _ = cli("load", EXAMPLE, "--dry-run")
     assert code == 0 and "54 added" in out and dump_namespace(real_redis) == {}

@@ -93,6 +93,16 @@ def _refuse_foreign(key: str, reply: Any) -> None:
                          f"redis-cli TYPE and delete it if foreign")
 
 
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` can be sent to Redis: argv carries bytes that are not UTF-8 as lone
+    surrogates (``fleet job $'\\xff'``), which redis-py fails to encode with a traceback."""
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 class JobQueries:
     def __init__(self, redis, keys: Keys):
         self.redis = redis
@@ -155,6 +165,9 @@ class JobQueries:
         hold) must not turn `fleet cancel <id>` against the job it names."""
         if not ref:
             raise UsageError("empty job reference; give a job name, job_id or job_id prefix")
+        if not ref.isascii() and not _is_utf8(ref):
+            raise UsageError(f"job reference {ascii(ref)} is not valid UTF-8, and job names are UTF-8 text; "
+                             f"check the encoding of the shell or script that passed it")
         if len(ref) == 16 and set(ref) <= HEX and self.redis.exists(self.keys.job(ref)):
             return ref
         by_name = self.redis.hget(self.keys.names, ref)
