@@ -152,6 +152,14 @@ def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis
     assert code == 2 and "ambiguous" in err and "abcd000000000000" in err and "abcd111111111111" in err
 
 
+def test_a_job_id_prefix_too_short_to_look_up_says_the_minimum(cli, real_redis):
+    cli("load", EXAMPLE)
+    job_id = json.loads(cli("jobs", "--json", "--limit", "1")[1])[0]["job_id"]
+    code, _, err = cli("job", job_id[:3])
+    assert code == 3 and "a job_id prefix needs at least 4 hex digits" in err and len(err.strip().splitlines()) == 1
+    assert cli("job", job_id[:4])[0] == 0
+
+
 def test_a_job_reference_that_is_not_utf8_is_a_usage_error(cli):
     ref = b"caf\xe9".decode("utf-8", "surrogateescape")  # what argv holds for `fleet job $'caf\xe9'`
     code, _, err = cli("job", ref)

@@ -182,6 +182,9 @@ class JobQueries:
                 if len(matches) > 1:
                     shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
                     raise UsageError(f"job_id prefix {ref!r} is ambiguous: {shown}; type more digits")
+            else:
+                raise NotFoundError(f"no job named {ref!r}, and a job_id prefix needs at least 4 hex digits; "
+                                    f"list jobs with `fleet jobs`")
         raise NotFoundError(f"no job named {ref!r} and no job_id starting with it; list jobs with `fleet jobs`")
 
     def counts(self) -> dict[str, int]:
