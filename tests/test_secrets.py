@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 
 import pytest
 import redis
@@ -49,9 +50,7 @@ def test_no_url_form_prints_or_logs_the_password(locked_redis, tmp_path, form):
     works = form != "lone-userinfo"  # a lone userinfo is a username: the server refuses it
 
     def procs_for(password: str, port: int = locked_redis.port, socket_path: str = locked_redis.socket_path):
-        workdir = tmp_path / f"{password}-{port}"
-        workdir.mkdir(exist_ok=True)
-        return FleetProcs(url_form(form, password, port, socket_path), str(workdir))
+        return FleetProcs(url_form(form, password, port, socket_path), tempfile.mkdtemp(dir=tmp_path))
 
     outputs = []
     right = procs_for(PASSWORD)
