@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from urllib.parse import quote
 
 import redis
 
@@ -42,9 +43,12 @@ class RedisServer:
     ``exit_with_parent``: the server gets SIGTERM when the process that started it dies, even by
     SIGKILL, so a killed demo leaves no server behind (its temp dir does stay: nobody is left to
     remove it). Off by default: the kernel ties this to the starting *thread*, and a test may start
-    a server in a thread that ends before the server should."""
+    a server in a thread that ends before the server should.
 
-    def __init__(self, appendonly: bool = False, password: str | None = None, exit_with_parent: bool = False):
+    ``unix_socket``: also listen on ``socket_path`` (mode 0700), for ``unix://`` URLs."""
+
+    def __init__(self, appendonly: bool = False, password: str | None = None, exit_with_parent: bool = False,
+                 unix_socket: bool = False):
         binary = redis_server_binary()
         if binary is None:
             raise RedisServerError("redis-server not found: install it (apt-get install redis-server) or run "
@@ -52,11 +56,12 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="fleet-redis-")
         self.port = free_port()
         self.password = password
-        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                     "--save", "", "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
-                     "--logfile", os.path.join(self.dir, "redis.log")]
-        if password:
-            self.args += ["--requirepass", password]
+        self.args = [binary, self._config_file(password), "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--dir", self.dir, "--save", "", "--appendonly", "yes" if appendonly else "no",
+                     "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+        self.socket_path = os.path.join(self.dir, "redis.sock") if unix_socket else None
+        if self.socket_path:
+            self.args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         self.proc: subprocess.Popen | None = None
         self.exit_with_parent = exit_with_parent
         try:
@@ -65,9 +70,19 @@ class RedisServer:
             self.stop()
             raise
 
+    def _config_file(self, password: str | None) -> str:
+        """The password goes in a 0600 file in the server's own dir, not on its command line,
+        which every user on the host can read (``ps``) while the server starts."""
+        path = os.path.join(self.dir, "redis.conf")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            if password:
+                quoted = password.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                fh.write(f'requirepass "{quoted}"\n')
+        return path
+
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:

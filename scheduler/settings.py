@@ -1,8 +1,8 @@
 """Connection settings: one value built from flags and environment, passed down.
 
-Redis URLs may carry passwords (``redis://:secret@host``) and TLS (``rediss://``);
-this object is what gets logged and printed, so its ``repr`` and :meth:`safe_url`
-never show the password.
+Redis URLs may carry passwords (``redis://:secret@host``, ``?password=secret``) and TLS
+(``rediss://``); this object is what gets logged and printed, so its ``repr`` and
+:meth:`safe_url` show the URL only as :func:`~scheduler.redis_url.redact_url` makes it.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
+from .redis_url import redact_url, url_problem
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE = "fleet"
@@ -21,23 +21,26 @@ ENV_REDIS_URL = "FLEET_REDIS_URL"
 ENV_NAMESPACE = "FLEET_NAMESPACE"
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SCHEMES = ("redis", "rediss", "unix")
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable redis url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+ENV_FILE_HINT = "an environment file such as /etc/fleet/fleet.env (mode 0600)"
+
+
+def check_flags(redis_url: str | None, namespace: str | None) -> None:
+    """Refuse flag values no one can mean: ``--namespace ''`` used to fall back to the
+    environment or default without a word, so a script whose variable was unset ran on
+    another fleet's namespace. None is a flag not given.
+
+    A --redis-url with anything :func:`redact_url` hides (a password, a lone userinfo,
+    ``?password=``) is refused too: every user on the host reads a command line (``ps``,
+    ``/proc/PID/cmdline``), and the jobs of a worker started so read it from their parent."""
+    for flag, value in (("--redis-url", redis_url), ("--namespace", namespace)):
+        if value == "":
+            raise ConfigError(f"{flag} is given but empty; give a value or leave the flag out")
+    if redis_url and "://" in redis_url and redact_url(redis_url) != redis_url:
+        raise ConfigError(f"--redis-url {redact_url(redis_url)!r} carries a credential, and a command line is "
+                          f"visible to every user on this host (ps); leave the flag out and set {ENV_REDIS_URL} "
+                          f"in {ENV_FILE_HINT}")
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,10 @@ class Settings:
     socket_timeout_s: float = field(default=10.0, compare=False)
 
     def __post_init__(self) -> None:
-        scheme = urlsplit(self.redis_url).scheme if "://" in self.redis_url else ""
-        if scheme not in _SCHEMES:
-            raise ConfigError(
-                f"redis url {redact_url(self.redis_url)!r} must start with redis://, rediss:// or unix://; "
-                f"set --redis-url or {ENV_REDIS_URL}"
-            )
+        problem = url_problem(self.redis_url)
+        if problem:
+            raise ConfigError(f"redis url {redact_url(self.redis_url)!r} {problem}; fix --redis-url or "
+                              f"{ENV_REDIS_URL}")
         if not _NAMESPACE_RE.fullmatch(self.namespace):
             raise ConfigError(
                 f"namespace {self.namespace!r} must be 1-64 letters, digits, '_', '.' or '-' "
@@ -63,7 +64,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, redis_url: str | None = None, namespace: str | None = None) -> "Settings":
-        """Flags win over environment, environment over defaults."""
+        """Flags win over environment, environment over defaults. An empty variable counts as
+        unset (``FLEET_NAMESPACE=`` in an environment file), an empty flag is refused."""
+        check_flags(redis_url, namespace)
         return cls(
             redis_url=redis_url or os.environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL,
             namespace=namespace or os.environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,

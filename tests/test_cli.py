@@ -61,12 +61,82 @@ def test_rejected_manifest_exits_2_and_names_the_field(cli, tmp_path, real_redis
     assert dump_namespace(real_redis) == {}
 
 
-def test_unreachable_redis_exits_1_without_leaking_the_password(capsys):
-    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    code = main(["status", "--redis-url", url])
+def test_unreachable_redis_exits_1_without_leaking_the_password(capsys, monkeypatch):
+    monkeypatch.setenv("FLEET_REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    code = main(["status"])
     _, err = capsys.readouterr()
     assert code == 1 and "hunter2" not in err and "redis://:***@127.0.0.1" in err
     assert len(err.strip().splitlines()) == 1 and "start redis-server or pass --redis-url" in err
+
+
+@pytest.mark.parametrize("url, says", [
+    ("redis://:hunter2@127.0.0.1:99999/0", "port that is not a number from 1 to 65535"),
+    ("redis://:hunter2@127.0.0.1:63x9/0", "port that is not a number from 1 to 65535"),
+    ("redis://:hunter2@127.0.0.1:0/0", "port that is not a number from 1 to 65535"),
+    ("redis://:hunter2@[::1/0", "malformed IPv6 address"),
+    ("redis://127.0.0.1/0?password=hunter2&socket_timeout=soon", "Invalid value for 'socket_timeout'"),
+    ("redis://127.0.0.1/?db=-1&password=hunter2", "negative database number"),
+    ("redis://127.0.0.1/0?password=hunter2&colour=blue", "'colour', which is no Redis connection option"),
+    ("unix:///run/r.sock?password=hunter2&socket_keepalive=yes", "'socket_keepalive', which does not apply to unix://"),
+    ("rediss://127.0.0.1/0?password=hunter2&ssl_cert_reqs=maybe", "Invalid SSL Certificate Requirements Flag"),
+    ("redis://:hunter/2@127.0.0.1/0", "'/' as %2F"),
+])
+def test_a_bad_redis_url_is_one_line_naming_the_setting_never_the_password(url, says, monkeypatch, capsys):
+    monkeypatch.setenv("FLEET_REDIS_URL", url)
+    code = main(["status"])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "FLEET_REDIS_URL" in err, err
+    assert "hunter" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_url_path_must_be_a_database_number(cli, redis_server, monkeypatch):
+    base = f"redis://127.0.0.1:{redis_server.port}"
+    for path in ("/abc", "/1/2", "/-1"):
+        monkeypatch.setenv("FLEET_REDIS_URL", base + path)
+        code, _, err = cli("status")
+        assert code == 2 and "not a database number" in err and len(err.strip().splitlines()) == 1, (path, err)
+    for path in ("", "/", "/3"):  # no path and "/" are db 0
+        monkeypatch.setenv("FLEET_REDIS_URL", base + path)
+        assert cli("load", EXAMPLE)[0] == 0, path
+    assert {name for name in redis_server.client().info("keyspace")} == {"db0", "db3"}
+
+
+# Port 1: should the flag ever be let through, nothing answers there (not a developer's own Redis).
+@pytest.mark.parametrize("url", ["redis://:hunter2@127.0.0.1:1/0", "redis://alice:hunter2@127.0.0.1:1/0",
+                                 "redis://hunter2@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password=hunter2",
+                                 "unix:///nonexistent/redis.sock?password=hunter2"])
+@pytest.mark.parametrize("command", [["status"], ["load", EXAMPLE, "--offline"], ["probe", "--offline"],
+                                     ["demo", "--timeout-s", "1"]])
+def test_a_password_on_the_command_line_is_refused(cli, url, command):
+    code, out, err = cli(*command, "--redis-url", url)
+    assert code == 2 and "visible to every user" in err and "FLEET_REDIS_URL" in err, err
+    assert "/etc/fleet/fleet.env (mode 0600)" in err and "hunter2" not in out + err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_redis_url_without_credentials_is_fine_on_the_command_line(cli, redis_server, monkeypatch):
+    monkeypatch.setenv("FLEET_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # would fail: the flag wins
+    code, out, _ = cli("status", "--redis-url", redis_server.url + "?socket_timeout=5")
+    assert code == 0 and "socket_timeout=5" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["status", "--namespace", ""],
+    ["status", "--redis-url", ""],
+    ["load", EXAMPLE, "--offline", "--namespace", ""],
+    ["probe", "--offline", "--redis-url", ""],
+    ["demo", "--redis-url", "", "--timeout-s", "1"],  # the limit only matters if the flag is let through
+])
+def test_an_empty_flag_is_an_error(cli, argv):
+    code, _, err = cli(*argv)
+    assert code == 2 and "is given but empty" in err and argv[argv.index("") - 1] in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_environment_variable_counts_as_unset(cli, monkeypatch):
+    monkeypatch.setenv("FLEET_NAMESPACE", "")  # as an environment file's `FLEET_NAMESPACE=` line
+    code, out, _ = cli("status")
+    assert code == 0 and out.startswith("namespace fleet @ ")
 
 
 def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis):
@@ -80,6 +150,21 @@ def test_not_found_exits_3_and_ambiguous_prefix_lists_candidates(cli, real_redis
     real_redis.zadd("{fleet}:ids", {"abcd000000000000": 0, "abcd111111111111": 0})
     code, _, err = cli("job", "abcd")
     assert code == 2 and "ambiguous" in err and "abcd000000000000" in err and "abcd111111111111" in err
+
+
+def test_a_job_id_prefix_too_short_to_look_up_says_the_minimum(cli, real_redis):
+    cli("load", EXAMPLE)
+    job_id = json.loads(cli("jobs", "--json", "--limit", "1")[1])[0]["job_id"]
+    code, _, err = cli("job", job_id[:3])
+    assert code == 3 and "a job_id prefix needs at least 4 hex digits" in err and len(err.strip().splitlines()) == 1
+    assert cli("job", job_id[:4])[0] == 0
+
+
+def test_a_job_reference_that_is_not_utf8_is_a_usage_error(cli):
+    ref = b"caf\xe9".decode("utf-8", "surrogateescape")  # what argv holds for `fleet job $'caf\xe9'`
+    code, _, err = cli("job", ref)
+    assert code == 2 and "job reference 'caf\\udce9' is not valid UTF-8" in err, err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_dry_run_writes_nothing_and_offline_needs_no_redis(cli, real_redis, capsys):

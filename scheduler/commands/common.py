@@ -6,12 +6,19 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from ..settings import Settings
+from ..settings import Settings, check_flags
 from ..store import Store
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(getattr(args, "redis_url", None), getattr(args, "namespace", None))
+
+
+def refuse_bad_flags(args: argparse.Namespace) -> None:
+    """What :func:`settings_from` refuses in --redis-url / --namespace, for the paths that never
+    build settings (load --offline, probe --offline or --manifest, demo): the same flag is
+    not fine on one path and an error on another."""
+    check_flags(getattr(args, "redis_url", None), getattr(args, "namespace", None))
 
 
 def connect(args: argparse.Namespace) -> Store:

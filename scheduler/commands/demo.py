@@ -8,9 +8,11 @@ from typing import TextIO
 
 from ..demo.run import MANIFESTS, DemoOptions, run_demo
 from ..settings import DEFAULT_NAMESPACE
+from .common import refuse_bad_flags
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    refuse_bad_flags(args)
     return run_demo(DemoOptions(
         redis_url=getattr(args, "redis_url", None), namespace=getattr(args, "namespace", None) or DEFAULT_NAMESPACE,
         manifest=args.manifest or os.path.join(MANIFESTS, "demo.toml"),

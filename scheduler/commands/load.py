@@ -7,10 +7,11 @@ from typing import TextIO
 
 from ..manifest import dumps_manifest, load_manifest, locate_manifest
 from ..plan_text import plan_lines
-from .common import connect, print_json
+from .common import connect, print_json, refuse_bad_flags
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    refuse_bad_flags(args)
     path = locate_manifest(args.manifest)
     manifest = load_manifest(path)  # validation first: a rejected manifest never needs Redis
     if args.print:

@@ -10,11 +10,12 @@ from ..manifest import load_manifest
 from ..manifest.model import HostSpec, JobSpec
 from ..matching import free_of, job_reason
 from ..table import render, write_line
-from .common import connect, print_json
+from .common import connect, print_json, refuse_bad_flags
 from .worker import describe_host
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    refuse_bad_flags(args)
     host = describe_host(args)
     if args.manifest:
         manifest = load_manifest(args.manifest)

@@ -10,6 +10,8 @@ import socket
 import time
 from typing import TextIO
 
+from worker.secrecy import hide_from_jobs
+
 from ..errors import UsageError
 from ..keys import Keys
 from ..manifest.loader import HOST_RE
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"worker name {name!r}: must be 1-128 letters, digits, '_', '.', '@', ':' or '-'; "
                          f"pick another --name")
     store = connect(args)
+    hide_from_jobs()  # the settings are built and no job has started: FLEET_REDIS_URL is needed no more
     keys: Keys = store.keys
     use_rq_prefix(keys)
     from scheduler.store.claims import Claims

@@ -18,7 +18,7 @@ def redis_errors(settings: Settings) -> Iterator[None]:
         yield
     except redis.AuthenticationError:
         raise StoreError(f"Redis at {settings.safe_url()} rejected the credentials; check the password in "
-                         f"--redis-url / FLEET_REDIS_URL") from None
+                         f"FLEET_REDIS_URL") from None
     except (redis.ConnectionError, redis.TimeoutError) as err:
         raise StoreError(f"cannot reach Redis at {settings.safe_url()} ({_first_line(err)}); start redis-server "
                          f"or pass --redis-url / set FLEET_REDIS_URL") from None

@@ -93,6 +93,16 @@ def _refuse_foreign(key: str, reply: Any) -> None:
                          f"redis-cli TYPE and delete it if foreign")
 
 
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` can be sent to Redis: argv carries bytes that are not UTF-8 as lone
+    surrogates (``fleet job $'\\xff'``), which redis-py fails to encode with a traceback."""
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 class JobQueries:
     def __init__(self, redis, keys: Keys):
         self.redis = redis
@@ -157,15 +167,22 @@ class JobQueries:
         return parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id))
 
     def resolve(self, ref: str) -> str:
-        """A job id from a name, a full id or a unique id prefix (at least 4 hex digits)."""
+        """A job id from a full id, a name or a unique id prefix (at least 4 hex digits).
+
+        An existing job's exact id wins over a name: an id is what scripts and other commands
+        print, and a job named like another's id (which stores loaded by older fleets may
+        hold) must not turn `fleet cancel <id>` against the job it names."""
         if not ref:
             raise UsageError("empty job reference; give a job name, job_id or job_id prefix")
+        if not ref.isascii() and not _is_utf8(ref):
+            raise UsageError(f"job reference {ascii(ref)} is not valid UTF-8, and job names are UTF-8 text; "
+                             f"check the encoding of the shell or script that passed it")
+        if len(ref) == 16 and set(ref) <= HEX and self.redis.exists(self.keys.job(ref)):
+            return ref
         by_name = self.redis.hget(self.keys.names, ref)
         if by_name:
             return by_name.decode()
         if set(ref) <= HEX:
-            if len(ref) == 16 and self.redis.exists(self.keys.job(ref)):
-                return ref
             if len(ref) >= 4:
                 matches = [m.decode() for m in self.redis.zrangebylex(self.keys.jobs_by_id, f"[{ref}",
                                                                        f"[{ref}\xff")]
@@ -174,6 +191,9 @@ class JobQueries:
                 if len(matches) > 1:
                     shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
                     raise UsageError(f"job_id prefix {ref!r} is ambiguous: {shown}; type more digits")
+            else:
+                raise NotFoundError(f"no job named {ref!r}, and a job_id prefix needs at least 4 hex digits; "
+                                    f"list jobs with `fleet jobs`")
         raise NotFoundError(f"no job named {ref!r} and no job_id starting with it; list jobs with `fleet jobs`")
 
     def counts(self) -> dict[str, int]:

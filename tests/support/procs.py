@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIDEFX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sidefx.py")
@@ -39,10 +39,11 @@ class FleetProcs:
         self.procs: list[subprocess.Popen] = []
         self.env = dict(os.environ, FLEET_REDIS_URL=redis_url, PYTHONPATH=REPO, NO_COLOR="1")
 
-    def start(self, *args: str, log_name: str | None = None) -> subprocess.Popen:
+    def start(self, *args: str, log_name: str | None = None, prefix: Sequence[str] = ()) -> subprocess.Popen:
+        """``prefix``: a command that runs fleet (``setpriv ...`` to start it as another user)."""
         log_path = os.path.join(self.workdir, f"{log_name or args[0]}-{len(self.procs)}.log")
         log = open(log_path, "wb")
-        proc = subprocess.Popen(fleet_argv(*args), stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        proc = subprocess.Popen([*prefix, *fleet_argv(*args)], stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                 cwd=self.workdir, start_new_session=True)
         proc.log_path = log_path  # type: ignore[attr-defined]
         log.close()
@@ -50,13 +51,13 @@ class FleetProcs:
         return proc
 
     def worker(self, *extra: str, profile: str | None = None, name: str | None = None, lease_s: float = 2.0,
-               runs_dir: str | None = None) -> subprocess.Popen:
+               runs_dir: str | None = None, prefix: Sequence[str] = ()) -> subprocess.Popen:
         args = ["worker", "--lease-s", str(lease_s), "--runs-dir", runs_dir or os.path.join(self.workdir, "runs")]
         if profile:
             args += ["--host-profile", profile]
         if name:
             args += ["--name", name]
-        return self.start(*args, *extra, log_name=f"worker-{name or 'x'}")
+        return self.start(*args, *extra, log_name=f"worker-{name or 'x'}", prefix=prefix)
 
     def run(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(fleet_argv(*args), env=self.env, cwd=self.workdir, capture_output=True, text=True,
