@@ -41,7 +41,7 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 # A worker republishes "idle" before each claim; when it said so this recently (as it does on
 # ending each job) the entry is fresh enough, and the round trip was ~0.4 ms of each job.
 IDLE_REPUBLISH_S = 1.0
-DAMAGE_RETRY_S = 5.0  # a paused worker's next try on a damaged store, unless a reload comes first
+DAMAGE_RETRY_S = 5.0  # how often a worker paused on a damaged store looks again
 
 
 def renewal_interval_s(lease_s: float) -> int:

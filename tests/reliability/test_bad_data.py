@@ -170,3 +170,39 @@ def test_a_pending_job_whose_rq_record_was_deleted_runs_and_a_foreign_one_fails_
     assert record.state is JobState.FAILED and record.attempts == 2
     assert keys.rq_job(foreign) in record.reason
     tally.ran(3, 4)
+
+
+def test_an_attempt_end_the_store_refuses_is_kept_and_recorded_once_repaired(procs, real_store, tmp_path, tally):
+    """The events stream turns into a string while a job runs. Nothing lost: the worker keeps the
+    job's result, says why once, shows paused, and records the result (finished, one attempt)
+    once the key is gone; no job runs twice, none is left running."""
+    import sys
+
+    from support.procs import SIDEFX
+
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    jobs = [{"name": "long", "model": "m", "command": [sys.executable, SIDEFX, str(ledger), "{job_id}", "{attempt}",
+                                                         "1.5"]}]
+    path = tmp_path / "m.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))
+    assert procs.run("load", str(path)).returncode == 0
+    worker = procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w", lease_s=30)
+    wait_for(lambda: list(ledger.iterdir()), what="the job to start")
+    events = real_store.keys.events
+    real_store.redis.delete(events)
+    real_store.redis.set(events, "not a stream")
+    tally.fault("a key an attempt's end writes, spoiled while the job runs")
+    entry = real_store.keys.worker("w")
+    wait_for(lambda: b"cannot record" in (real_store.redis.hget(entry, "note") or b""), timeout_s=20,
+             what="the worker to say it cannot record the job's end")
+    job_id = real_store.jobs.resolve("long")
+    assert real_store.jobs.get(job_id).state is JobState.RUNNING  # nothing half-written
+    real_store.redis.delete(events)
+    wait_for(lambda: real_store.jobs.get(job_id).state is JobState.FINISHED, timeout_s=20,
+             what="the kept result to be recorded")
+    record = real_store.jobs.get(job_id)
+    assert record.attempts == 1 and len(list(ledger.iterdir())) == 1
+    assert procs.log_of(worker).count("cannot record finished") == 1
+    assert worker.poll() is None
+    tally.ran(1, 1)
