@@ -21,7 +21,7 @@ def procs(redis_server, real_redis, tmp_path):
     fleet.stop_all()
 
 
-def test_a_corrupt_job_spec_fails_that_job_and_the_worker_carries_on(procs, real_store, tmp_path):
+def test_a_corrupt_job_spec_fails_that_job_and_the_worker_carries_on(procs, real_store, tmp_path, tally):
     jobs = [{"name": f"j{i}", "model": "m", "seed": i, "command": ["true"], "priority": 10 if i == 0 else 0}
             for i in range(4)]
     path = tmp_path / "m.toml"
@@ -37,15 +37,18 @@ def test_a_corrupt_job_spec_fails_that_job_and_the_worker_carries_on(procs, real
     assert real_store.keys.spec(bad).encode() in record[b"reason"]
     status = procs.run("status")
     assert status.returncode == 1 and "corrupt" in status.stderr  # the operator is told, once, by key
+    tally.fault("a job spec that is not JSON")
+    tally.ran(4, 4)
 
 
-def test_a_foreign_value_at_a_namespace_key_is_a_clear_error_for_the_cli(procs, real_store, tmp_path):
+def test_a_foreign_value_at_a_namespace_key_is_a_clear_error_for_the_cli(procs, real_store, tmp_path, tally):
     real_store.redis.set(real_store.keys.state("pending"), "oops")
     done = procs.run("status")
     assert done.returncode == 1 and "refused a command" in done.stderr and "\n" not in done.stderr.strip()
+    tally.fault("a namespace key of the wrong type")
 
 
-def test_a_damaged_class_record_holds_its_jobs_and_the_worker_runs_the_rest(procs, real_store, tmp_path):
+def test_a_damaged_class_record_holds_its_jobs_and_the_worker_runs_the_rest(procs, real_store, tmp_path, tally):
     """Nothing lost: the damaged class's job stays pending (not failed, not run with wrong
     needs); the other classes' jobs all finish; the worker never exits."""
     jobs = [{"name": "odd", "model": "m", "seed": 99, "min_cores": 2, "command": ["true"]},
@@ -60,6 +63,8 @@ def test_a_damaged_class_record_holds_its_jobs_and_the_worker_runs_the_rest(proc
     assert worker.poll() is None, procs.log_of(worker)
     assert real_store.jobs.get(odd.job_id).state is JobState.PENDING
     assert procs.log_of(worker).count("is not fleet's JSON") == 1
+    tally.fault("a class record that is not JSON")
+    tally.ran(3, 3)
 
 
 def _three_jobs_for(tmp_path, procs) -> str:
@@ -70,7 +75,7 @@ def _three_jobs_for(tmp_path, procs) -> str:
     return str(path)
 
 
-def test_a_damaged_host_record_pauses_its_worker_with_the_reason_until_a_reload(procs, real_store, tmp_path):
+def test_a_damaged_host_record_pauses_its_worker_with_the_reason_until_a_reload(procs, real_store, tmp_path, tally):
     """Nothing lost: every job stays pending while the worker's own host record is damaged
     (its allow/deny rules are unknown), then all finish; the worker never exits."""
     path = _three_jobs_for(tmp_path, procs)
@@ -86,9 +91,11 @@ def test_a_damaged_host_record_pauses_its_worker_with_the_reason_until_a_reload(
     wait_for(lambda: real_store.jobs.counts()["finished"] == 3, timeout_s=20, what="the jobs after the reload")
     log = procs.log_of(worker)
     assert log.count("claiming paused") == 1 and "claiming resumed" in log
+    tally.fault("host records that are not JSON", 2)
+    tally.ran(3, 3)
 
 
-def test_a_non_numeric_ledger_field_stops_claims_before_any_job_leaves_pending(procs, real_store, tmp_path):
+def test_a_non_numeric_ledger_field_stops_claims_before_any_job_leaves_pending(procs, real_store, tmp_path, tally):
     """Nothing lost: the claim fails before its first write, so no job is left running with no
     worker; a burst worker exits non-zero saying which field; once it is gone, all run."""
     _three_jobs_for(tmp_path, procs)
@@ -102,6 +109,8 @@ def test_a_non_numeric_ledger_field_stops_claims_before_any_job_leaves_pending(p
     real_store.redis.hdel(real_store.keys.ledger("box"), "ram")
     assert procs.worker("--burst", profile=profile, name="w2", lease_s=30).wait(30) == 0
     assert real_store.jobs.counts()["finished"] == 3
+    tally.fault("a ledger field that is not a number")
+    tally.ran(3, 3)
 
 
 def test_a_damaged_names_key_pauses_claiming_once_and_retries_on_the_interval(procs, real_store, tmp_path, tally):

@@ -33,7 +33,7 @@ def executions(ledger: str) -> dict[str, list[tuple[float, float]]]:
     return runs
 
 
-def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_redis, tmp_path):
+def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_redis, tmp_path, tally):
     ledger = tmp_path / "ledger"
     ledger.mkdir()
     manifest = {
@@ -67,9 +67,10 @@ def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_
     wait_for(settled, timeout_s=120, what="every job to finish after the storm")
 
     claims = Claims(real_redis, real_store.keys)
-    lost = 0
+    lost = recorded = 0
     for record in real_store.jobs.many(real_store.jobs.list_ids(limit=JOBS)):
         attempts = claims.attempts(record.job_id)
+        recorded += len(attempts)
         assert len(attempts) == record.attempts
         assert all("outcome" in a for a in attempts), attempts
         lost += sum(a["outcome"] == "lost" for a in attempts)
@@ -79,6 +80,8 @@ def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_
         spans.sort()
         for (_, end), (start, _) in zip(spans, spans[1:]):
             assert start >= end, f"job {job_id} ran twice at once: {spans}"
+    tally.fault("SIGKILL of a busy worker", KILLS)
+    tally.ran(JOBS, recorded)
 
 
 def _busy(real_redis, store, proc) -> bool:

@@ -62,7 +62,7 @@ def _free_fill_files(disk):
         os.unlink(path)
 
 
-def test_a_full_disk_pauses_the_worker_and_no_outcome_is_lost(tmp_path, small_disk, redis_server, real_redis):
+def test_a_full_disk_pauses_the_worker_and_no_outcome_is_lost(tmp_path, small_disk, redis_server, real_redis, tally):
     procs = FleetProcs(redis_server.url, str(tmp_path))
     try:
         store = make_store(real_redis)
@@ -112,5 +112,7 @@ def test_a_full_disk_pauses_the_worker_and_no_outcome_is_lost(tmp_path, small_di
             assert store.jobs.get(store.jobs.resolve(name)).attempts == 1, name
         assert worker.poll() is None, procs.log_of(worker)
         assert _worker(store, "w").note == ""
+        tally.fault("the runs dir's disk filled by a job", 2)
+        tally.ran(5, 5)
     finally:
         procs.stop_all()

@@ -16,7 +16,7 @@ JOBS = 2000
 WORKERS = 8
 
 
-def test_eight_workers_run_two_thousand_jobs_exactly_once(procs, real_store, tmp_path):
+def test_eight_workers_run_two_thousand_jobs_exactly_once(procs, real_store, tmp_path, tally):
     ledger = tmp_path / "ledger"
     ledger.mkdir()
     manifest = {
@@ -50,3 +50,5 @@ def test_eight_workers_run_two_thousand_jobs_exactly_once(procs, real_store, tmp
     assert set(pipe.execute()) == {b"finished"}
     used = {r.worker for r in records}
     assert len(used) > 1, "the race needs more than one worker actually claiming"
+    tally.fault("eight workers racing for the same jobs")
+    tally.ran(JOBS, sum(r.attempts for r in records))

@@ -47,7 +47,7 @@ def ids_of(text: str) -> set[str]:
     return {j.job_id for j in parse_manifest(text, "m.toml").jobs}
 
 
-def test_receiver_sigkilled_mid_reload_leaves_one_whole_load(procs, real_store, tmp_path):
+def test_receiver_sigkilled_mid_reload_leaves_one_whole_load(procs, real_store, tmp_path, tally):
     path = tmp_path / "m.toml"
     current = manifest_text(2000)
     path.write_text(current)
@@ -69,9 +69,10 @@ def test_receiver_sigkilled_mid_reload_leaves_one_whole_load(procs, real_store, 
         assert listed in (ids_of(current), ids_of(new)), "a reload must apply whole or not at all"
         current = new if listed == ids_of(new) else current
         path.write_text(current)
+        tally.fault("SIGKILL of the receiver mid-reload")
 
 
-def test_four_loaders_fifty_rounds_equal_one_load(real_store, real_redis, redis_server):
+def test_four_loaders_fifty_rounds_equal_one_load(real_store, real_redis, redis_server, tally):
     manifests = [parse_manifest(manifest_text(300), "a.toml"), parse_manifest(manifest_text(300, 150), "b.toml")]
     errors = race_loads(redis_server, [manifests[i % 2] for i in range(4)], rounds=50)
     assert errors == []
@@ -79,3 +80,4 @@ def test_four_loaders_fifty_rounds_equal_one_load(real_store, real_redis, redis_
     assert listed == 300 and total == 450
     last = set(m.decode() for m in real_redis.smembers(real_store.keys.in_manifest))
     assert last in ({j.job_id for j in manifests[0].jobs}, {j.job_id for j in manifests[1].jobs})
+    tally.fault("four loaders racing for fifty rounds")

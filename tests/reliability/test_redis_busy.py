@@ -24,7 +24,7 @@ return 1
 """
 
 
-def test_workers_and_receiver_wait_out_a_busy_redis(tmp_path):
+def test_workers_and_receiver_wait_out_a_busy_redis(tmp_path, tally):
     server = RedisServer()
     procs = FleetProcs(server.url, str(tmp_path))
     try:
@@ -40,6 +40,8 @@ def test_workers_and_receiver_wait_out_a_busy_redis(tmp_path):
         for proc in (receiver, *workers):
             assert proc.poll() is None, procs.log_of(proc)
         assert any("BusyLoadingError" in procs.log_of(w) for w in workers)  # the spell did reach them
+        tally.fault("Redis answering BUSY for ~3 s")
+        tally.ran(JOBS, JOBS)
     finally:
         procs.stop_all()
         server.stop()

@@ -21,7 +21,7 @@ from scheduler.states import JobState
 from support.stores import make_store, metrics_file_and_stream
 
 
-def test_worker_rides_out_a_redis_restart(tmp_path):
+def test_worker_rides_out_a_redis_restart(tmp_path, tally):
     server = RedisServer(appendonly=True)
     procs = FleetProcs(server.url, str(tmp_path))
     try:
@@ -47,6 +47,8 @@ def test_worker_rides_out_a_redis_restart(tmp_path):
             assert len(written) >= 20 and streamed == written, (name, len(written), len(streamed))
             verified = procs.run("verify", name)  # outputs hashed while Redis was down are still verifiable
             assert verified.returncode == 0, verified.stdout + verified.stderr
+        tally.fault("SIGKILL of redis-server mid-job, restarted from its AOF")
+        tally.ran(2, 2)
     finally:
         procs.stop_all()
         server.stop()

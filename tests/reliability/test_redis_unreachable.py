@@ -26,7 +26,7 @@ JOBS = 6
 FROZEN_S = 10.0
 
 
-def test_ten_seconds_of_silent_redis_lose_and_duplicate_nothing(tmp_path):
+def test_ten_seconds_of_silent_redis_lose_and_duplicate_nothing(tmp_path, tally):
     server = RedisServer()
     procs = FleetProcs(server.url, str(tmp_path))
     frozen = False
@@ -50,6 +50,8 @@ def test_ten_seconds_of_silent_redis_lose_and_duplicate_nothing(tmp_path):
             assert verified.returncode == 0, verified.stdout + verified.stderr
         for proc in (receiver, *workers):
             assert proc.poll() is None, procs.log_of(proc)
+        tally.fault("redis-server frozen (SIGSTOP) for 10 s")
+        tally.ran(JOBS, JOBS)
     finally:
         if frozen:
             os.kill(server.proc.pid, signal.SIGCONT)
