@@ -294,6 +294,7 @@ class _Validator:
             self.check_job_values(values, where, allowed)
         if len(self.problems) > before:
             return None
+        values["after"] = self.unique_parents(values["after"], where)
         identity = {k: v for k, v in values.items() if k not in SCHEDULING_FIELDS}
         if not all(self.check_identity_value(k, v, where) for k, v in identity.items()):
             return None
@@ -335,6 +336,14 @@ class _Validator:
             for item in items:
                 if value is not None and item not in choices:
                     self.error(f"{_describe(item)} is not allowed; [allowed] {key} is {choices}", where, key)
+
+    def unique_parents(self, after: list[str], where: str) -> list[str]:
+        """``after`` with each name once, in first-seen order: a name listed twice is one edge.
+        Counted twice, the child waited for two finishes of a parent that finishes once."""
+        unique = list(dict.fromkeys(after))
+        for name in sorted({n for n in after if after.count(n) > 1}):
+            self.warn(f"{name!r} is listed more than once; it counts once (remove the repeat)", where, "after")
+        return unique
 
     def check_placeholders(self, v: dict[str, Any], where: str) -> None:
         """Fill the command as the worker will, with stand-ins for the runtime values: an argument

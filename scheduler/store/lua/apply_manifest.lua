@@ -24,8 +24,8 @@ Invariants:
   * The pending index holds exactly the jobs that are pending, in the manifest,
     and not waiting on dependencies; score = rank + seq (pending.lua).
   * Dependencies: deps:<id> and dependents:<parent> hold the `after` edges; a job's
-    `waits` counts its parents that have not finished; a new job whose parent has
-    failed or was canceled starts blocked.
+    `waits` counts its distinct parents that have not finished (a parent listed twice
+    counts once); a new job whose parent has failed or was canceled starts blocked.
 ]]
 
 -- The whole load is one function so that everything it decoded is garbage once it returns.
@@ -184,19 +184,22 @@ local function apply()
     redis.call('HSET', NAMES, new, id)
   end
 
-  -- (Re)write a job's `after` edges; returns how many parents have not finished and
-  -- one parent that failed, was canceled or is blocked (nil if none).
+  -- (Re)write a job's `after` edges; returns how many distinct parents have not finished and
+  -- one parent that failed, was canceled or is blocked (nil if none). A parent listed twice is
+  -- counted once (SADD returns 0 the second time): it finishes once, and release_children
+  -- (deps.lua) takes one off `waits` per finish.
   local function set_edges(j)
     local dkey = p.deps_prefix .. j.id
     for _, old in ipairs(redis.call('SMEMBERS', dkey)) do redis.call('SREM', p.dependents_prefix .. old, j.id) end
     redis.call('DEL', dkey)
     local waits, stuck = 0, nil
     for _, parent in ipairs(j.parents) do
-      redis.call('SADD', dkey, parent)
-      redis.call('SADD', p.dependents_prefix .. parent, j.id)
-      local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
-      if ps ~= S.finished then waits = waits + 1 end
-      if ps == S.failed or ps == S.canceled or ps == S.blocked then stuck = parent end
+      if redis.call('SADD', dkey, parent) == 1 then
+        redis.call('SADD', p.dependents_prefix .. parent, j.id)
+        local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
+        if ps ~= S.finished then waits = waits + 1 end
+        if ps == S.failed or ps == S.canceled or ps == S.blocked then stuck = parent end
+      end
     end
     return waits, stuck
   end
