@@ -61,6 +61,15 @@ def test_rejected_manifest_exits_2_and_names_the_field(cli, tmp_path, real_redis
     assert dump_namespace(real_redis) == {}
 
 
+def test_a_manifest_nested_too_deep_exits_2_with_one_line_not_a_traceback(cli, tmp_path, real_redis):
+    deep = tmp_path / "deep.toml"
+    deep.write_text('schema_version = 1\n[[jobs]]\nname = "x"\nmodel = "m"\nhyper = ' + "{ a = " * 1000 + "1"
+                    + " }" * 1000 + "\n")
+    code, _, err = cli("load", str(deep))
+    assert code == 2 and "deep.toml: invalid TOML: tables or arrays nested too deeply" in err
+    assert len(err.strip().splitlines()) == 1 and dump_namespace(real_redis) == {}
+
+
 def test_unreachable_redis_exits_1_without_leaking_the_password(capsys):
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     code = main(["status", "--redis-url", url])

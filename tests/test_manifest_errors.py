@@ -102,6 +102,12 @@ CASES = [
      ["jobs[2] 'x': command", "{model:x}", "Unknown format code 'x'"]),
     ("command-nul-byte", job('command = ["echo", "a\\u0000b"]'), ["jobs[2] 'x': command", "NUL byte"]),
     ("command-empty-program", job('command = [""]'), ["jobs[2] 'x': command", "command[0] is empty"]),
+    ("hyper-nested-too-deep", job("hyper." + ".".join(["a"] * 40) + " = 1"),
+     ["jobs[2] 'x': hyper", "nested 33 or more levels deep", "at most 32"]),
+    ("dotted-key-too-long", job("hyper." + ".".join(["a"] * 10000) + " = 1"),
+     ["line 20", "a dotted key of more than 64 parts", "at most 32 levels"]),
+    ("toml-nested-too-deep", job("hyper = " + "{ a = " * 1000 + "1" + " }" * 1000),
+     ["invalid TOML", "nested too deeply", "at most 32"]),
 ]
 CASES[[c[0] for c in CASES].index("unknown-top-level")] = (
     "unknown-top-level", GOOD.replace('name = "lab"', 'name = "lab"\njob = []'), ["job", "unknown top-level key",
@@ -220,3 +226,43 @@ def test_a_command_that_loads_is_filled_by_the_worker():
     argv = build_argv(stored, spec.job_id, "/runs/x/attempt-2", 2, {"a": "/runs/a/attempt-1"})
     assert argv == ["train", "--lr=0.5", "32", "7", "007", "{literal}", "/runs/a/attempt-1", spec.job_id, "2",
                     "/runs/x/attempt-2", "host", "'knn'"]
+
+
+def nested(levels: int, leaf: str = "1") -> str:
+    """``hyper`` as a table ``levels`` deep, written with dotted keys (which TOML parses without recursing)."""
+    return "hyper." + ".".join(["a"] * levels) + f" = {leaf}"
+
+
+def test_nesting_is_accepted_up_to_the_documented_limit_and_refused_past_it():
+    from scheduler.manifest.bounds import MAX_NESTING
+
+    assert parse_manifest(job(nested(MAX_NESTING)), "lab.toml").job_named("x").identity["hyper"]
+    assert parse_manifest(job(nested(MAX_NESTING - 1, "[1]")), "lab.toml").job_named("x")
+    for too_deep in (job(nested(MAX_NESTING + 1)), job(nested(MAX_NESTING, "[1]"))):
+        with pytest.raises(ManifestError) as err:
+            parse_manifest(too_deep, "lab.toml")
+        [problem] = err.value.problems
+        assert (problem.job, problem.field) == ("jobs[2] 'x'", "hyper")
+
+
+@pytest.mark.parametrize("where,text,locator,field", [
+    ("defaults", GOOD.replace("[defaults]\n", "[defaults]\n" + nested(40).replace("hyper.", "deep.", 1) + "\n"),
+     "[defaults]", "deep"),
+    ("hosts", GOOD + "[hosts.cpu-1]\n" + nested(40).replace("hyper.", "description.", 1) + "\n",
+     "[hosts.cpu-1]", "description"),
+    ("top-level", nested(40).replace("hyper.", "extra.", 1) + "\n" + GOOD, None, "extra"),
+    ("array", job("hyper.a = " + "[" * 40 + "1" + "]" * 40), "jobs[2] 'x'", "hyper"),
+])
+def test_a_value_nested_too_deep_anywhere_is_one_problem_naming_where(where, text, locator, field):
+    """Before, a value ~330 or more levels deep crashed the loader with RecursionError (fleet load
+    exited 1 with a traceback, and the receiver died)."""
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, "lab.toml")
+    deep = [p for p in err.value.problems if "levels deep" in p.message]
+    assert [(p.job, p.field) for p in deep] == [(locator, field)]
+
+
+def test_a_value_nested_too_deep_does_not_hide_the_jobs_other_problems():
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(job(nested(40) + '\npriority = "high"\nmin_vram_gb = 1'), "lab.toml")
+    assert sorted(p.field for p in err.value.problems) == ["hyper", "min_vram_gb", "priority"]

@@ -13,9 +13,10 @@ import os
 import re
 import tomllib
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import ManifestError, Problem
+from .bounds import MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
 from .command import RUNTIME_PLACEHOLDERS, CommandError, fill_arg, runtime_fields
 from .fields import (
     FIELDS,
@@ -69,16 +70,28 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
 
 def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     """Validate manifest text; ``path`` names it in errors."""
+    line = long_dotted_key(text)
+    if line is not None:
+        raise ManifestError([Problem(path, f"line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; tables "
+                                           f"may nest at most {MAX_NESTING} levels, flatten it")])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ManifestError([Problem(path, f"invalid TOML: {err}")]) from None
+    except RecursionError:  # tomllib parses inline tables and arrays recursively
+        raise ManifestError([Problem(path, f"invalid TOML: tables or arrays nested too deeply to parse; "
+                                           f"at most {MAX_NESTING} levels are accepted, flatten them")]) from None
     return _Validator(path, data).run()
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _job_locator(index: int, job: Any) -> str:
+    name = job.get("name") if isinstance(job, dict) else None
+    return f"jobs[{index}] {name!r}" if isinstance(name, str) else f"jobs[{index}]"
 
 
 def _describe(value: Any) -> str:
@@ -94,6 +107,7 @@ class _Validator:
         self.data = data
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+        self.refused: set[str | None] = set()  # locators of jobs bound_values refused
 
     # -- reporting ---------------------------------------------------------------
     def error(self, message: str, where: str | None = None, field: str | None = None) -> None:
@@ -105,6 +119,7 @@ class _Validator:
     # -- whole file --------------------------------------------------------------
     def run(self) -> Manifest:
         data = self.data
+        self.bound_values()
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 self.error(f"unknown top-level key{_did_you_mean(key, list(TOP_LEVEL_KEYS))}", field=key)
@@ -138,6 +153,18 @@ class _Validator:
             lab_fields=tuple(sorted(lab_fields)),
             warnings=tuple(self.warnings),
         )
+
+    def bound_values(self) -> None:
+        """Cut every value to MAX_NESTING levels, reporting each where it stands, before any recursive
+        code (the identity hash, repr, ==, json) walks it: deeper values raised RecursionError. A
+        job with such a value is dropped (as one with any other problem is), so its cut content
+        is never compared with another job's."""
+        for where, key, holder, slot in _slots(self.data):
+            holder[slot], cut = bound_value(holder[slot])
+            if cut:
+                self.error(f"nested {MAX_NESTING + 1} or more levels deep; tables and lists may nest at most "
+                           f"{MAX_NESTING} levels, flatten it", where, key)
+                self.refused.add(where)
 
     def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
@@ -269,8 +296,7 @@ class _Validator:
 
     def check_job(self, index: int, job: dict[str, Any], defaults: dict[str, Any], lab_fields: dict[str, str],
                   allowed: dict[str, list[Any]]) -> JobSpec | None:
-        name = job.get("name")
-        where = f"jobs[{index}] {name!r}" if isinstance(name, str) else f"jobs[{index}]"
+        where = _job_locator(index, job)
         before = len(self.problems)
         known = sorted(set(FIELDS) | set(lab_fields))
         for field_name in REQUIRED_FIELDS:
@@ -292,7 +318,7 @@ class _Validator:
         # field keeps its default here), so one pass reports every problem, not the first kind.
         if "name" in values and "model" in values:
             self.check_job_values(values, where, allowed)
-        if len(self.problems) > before:
+        if len(self.problems) > before or where in self.refused:
             return None
         values["after"] = self.unique_parents(values["after"], where)
         identity = {k: v for k, v in values.items() if k not in SCHEDULING_FIELDS}
@@ -409,6 +435,28 @@ class _Validator:
                    job_host_reason(s["allowed_hosts"], s["denied_hosts"], h.name) for h in hosts.values()):
                 self.warn("no host in [hosts] may run this job (allow/deny tables and allowed_hosts/"
                           "denied_hosts rule them all out); it will wait for an undeclared host", job.locator())
+
+
+def _slots(data: dict[str, Any]) -> Iterator[tuple[str | None, str | None, Any, Any]]:
+    """(locator, field, container, key) for every value a problem can name, ``container[key]``:
+    each key of [defaults], [allowed], every [hosts.NAME] and [[jobs]] entry, the other top-level keys."""
+    for key, value in data.items():
+        if key in ("defaults", "allowed") and isinstance(value, dict):
+            yield from ((f"[{key}]", k, value, k) for k in value)
+        elif key == "hosts" and isinstance(value, dict):
+            for name, spec in value.items():
+                if isinstance(spec, dict):
+                    yield from ((f"[hosts.{name}]", k, spec, k) for k in spec)
+                else:
+                    yield f"[hosts.{name}]", None, value, name
+        elif key == "jobs" and isinstance(value, list):
+            for index, job in enumerate(value):
+                if isinstance(job, dict):
+                    yield from ((_job_locator(index, job), k, job, k) for k in job)
+                else:
+                    yield _job_locator(index, job), None, value, index
+        else:
+            yield None, key, data, key
 
 
 def _find_unhashable(value: Any) -> str | None:
