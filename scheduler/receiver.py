@@ -92,6 +92,14 @@ class Receiver:
             for problem in err.problems:
                 log.error("  %s", problem)
             return False
+        except Exception:  # noqa: BLE001 - deliberately broad, and logged in full
+            # The last line of defence: a manifest that trips a bug in validation (as a deep table's
+            # RecursionError once did) must cost this reload, not the daemon. Exiting would stop
+            # the reaper and, under Restart=on-failure, crash-loop on the same file. Validation
+            # writes nothing, so the previous load is intact and keeps serving.
+            log.exception("manifest %s could not be validated (a bug in fleet; please report it with this "
+                          "traceback), keeping the previous load:", self.manifest_path)
+            return False
         try:
             plan = self.store.load(manifest)
         except StoreError as err:
