@@ -106,6 +106,8 @@ CASES = [
      ["jobs[2] 'x': hyper", "nested 33 or more levels deep", "at most 32"]),
     ("dotted-key-too-long", job("hyper." + ".".join(["a"] * 10000) + " = 1"),
      ["line 20", "a dotted key of more than 64 parts", "at most 32 levels"]),
+    ("integer-past-64-bits", job("seed = 0x" + "f" * 5000), ["jobs[2] 'x': seed", "outside TOML's 64-bit range"]),
+    ("integer-too-long-to-read", job("hyper = { n = " + "9" * 5000 + " }"), ["invalid TOML", "more than 4300 digits"]),
     ("toml-nested-too-deep", job("hyper = " + "{ a = " * 1000 + "1" + " }" * 1000),
      ["invalid TOML", "nested too deeply", "at most 32"]),
 ]
@@ -266,3 +268,13 @@ def test_a_value_nested_too_deep_does_not_hide_the_jobs_other_problems():
     with pytest.raises(ManifestError) as err:
         parse_manifest(job(nested(40) + '\npriority = "high"\nmin_vram_gb = 1'), "lab.toml")
     assert sorted(p.field for p in err.value.problems) == ["hyper", "min_vram_gb", "priority"]
+
+
+def test_integers_load_up_to_64_bits_and_are_refused_past_them():
+    """Before, a long hex literal (ints past Python's 4300-digit text limit) crashed the identity hash
+    with ValueError; TOML's integers are 64-bit, as the spec requires a reader to enforce."""
+    spec = parse_manifest(job(f"seed = {2**63 - 1}\nhyper = {{ n = {-2**63} }}"), "lab.toml").job_named("x")
+    assert spec.identity["seed"] == 2**63 - 1
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(job(f"seed = {2**63}\nhyper = {{ n = [0x{'f' * 5000}] }}"), "lab.toml")
+    assert [(p.job, p.field) for p in err.value.problems] == [("jobs[2] 'x'", "seed"), ("jobs[2] 'x'", "hyper")]

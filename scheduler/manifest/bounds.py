@@ -3,9 +3,11 @@
 The loader, the identity hash, ``json`` and Redis's cjson all walk values recursively, and
 tomllib parses inline tables recursively and keeps every prefix of a dotted key: a value
 nested ~330 levels deep crashed ``fleet load`` (and the receiver) with RecursionError, and a
-dotted key of 10,000 parts took 400 MB to parse. So: a long dotted key is refused before
-parsing (:func:`long_dotted_key`), and every parsed value is cut to :data:`MAX_NESTING`
-levels (:func:`bound_value`) before the rest of validation sees it.
+dotted key of 10,000 parts took 400 MB to parse. Python's int-to-text conversion refuses
+more than 4300 digits, which a hex literal reaches in a few kilobytes. So: a dotted key is
+refused before parsing (:func:`long_dotted_key`), and every parsed value is cut to
+:data:`MAX_NESTING` levels and its integers to TOML's 64 bits (:func:`bound_value`) before
+the rest of validation sees it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 # How deep tables and lists may nest in one value (``hyper = {a = 1}`` is one level): far beyond
 # any real hyperparameter table, far below where recursion fails.
 MAX_NESTING = 32
+# TOML's integers are 64-bit (the spec says an implementation must refuse the rest; tomllib does not).
+INT_RANGE = (-2**63, 2**63 - 1)
 # A dotted key or table header with more parts than this cannot name a value within MAX_NESTING
 # (a header of 2 parts and a key of 33 reach the deepest one), and tomllib's memory grows with
 # the square of the parts: refused before parsing.
@@ -45,13 +49,16 @@ def long_dotted_key(text: str) -> int | None:
     return None
 
 
-def bound_value(value: Any) -> tuple[Any, bool]:
-    """``value`` with every table or list nested deeper than MAX_NESTING emptied (in place), and
-    whether anything was cut. Iterative: it never recurses however deep the value.
+def bound_value(value: Any) -> tuple[Any, bool, bool]:
+    """``value`` with every table or list nested deeper than MAX_NESTING emptied and every integer
+    outside INT_RANGE clamped to it (containers are changed in place); and whether anything was
+    cut, and whether anything was clamped. Iterative: it never recurses however deep the value.
 
-    The cut value keeps its type, so the loader's other checks still report what else is wrong
-    without tripping over it; the loader refuses it in any case."""
-    cut = False
+    The cut and clamped value keeps its type and stays out of range, so the loader's other checks
+    still report what else is wrong without tripping over it; the loader refuses it in any case."""
+    cut = clamped = False
+    if _out_of_range(value):
+        return _clamp(value), False, True
     stack = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         node, level = stack.pop()
@@ -62,4 +69,15 @@ def bound_value(value: Any) -> tuple[Any, bool]:
                     cut = True
                 else:
                     stack.append((child, level + 1))
-    return value, cut
+            elif _out_of_range(child):
+                node[key] = _clamp(child)
+                clamped = True
+    return value, cut, clamped
+
+
+def _out_of_range(value: Any) -> bool:
+    return type(value) is int and not INT_RANGE[0] <= value <= INT_RANGE[1]
+
+
+def _clamp(value: int) -> int:
+    return min(max(value, INT_RANGE[0]), INT_RANGE[1])

@@ -11,12 +11,13 @@ import difflib
 import math
 import os
 import re
+import sys
 import tomllib
 from datetime import date, datetime, time
 from typing import Any, Iterator
 
 from ..errors import ManifestError, Problem
-from .bounds import MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
+from .bounds import INT_RANGE, MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
 from .command import RUNTIME_PLACEHOLDERS, CommandError, fill_arg, runtime_fields
 from .fields import (
     FIELDS,
@@ -81,6 +82,11 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     except RecursionError:  # tomllib parses inline tables and arrays recursively
         raise ManifestError([Problem(path, f"invalid TOML: tables or arrays nested too deeply to parse; "
                                            f"at most {MAX_NESTING} levels are accepted, flatten them")]) from None
+    except ValueError as err:  # int() refusing a literal of more digits than Python converts
+        detail = str(err)
+        if "integer string conversion" in detail:
+            detail = f"an integer of more than {sys.get_int_max_str_digits()} digits; integers must fit in 64 bits"
+        raise ManifestError([Problem(path, f"invalid TOML: {detail}")]) from None
     return _Validator(path, data).run()
 
 
@@ -155,15 +161,19 @@ class _Validator:
         )
 
     def bound_values(self) -> None:
-        """Cut every value to MAX_NESTING levels, reporting each where it stands, before any recursive
-        code (the identity hash, repr, ==, json) walks it: deeper values raised RecursionError. A
-        job with such a value is dropped (as one with any other problem is), so its cut content
-        is never compared with another job's."""
+        """Cut every value to MAX_NESTING levels and 64-bit integers, reporting each where it stands,
+        before any recursive code (the identity hash, repr, ==, json) walks it: deeper values raised
+        RecursionError, longer integers ValueError. A job with such a value is dropped (as one with
+        any other problem is), so its cut content is never compared with another job's."""
         for where, key, holder, slot in _slots(self.data):
-            holder[slot], cut = bound_value(holder[slot])
+            holder[slot], cut, clamped = bound_value(holder[slot])
             if cut:
                 self.error(f"nested {MAX_NESTING + 1} or more levels deep; tables and lists may nest at most "
                            f"{MAX_NESTING} levels, flatten it", where, key)
+            if clamped:
+                self.error(f"holds an integer outside TOML's 64-bit range ({INT_RANGE[0]}..{INT_RANGE[1]}); "
+                           f"write it as a string or a float", where, key)
+            if cut or clamped:
                 self.refused.add(where)
 
     def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
