@@ -102,6 +102,12 @@ CASES = [
      ["jobs[2] 'x': command", "{model:x}", "Unknown format code 'x'"]),
     ("command-nul-byte", job('command = ["echo", "a\\u0000b"]'), ["jobs[2] 'x': command", "NUL byte"]),
     ("command-empty-program", job('command = [""]'), ["jobs[2] 'x': command", "command[0] is empty"]),
+    ("command-format-width", job('command = ["echo", "{model:>400000000}"]'),
+     ["jobs[2] 'x': command", "'>400000000'", "at most 1024"]),
+    ("command-nested-format-width", job('hyper = { w = 2000 }\ncommand = ["echo", "{model:>{hyper[w]}}"]'),
+     ["jobs[2] 'x': command", "'>2000'", "at most 1024"]),
+    ("command-format-precision", job('hyper = { lr = 0.5 }\ncommand = ["echo", "{hyper[lr]:.5000f}"]'),
+     ["jobs[2] 'x': command", "'.5000f'", "at most 1024"]),
     ("hyper-nested-too-deep", job("hyper." + ".".join(["a"] * 40) + " = 1"),
      ["jobs[2] 'x': hyper", "nested 33 or more levels deep", "at most 32"]),
     ("dotted-key-too-long", job("hyper." + ".".join(["a"] * 10000) + " = 1"),
@@ -278,3 +284,30 @@ def test_integers_load_up_to_64_bits_and_are_refused_past_them():
     with pytest.raises(ManifestError) as err:
         parse_manifest(job(f"seed = {2**63}\nhyper = {{ n = [0x{'f' * 5000}] }}"), "lab.toml")
     assert [(p.job, p.field) for p in err.value.problems] == [("jobs[2] 'x'", "seed"), ("jobs[2] 'x'", "hyper")]
+
+
+def test_a_huge_format_width_is_refused_before_it_allocates_anything():
+    """Before, {model:>400000000} loaded as valid at 412 MB (and the receiver did it on every reload)."""
+    import time
+    import tracemalloc
+
+    text = job('command = ["echo", "{model:>400000000}"]')
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ManifestError, match="at most 1024"):
+            parse_manifest(text, "lab.toml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20 and time.monotonic() - started < 1.0
+
+
+def test_format_widths_and_precisions_up_to_the_bound_load():
+    from scheduler.manifest.command import MAX_FORMAT_NUMBER
+
+    spec = parse_manifest(job(f'hyper = {{ lr = 0.5, w = {MAX_FORMAT_NUMBER} }}\ncommand = ["echo", '
+                              f'"{{model:>{MAX_FORMAT_NUMBER}}}", "{{hyper[lr]:.{MAX_FORMAT_NUMBER}f}}", '
+                              f'"{{model:_^{{hyper[w]}}}}"]'), "lab.toml").job_named("x")
+    assert spec.scheduling["command"][1] == f"{{model:>{MAX_FORMAT_NUMBER}}}"
+

@@ -196,3 +196,9 @@ def test_a_nul_byte_fails_the_attempt_cleanly_rather_than_killing_the_horse():
     spec = {**SPEC, "hyper": {"tag": "a\0b"}, "command": ["echo", "{hyper[tag]}"]}
     with pytest.raises(RunError, match="NUL byte"):
         build_argv(spec, "0" * 16, "/out", 1)
+
+
+def test_a_huge_format_width_fails_the_attempt_without_allocating_it():
+    spec = {**SPEC, "hyper": {"w": 400_000_000}, "command": ["echo", "{model:>{hyper[w]}}"]}
+    with pytest.raises(RunError, match="at most 1024"):
+        build_argv(spec, "0" * 16, "/out", 1)

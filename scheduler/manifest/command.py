@@ -11,12 +11,17 @@ Redis password included. So the only attribute read allowed is
 from __future__ import annotations
 
 import _string  # the field-name parser string.Formatter itself uses
+import re
 import string
 from typing import Any, Mapping
 
 # Placeholders a command may use besides the job's own fields.
 RUNTIME_PLACEHOLDERS = frozenset({"job_id", "output_dir", "attempt", "after"})
 AFTER_FORM = "{after.<job>.output_dir} with <job> listed in this job's after"
+# The largest width or precision a format spec may ask for: {model:>400000000} made every load
+# (and the receiver's every reload) allocate 400 MB to fill one argument.
+MAX_FORMAT_NUMBER = 1024
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class CommandError(ValueError):
@@ -44,11 +49,16 @@ def fill_arg(arg: str, fields: Mapping[str, Any], parent_dirs: Mapping[str, str]
     except CommandError:
         raise
     except (ValueError, TypeError) as err:  # unbalanced braces, a format spec the value rejects
-        raise CommandError(f"cannot fill {arg!r}: {err}; fix the format spec after ':', or write '{{{{' and "
-                           f"'}}}}' for literal braces") from None
+        raise CommandError(f"cannot fill {_short(arg)}: {err}; fix the format spec after ':', or write '{{{{' "
+                           f"and '}}}}' for literal braces") from None
     if "\0" in filled:
-        raise CommandError(f"argument {filled!r} contains a NUL byte, which no program can receive; remove it")
+        raise CommandError(f"argument {_short(filled)} contains a NUL byte, which no program can receive; remove it")
     return filled
+
+
+def _short(text: str) -> str:
+    """``text`` quoted for a one-line error, cut short: an argument can be a megabyte."""
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
 
 
 class _Formatter(string.Formatter):
@@ -57,6 +67,17 @@ class _Formatter(string.Formatter):
     def __init__(self, arg: str, parent_dirs: Mapping[str, str]):
         self.arg = arg
         self.parent_dirs = parent_dirs
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        """Check the spec (nested ``{...}`` in it already filled) before formatting allocates what
+        it asks for."""
+        for digits in _DIGITS.findall(format_spec):
+            number = digits.lstrip("0")
+            if len(number) > len(str(MAX_FORMAT_NUMBER)) or int(digits) > MAX_FORMAT_NUMBER:
+                shown = number if len(number) <= 12 else number[:9] + "..."
+                raise CommandError(f"cannot fill {_short(self.arg)}: format spec {_short(format_spec)} asks for "
+                                   f"a width or precision of {shown}; at most {MAX_FORMAT_NUMBER} is allowed")
+        return super().format_field(value, format_spec)
 
     def get_field(self, field_name: str, args: Any, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
         first, rest = _string.formatter_field_name_split(field_name)
@@ -67,7 +88,7 @@ class _Formatter(string.Formatter):
                 return self.parent_dirs[rest[0][1]], first
             raise CommandError(f"placeholder {{{field_name}}} must be {AFTER_FORM}")
         if not isinstance(first, str) or not first:
-            raise CommandError(f"positional placeholder in {self.arg!r}; name a field, as in {{model}}")
+            raise CommandError(f"positional placeholder in {_short(self.arg)}; name a field, as in {{model}}")
         if first not in kwargs:
             raise CommandError(f"unknown placeholder {{{field_name}}}", unknown=first)
         value, path = kwargs[first], first
