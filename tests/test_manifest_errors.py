@@ -108,6 +108,12 @@ CASES = [
      ["jobs[2] 'x': command", "'>2000'", "at most 1024"]),
     ("command-format-precision", job('hyper = { lr = 0.5 }\ncommand = ["echo", "{hyper[lr]:.5000f}"]'),
      ["jobs[2] 'x': command", "'.5000f'", "at most 1024"]),
+    ("command-argument-too-long", job('command = ["echo", "' + "x" * 200_000 + '"]'),
+     ["jobs[2] 'x': command", "200000 bytes", "at most 131071"]),
+    ("command-argument-too-long-in-utf8", job('command = ["echo", "' + "\u00e9" * 70_000 + '"]'),
+     ["jobs[2] 'x': command", "140000 bytes", "at most 131071"]),
+    ("command-too-long", job("command = [" + ", ".join(['"' + "y" * 100_000 + '"'] * 12) + "]"),
+     ["jobs[2] 'x': command", "the whole command is 1200108 bytes", "at most"]),
     ("hyper-nested-too-deep", job("hyper." + ".".join(["a"] * 40) + " = 1"),
      ["jobs[2] 'x': hyper", "nested 33 or more levels deep", "at most 32"]),
     ("dotted-key-too-long", job("hyper." + ".".join(["a"] * 10000) + " = 1"),
@@ -286,21 +292,25 @@ def test_integers_load_up_to_64_bits_and_are_refused_past_them():
     assert [(p.job, p.field) for p in err.value.problems] == [("jobs[2] 'x'", "seed"), ("jobs[2] 'x'", "hyper")]
 
 
-def test_a_huge_format_width_is_refused_before_it_allocates_anything():
-    """Before, {model:>400000000} loaded as valid at 412 MB (and the receiver did it on every reload)."""
+def assert_refused_cheaply(text: str, match: str) -> None:
+    """``text`` is refused (the error matching ``match``) within a second and 20 MB of Python memory."""
     import time
     import tracemalloc
 
-    text = job('command = ["echo", "{model:>400000000}"]')
     tracemalloc.start()
     started = time.monotonic()
     try:
-        with pytest.raises(ManifestError, match="at most 1024"):
+        with pytest.raises(ManifestError, match=match):
             parse_manifest(text, "lab.toml")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 20 * 2**20 and time.monotonic() - started < 1.0
+
+
+def test_a_huge_format_width_is_refused_before_it_allocates_anything():
+    """Before, {model:>400000000} loaded as valid at 412 MB (and the receiver did it on every reload)."""
+    assert_refused_cheaply(job('command = ["echo", "{model:>400000000}"]'), "at most 1024")
 
 
 def test_format_widths_and_precisions_up_to_the_bound_load():
@@ -311,3 +321,34 @@ def test_format_widths_and_precisions_up_to_the_bound_load():
                               f'"{{model:_^{{hyper[w]}}}}"]'), "lab.toml").job_named("x")
     assert spec.scheduling["command"][1] == f"{{model:>{MAX_FORMAT_NUMBER}}}"
 
+
+def test_an_argv_the_loader_accepts_at_its_limits_really_executes():
+    """Arguments past the kernel's limits loaded fine, then failed every attempt with E2BIG."""
+    import json
+    import shutil
+    import subprocess
+
+    from scheduler.manifest.command import ARGV_BUDGET, MAX_ARG_BYTES, argv_bytes
+    from worker.runner import build_argv
+
+    program = shutil.which("true")
+    filled = [program, "knn"]  # the manifest says {model}: the formatter fills part of it
+    while argv_bytes(filled) + argv_bytes(["z" * MAX_ARG_BYTES]) <= ARGV_BUDGET:
+        filled.append("z" * MAX_ARG_BYTES)
+    filled.append("z" * (ARGV_BUDGET - argv_bytes(filled) - argv_bytes([""])))
+    args = [program, "{model}", *filled[2:]]
+    spec = parse_manifest(job("command = " + json.dumps(args)), "lab.toml").job_named("x")
+    argv = build_argv(json.loads(json.dumps(spec.to_dict())), spec.job_id, "/out", 1)
+    assert argv == filled and argv_bytes(argv) == ARGV_BUDGET and max(len(a) for a in argv) == MAX_ARG_BYTES
+    assert subprocess.run(argv, timeout=30).returncode == 0
+    one_more = job("command = " + json.dumps(args[:-1] + [args[-1] + "z"]))
+    with pytest.raises(ManifestError, match="whole command"):
+        parse_manifest(one_more, "lab.toml")
+    with pytest.raises(ManifestError, match="at most 131071"):
+        parse_manifest(job("command = " + json.dumps([program, "z" * (MAX_ARG_BYTES + 1)])), "lab.toml")
+
+
+def test_an_argument_repeating_a_long_value_is_refused_before_it_is_filled_whole():
+    """{hyper[s]} ten thousand times over a 100 KB string would be a 1 GB argument."""
+    text = job('hyper = { s = "' + "s" * 100_000 + '" }\ncommand = ["echo", "' + "{hyper[s]}" * 10_000 + '"]')
+    assert_refused_cheaply(text, "at most 131071 bytes")

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from ..errors import ManifestError, Problem
 from .bounds import INT_RANGE, MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
-from .command import RUNTIME_PLACEHOLDERS, CommandError, fill_arg, runtime_fields
+from .command import RUNTIME_PLACEHOLDERS, CommandError, check_argv, fill_arg, runtime_fields
 from .fields import (
     FIELDS,
     HOST_FIELDS,
@@ -386,6 +386,7 @@ class _Validator:
         it could not fill would otherwise fail every attempt of the job, on the worker."""
         fields = runtime_fields(v, "0" * 16, "/runs/output_dir", 1)
         parent_dirs = {parent: f"/runs/{parent}/output_dir" for parent in v["after"]}
+        argv = []
         for index, arg in enumerate(v["command"]):
             try:
                 filled = fill_arg(arg, fields, parent_dirs)
@@ -399,6 +400,12 @@ class _Validator:
                 continue
             if index == 0 and not filled:
                 self.error("command[0] is empty; it must name the program to run", where, "command")
+            argv.append(filled)
+        if len(argv) == len(v["command"]):
+            try:
+                check_argv(argv)
+            except CommandError as err:
+                self.error(str(err), where, "command")
 
     def check_value(self, kind: str, key: str, value: Any, where: str | None) -> bool:
         if fits(kind, value):
