@@ -203,3 +203,26 @@ def test_an_unexpected_error_while_validating_is_logged_with_its_traceback_and_t
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert str(path) in record.getMessage() and record.exc_info and record.exc_info[0] is RecursionError
     assert dump_namespace(store.redis) == before and receiver.loads_ok == 1
+
+
+def test_an_empty_manifest_on_reload_is_refused_at_error_and_a_smaller_one_loads_at_warning(
+        procs, real_store, real_redis, tmp_path):
+    """Before, an empty [[jobs]] list orphaned the whole fleet, logged at INFO."""
+    path = tmp_path / "m.toml"
+    path.write_text(manifest(JOBS))
+    receiver = procs.start("receiver", "--manifest", str(path))
+    wait_for(lambda: real_store.jobs.counts()["pending"] == 3, what="first load")
+    before = {k: v for k, v in dump_namespace(real_redis).items() if not k.endswith(b":reaper_tick")}
+    path.write_text("schema_version = 1\njobs = []\n")
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: "would orphan" in procs.log_of(receiver), what="the refusal in the log")
+    [line] = [line for line in procs.log_of(receiver).splitlines() if "would orphan" in line]
+    assert " ERROR " in line and "3 of the 3 jobs" in line
+    assert receiver.poll() is None
+    assert {k: v for k, v in dump_namespace(real_redis).items() if not k.endswith(b":reaper_tick")} == before
+    path.write_text(manifest(JOBS[:2]))
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: real_store.jobs.counts()["orphaned"] == 1, what="the smaller manifest loaded")
+    wait_for(lambda: "orphaned: c" in procs.log_of(receiver), what="the orphan in the log")
+    loaded = [line for line in procs.log_of(receiver).splitlines() if "loaded" in line or "orphaned" in line]
+    assert all(" WARNING " in line for line in loaded[-3:]), loaded

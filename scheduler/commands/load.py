@@ -1,10 +1,11 @@
-"""``fleet load MANIFEST [--dry-run] [--print] [--json]``."""
+"""``fleet load MANIFEST [--dry-run] [--print] [--json] [--allow-orphaning]``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import TextIO
 
+from ..errors import ManifestError
 from ..manifest import dumps_manifest, load_manifest, locate_manifest
 from ..plan_text import plan_lines
 from .common import connect, print_json
@@ -23,9 +24,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"warning: {warning}\n")
         return 0
     store = connect(args)
-    plan = store.load(manifest, dry_run=args.dry_run)
+    plan = store.load(manifest, dry_run=args.dry_run, allow_orphaning=args.allow_orphaning)
     if args.json:
         print_json(plan.to_dict(), out)
     else:
         out.write(f"{path}: " + "\n".join(plan_lines(plan)) + "\n")
+    if plan.refused:  # a dry run shows the plan, then fails as the real load would
+        raise ManifestError([plan.refused])
     return 0
