@@ -61,6 +61,8 @@ CASES = [
     ("name-leading-dot", job("", name=".hidden"), ["name", "start with a letter or digit"]),
     ("name-too-long", job("", name="n" * 65), ["name", "1-64"]),
     ("name-dotdot", job("", name="a..b"), ["name", "'..'"]),
+    ("name-like-a-job-id", job("", name="0123456789abcdef"),
+     ["jobs[2] '0123456789abcdef': name", "reads as a job_id", "rename it"]),
     ("name-in-defaults", GOOD.replace("[defaults]\n", '[defaults]\nname = "x"\n'),
      ["[defaults]", "name", "cannot have a default"]),
     ("bad-lab-field-name", GOOD.replace("[defaults]\n", '[defaults]\nSplitRecipe = "x"\n'),
@@ -352,3 +354,9 @@ def test_an_argument_repeating_a_long_value_is_refused_before_it_is_filled_whole
     """{hyper[s]} ten thousand times over a 100 KB string would be a 1 GB argument."""
     text = job('hyper = { s = "' + "s" * 100_000 + '" }\ncommand = ["echo", "' + "{hyper[s]}" * 10_000 + '"]')
     assert_refused_cheaply(text, "at most 131071 bytes")
+
+
+def test_names_that_only_look_hexadecimal_still_load():
+    """Only a name of exactly 16 lowercase hex digits reads as a job_id and is refused."""
+    for name in ("0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "cafe", "deadbeefdeadbeeg"):
+        assert parse_manifest(job("", name=name), "lab.toml").job_named(name)

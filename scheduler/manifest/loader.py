@@ -33,6 +33,7 @@ from .fields import (
     fits,
     kind_of,
 )
+from .identity import JOB_ID_RE
 from .model import HostSpec, JobSpec, Manifest
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -345,6 +346,10 @@ class _Validator:
         if not safe_name(v["name"]):
             self.error("must be 1-64 letters, digits, '_', '.' or '-', start with a letter or digit and not "
                        "contain '..' (it names the job's output directory)", where, "name")
+        elif JOB_ID_RE.fullmatch(v["name"]):
+            self.error("reads as a job_id (16 lowercase hex digits), so a command naming another job by its "
+                       "id could act on this one instead; rename it (add a letter past 'f', or a '-')", where,
+                       "name")
         if not v["model"].strip():
             self.error("must not be empty", where, "model")
         if not PRIORITY_RANGE[0] <= v["priority"] <= PRIORITY_RANGE[1]:
