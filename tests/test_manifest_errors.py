@@ -360,3 +360,36 @@ def test_names_that_only_look_hexadecimal_still_load():
     """Only a name of exactly 16 lowercase hex digits reads as a job_id and is refused."""
     for name in ("0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "cafe", "deadbeefdeadbeeg"):
         assert parse_manifest(job("", name=name), "lab.toml").job_named(name)
+
+
+def problems_of(text: str) -> list[tuple[str | None, str | None, str]]:
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, "lab.toml")
+    return [(p.job, p.field, p.message) for p in err.value.problems]
+
+
+def test_a_duplicate_by_content_is_reported_beside_the_jobs_other_problems():
+    """Before, a job with any problem of its own was dropped before the duplicate check."""
+    found = problems_of(job('mode = "realistic"\npriority = "high"', name="c", model="cnn"))
+    assert [(j, f) for j, f, _ in found] == [("jobs[2] 'c'", "priority"), ("jobs[2] 'c'", None)]
+    assert "duplicates job 'a' by content" in found[1][2]
+
+
+def test_a_duplicate_name_is_reported_beside_the_jobs_other_problems():
+    found = problems_of(job('seed = "x"', name="a"))
+    assert sorted((j, f) for j, f, _ in found) == [("jobs[2] 'a'", "name"), ("jobs[2] 'a'", "seed")]
+
+
+def test_every_identity_problem_is_reported_beside_scheduling_ones():
+    found = problems_of(job('priority = "high"\nhyper = { lr = nan, when = 2024-01-01 }\nsplit_recipe = nan'))
+    assert sorted(f for _, f, _ in found) == ["hyper", "priority", "split_recipe"]
+
+
+@pytest.mark.parametrize("parent", ["broken", "dupe"])
+def test_after_naming_a_job_dropped_for_its_own_problems_is_not_an_unknown_job(parent):
+    """Before, a child of a job refused for its own problem was also told its parent did not exist."""
+    text = (GOOD + '[[jobs]]\nname = "broken"\nmodel = "knn"\npriority = "high"\n'
+            + '[[jobs]]\nname = "dupe"\nmodel = "cnn"\nmode = "realistic"\n'
+            + f'[[jobs]]\nname = "child"\nmodel = "gbt"\nafter = ["{parent}"]\n')
+    found = problems_of(text)
+    assert [(j, f) for j, f, _ in found] == [("jobs[2] 'broken'", "priority"), ("jobs[3] 'dupe'", None)]

@@ -285,28 +285,39 @@ class _Validator:
             self.error("must be an array of tables ([[jobs]])", field="jobs")
             return []
         specs: list[JobSpec] = []
+        checked: list[JobSpec] = []  # specs and jobs dropped for their own problems, for the after checks
         by_name: dict[str, int] = {}
         by_id: dict[str, JobSpec] = {}
         for index, job in enumerate(jobs):
-            spec = self.check_job(index, job, defaults, lab_fields, allowed)
+            spec, ok = self.check_job(index, job, defaults, lab_fields, allowed)
+            name = job.get("name")
+            if isinstance(name, str):
+                if name in by_name:
+                    self.error(f"duplicate job name; jobs[{by_name[name]}] already uses it", _job_locator(index, job),
+                               "name")
+                    continue
+                by_name[name] = index
             if spec is None:
-                continue
-            if spec.name in by_name:
-                self.error(f"duplicate job name; jobs[{by_name[spec.name]}] already uses it", spec.locator(), "name")
                 continue
             other = by_id.get(spec.job_id)
             if other is not None:
                 self.error(f"duplicates job {other.name!r} by content (job_id {spec.job_id}); disambiguate via "
                            f"hyper, seed or mode", spec.locator())
                 continue
-            by_name[spec.name] = index
             by_id[spec.job_id] = spec
-            specs.append(spec)
-        self.check_after(specs)
+            checked.append(spec)
+            if ok:
+                specs.append(spec)
+        # Every name written counts as known: a job dropped for its own problem is reported as
+        # that problem, not again as an unknown job in its children's after.
+        self.check_after(checked, set(by_name))
         return specs
 
     def check_job(self, index: int, job: dict[str, Any], defaults: dict[str, Any], lab_fields: dict[str, str],
-                  allowed: dict[str, list[Any]]) -> JobSpec | None:
+                  allowed: dict[str, list[Any]]) -> tuple[JobSpec | None, bool]:
+        """The job's spec and whether it is free of problems. A job with problems still gets a
+        spec when its name, model and identity are what the file says (every identity key it
+        writes was accepted), so it is still checked for duplicates and its after edges."""
         where = _job_locator(index, job)
         before = len(self.problems)
         known = sorted(set(FIELDS) | set(lab_fields))
@@ -329,18 +340,19 @@ class _Validator:
         # field keeps its default here), so one pass reports every problem, not the first kind.
         if "name" in values and "model" in values:
             self.check_job_values(values, where, allowed)
-        if len(self.problems) > before or where in self.refused:
-            return None
-        values["after"] = self.unique_parents(values["after"], where)
         identity = {k: v for k, v in values.items() if k not in SCHEDULING_FIELDS}
-        if not all(self.check_identity_value(k, v, where) for k, v in identity.items()):
-            return None
+        hashable = all([self.check_identity_value(k, v, where) for k, v in identity.items()])  # report each
+        as_written = all(key in values for key in job if key not in SCHEDULING_FIELDS)
+        if not (hashable and as_written and "name" in values and "model" in values) or where in self.refused:
+            return None, False
+        values["after"] = self.unique_parents(values["after"], where)
         scheduling = {k: values[k] for k in sorted(SCHEDULING_FIELDS) if k in values}
         scheduling["name"] = values["name"]
         if scheduling["min_vram_gib"] > 0 and not scheduling["require_cuda"]:
             self.warn("min_vram_gib > 0 but require_cuda = false: the job may run on CPU-only hosts, where "
                       "VRAM is ignored; set require_cuda = true if it needs a GPU", where, "min_vram_gib")
-        return JobSpec(identity=identity, scheduling=scheduling, schema_version=SCHEMA_VERSION, index=index)
+        spec = JobSpec(identity=identity, scheduling=scheduling, schema_version=SCHEMA_VERSION, index=index)
+        return spec, len(self.problems) == before
 
     def check_job_values(self, v: dict[str, Any], where: str, allowed: dict[str, list[Any]]) -> None:
         if not safe_name(v["name"]):
@@ -430,14 +442,15 @@ class _Validator:
             return False
         return True
 
-    def check_after(self, specs: list[JobSpec]) -> None:
+    def check_after(self, specs: list[JobSpec], known: set[str]) -> None:
+        """Unknown parents (not among ``known``, every name the file writes) and cycles among ``specs``."""
         names = {s.name: s for s in specs}
         for spec in specs:
             for parent in spec.scheduling["after"]:
                 if parent == spec.name:
                     self.error("a job cannot run after itself", spec.locator(), "after")
-                elif parent not in names:
-                    self.error(f"unknown job {parent!r}{_did_you_mean(parent, sorted(names))}", spec.locator(),
+                elif parent not in known:
+                    self.error(f"unknown job {parent!r}{_did_you_mean(parent, sorted(known))}", spec.locator(),
                                "after")
         cycle = _find_cycle({s.name: [p for p in s.scheduling["after"] if p in names and p != s.name]
                              for s in specs})
