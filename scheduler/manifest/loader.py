@@ -133,7 +133,9 @@ class _Validator:
         version = data.get("schema_version")
         if version is None:
             self.error(f"missing; add 'schema_version = {SCHEMA_VERSION}' at the top", field="schema_version")
-        elif isinstance(version, bool) or version != SCHEMA_VERSION:
+        elif type(version) is not int:  # 1.0 == 1 in Python, but a version is a whole number
+            self.error(f"must be the integer {SCHEMA_VERSION}, got {_describe(version)}", field="schema_version")
+        elif version != SCHEMA_VERSION:
             self.error(f"unsupported version {_describe(version)}; this fleet reads {SCHEMA_VERSION}",
                        field="schema_version")
         name = data.get("name", "")
