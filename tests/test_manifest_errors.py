@@ -397,3 +397,10 @@ def test_after_naming_a_job_dropped_for_its_own_problems_is_not_an_unknown_job(p
             + f'[[jobs]]\nname = "child"\nmodel = "gbt"\nafter = ["{parent}"]\n')
     found = problems_of(text)
     assert [(j, f) for j, f, _ in found] == [("jobs[2] 'broken'", "priority"), ("jobs[3] 'dupe'", None)]
+
+
+def test_a_manifest_saved_with_a_utf8_bom_loads(tmp_path):
+    """Before, a BOM (as some Windows editors write) was 'invalid TOML: Invalid statement'."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert [j.name for j in load_manifest(path).jobs] == ["a", "b"]

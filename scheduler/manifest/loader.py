@@ -72,6 +72,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
 
 def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     """Validate manifest text; ``path`` names it in errors."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some Windows editors save; TOML has none
     line = long_dotted_key(text)
     if line is not None:
         raise ManifestError([Problem(path, f"line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; tables "
