@@ -231,3 +231,20 @@ def test_a_load_orphaning_less_than_the_thresholds_applies(store, listed, kept):
     store.load(parse_manifest(jobs_text(listed), "t.toml"))
     plan = store.load(parse_manifest(jobs_text(kept), "t.toml"))
     assert len(plan.orphaned) == len(listed) - len(kept) and plan.refused is None
+
+
+def test_a_manifest_at_a_path_that_is_not_utf8_loads(store, tmp_path):
+    """Before, a Latin-1 file name failed the load: the path and the default manifest name went to
+    the store (and its JSON) as text Python could not encode."""
+    import os
+
+    from scheduler.manifest import load_manifest
+
+    raw = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9.toml")
+    with open(raw, "wb") as fh:
+        fh.write(BASE.replace('name = "t"\n', "").encode())
+    plan = store.load(load_manifest(os.fsdecode(raw)))
+    assert [e.name for e in plan.added] == ["a", "b"]
+    meta = store.redis.hgetall(store.keys.manifest_meta)
+    assert meta[b"path"].decode("utf-8") == f"{tmp_path}/caf\\xe9.toml" and meta[b"name"] == b"caf\\xe9"
+    assert not store.load(load_manifest(os.fsdecode(raw))).changed

@@ -34,6 +34,7 @@ from .fields import (
     kind_of,
 )
 from .identity import JOB_ID_RE
+from .locate import path_text
 from .model import HostSpec, JobSpec, Manifest
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -154,7 +155,7 @@ class _Validator:
             raise ManifestError(self.problems)
         return Manifest(
             path=self.path,
-            name=name or os.path.splitext(os.path.basename(self.path))[0],
+            name=name or path_text(os.path.splitext(os.path.basename(self.path))[0]),
             schema_version=SCHEMA_VERSION,
             hosts=hosts,
             jobs=tuple(jobs),

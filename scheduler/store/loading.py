@@ -18,6 +18,7 @@ from functools import lru_cache
 from ..errors import ManifestError, Problem, StoreError
 from ..keys import Keys
 from ..manifest.identity import canonical_json, digest
+from ..manifest.locate import path_text
 from ..manifest.model import Manifest
 from ..matching import ConstraintClass
 from ..queue_order import queue_rank
@@ -127,7 +128,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
         "state_prefix": keys.state_prefix,
         "rq_job_prefix": keys.rq_job_prefix,
         "states": {s.name.lower(): s.value for s in JobState},
-        "manifest": {"name": manifest.name, "path": os.path.abspath(manifest.path),
+        "manifest": {"name": manifest.name, "path": path_text(os.path.abspath(manifest.path)),
                      "digest": manifest_digest(manifest)},
         "hosts": {name: canonical_json(h.to_dict()) for name, h in manifest.hosts.items()},
         "classes": classes,
