@@ -404,3 +404,17 @@ def test_a_manifest_saved_with_a_utf8_bom_loads(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
     assert [j.name for j in load_manifest(path).jobs] == ["a", "b"]
+
+
+def test_only_keys_count_as_dotted_parts_before_parsing():
+    """The pre-parse scan skips strings of all four kinds, comments and numbers: only a key or a
+    header of more than 64 parts is refused, on the line it starts."""
+    from scheduler.manifest.bounds import long_dotted_key
+
+    dots = "a." * 70 + "a"
+    harmless = [f'x = "{dots}"', f"x = '{dots}'", f'x = """\n{dots}\n"""', f"x = '''{dots}'''", f"# {dots}",
+                f'x = "\\"{dots}"', "x = [" + ", ".join(["1.5"] * 100) + "]", f"x = 1.5\n{'a.' * 63}a = 1"]
+    assert [long_dotted_key(t) for t in harmless] == [None] * len(harmless)
+    assert long_dotted_key(f'x = """\n\n"""\n{dots} = 1') == 4
+    assert long_dotted_key(f"x = 1\n[{dots}]") == 2
+    assert long_dotted_key(f"x = {{ {dots} = 1 }}") == 1
