@@ -200,7 +200,8 @@ def jobs_text(names) -> str:
                                              for n in names)
 
 
-@pytest.mark.parametrize("listed,kept", [(["a", "b"], []), ([f"j{i}" for i in range(20)], [f"j{i}" for i in range(9)])],
+@pytest.mark.parametrize("listed,kept", [(["a", "b"], []),
+                                         ([f"j{i}" for i in range(20)], [f"j{i}" for i in range(9)])],
                          ids=["every-job", "ten-and-more-than-half"])
 def test_a_load_that_would_orphan_the_fleet_is_refused_and_writes_nothing(store, any_redis, listed, kept):
     """Before, a zero-job (or truncated) manifest orphaned every job with exit 0."""
@@ -224,7 +225,8 @@ def test_a_load_that_would_orphan_the_fleet_is_refused_and_writes_nothing(store,
     assert store.jobs.counts()["orphaned"] == orphaned
 
 
-@pytest.mark.parametrize("listed,kept", [(["a", "b"], ["a"]), ([f"j{i}" for i in range(20)], [f"j{i}" for i in range(10)]),
+@pytest.mark.parametrize("listed,kept", [(["a", "b"], ["a"]),
+                                         ([f"j{i}" for i in range(20)], [f"j{i}" for i in range(10)]),
                                          ([f"j{i}" for i in range(9)], ["j0"])],
                          ids=["one-of-two", "exactly-half", "eight-of-nine"])
 def test_a_load_orphaning_less_than_the_thresholds_applies(store, listed, kept):
