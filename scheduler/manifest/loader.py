@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tomllib
+from collections import Counter
 from datetime import date, datetime, time
 from typing import Any, Iterator
 
@@ -397,10 +398,10 @@ class _Validator:
     def unique_parents(self, after: list[str], where: str) -> list[str]:
         """``after`` with each name once, in first-seen order: a name listed twice is one edge.
         Counted twice, the child waited for two finishes of a parent that finishes once."""
-        unique = list(dict.fromkeys(after))
-        for name in sorted({n for n in after if after.count(n) > 1}):
+        counts = Counter(after)
+        for name in sorted(n for n, count in counts.items() if count > 1):
             self.warn(f"{name!r} is listed more than once; it counts once (remove the repeat)", where, "after")
-        return unique
+        return list(counts)  # a Counter keeps first-seen order
 
     def check_placeholders(self, v: dict[str, Any], where: str) -> None:
         """Fill the command as the worker will, with stand-ins for the runtime values: an argument
