@@ -3,8 +3,7 @@
 Loads at start, reloads on SIGHUP (``systemctl reload``), stops on SIGTERM/SIGINT.
 A manifest that fails validation on reload, or would orphan most of the fleet, is
 logged in full and the previous load keeps serving: a typo must never empty a
-running fleet. Signal handlers
-only set flags; the loop does the work.
+running fleet. Signal handlers only set flags; the loop does the work.
 """
 
 from __future__ import annotations

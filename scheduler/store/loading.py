@@ -154,6 +154,9 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     result = json.loads(raw)
     if "error" in result:
         raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {result['error']}")
+    problem = _orphaning_refused(manifest.path, result["refused"], dry_run) if "refused" in result else None
+    if problem and not dry_run:
+        raise ManifestError([problem])
     names = {job.job_id: job.name for job in manifest.jobs}
     orphan_ids = _as_list(result["orphaned"])
     if orphan_ids:
@@ -166,10 +169,6 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     def entries(kind: str) -> tuple[PlanEntry, ...]:
         return tuple(PlanEntry(i, names.get(i, "?")) for i in _as_list(result[kind]))
 
-    refused = result.get("refused")
-    problem = _orphaning_refused(manifest.path, refused, dry_run) if refused else None
-    if problem and not dry_run:
-        raise ManifestError([problem])
     return LoadPlan(
         added=entries("added"), updated=entries("updated"), unchanged=entries("unchanged"),
         orphaned=entries("orphaned"), revived=entries("revived"), changed=bool(result["changed"]),
