@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", help="print the normalised manifest (every default spelled out)")
     p.add_argument("--offline", action="store_true", help="only validate; do not contact Redis")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--allow-orphaning", action="store_true",
+                   help="apply even a load that orphans every listed job, or 10+ jobs that are over half of them "
+                        "(refused by default: a truncated manifest is likelier than the end of the work)")
 
     p = command("receiver", "daemon: load the manifest, reload on SIGHUP, stop on SIGTERM")
     p.add_argument("--manifest", help="manifest path (default: as for `fleet load`)")

@@ -1,9 +1,9 @@
 """The receiver daemon: keeps Redis in step with the manifest.
 
 Loads at start, reloads on SIGHUP (``systemctl reload``), stops on SIGTERM/SIGINT.
-A manifest that fails validation on reload is logged in full and the previous
-load keeps serving: a typo must never empty a running fleet. Signal handlers
-only set flags; the loop does the work.
+A manifest that fails validation on reload, or would orphan most of the fleet, is
+logged in full and the previous load keeps serving: a typo must never empty a
+running fleet. Signal handlers only set flags; the loop does the work.
 """
 
 from __future__ import annotations
@@ -87,22 +87,38 @@ class Receiver:
         try:
             manifest = load_manifest(self.manifest_path)
         except ManifestError as err:
-            log.error("manifest %s rejected, keeping the previous load (%d problems):", self.manifest_path,
-                      len(err.problems))
-            for problem in err.problems:
-                log.error("  %s", problem)
+            self._log_rejected(err)
+            return False
+        except Exception:  # noqa: BLE001 - deliberately broad, and logged in full
+            # The last line of defence: a manifest that trips a bug in validation (as a deep table's
+            # RecursionError once did) must cost this reload, not the daemon. Exiting would stop
+            # the reaper and, under Restart=on-failure, crash-loop on the same file. Validation
+            # writes nothing, so the previous load is intact and keeps serving.
+            log.exception("manifest %s could not be validated (a bug in fleet; please report it with this "
+                          "traceback), keeping the previous load:", self.manifest_path)
             return False
         try:
-            plan = self.store.load(manifest)
+            plan = self.store.load(manifest)  # never allow_orphaning: that takes an operator's `fleet load`
+        except ManifestError as err:  # it would orphan most of the fleet: nothing was written
+            self._log_rejected(err)
+            return False
         except StoreError as err:
             log.error("%s", err)
             return False
         lines = plan_lines(plan)
-        log.info("loaded %s: %s", self.manifest_path, lines[0])
+        # Orphaning jobs retires work: an operator must see it even in a log filtered to warnings.
+        (log.warning if plan.orphaned else log.info)("loaded %s: %s", self.manifest_path, lines[0])
         for line in lines[1:]:
-            (log.warning if line.startswith("warning") else log.info)("%s", line)
+            loud = line.startswith("warning") or (plan.orphaned and line.lstrip().startswith("orphaned"))
+            (log.warning if loud else log.info)("%s", line)
         self.loads_ok += 1
         return True
+
+    def _log_rejected(self, err: ManifestError) -> None:
+        log.error("manifest %s rejected, keeping the previous load (%d problems):", self.manifest_path,
+                  len(err.problems))
+        for problem in err.problems:
+            log.error("  %s", problem)
 
     def run(self) -> int:
         """Serve until SIGTERM; returns the process exit code."""

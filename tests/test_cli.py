@@ -61,6 +61,15 @@ def test_rejected_manifest_exits_2_and_names_the_field(cli, tmp_path, real_redis
     assert dump_namespace(real_redis) == {}
 
 
+def test_a_manifest_nested_too_deep_exits_2_with_one_line_not_a_traceback(cli, tmp_path, real_redis):
+    deep = tmp_path / "deep.toml"
+    deep.write_text('schema_version = 1\n[[jobs]]\nname = "x"\nmodel = "m"\nhyper = ' + "{ a = " * 1000 + "1"
+                    + " }" * 1000 + "\n")
+    code, _, err = cli("load", str(deep))
+    assert code == 2 and "deep.toml: invalid TOML: tables or arrays nested too deeply" in err
+    assert len(err.strip().splitlines()) == 1 and dump_namespace(real_redis) == {}
+
+
 def test_unreachable_redis_exits_1_without_leaking_the_password(capsys, monkeypatch):
     monkeypatch.setenv("FLEET_REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     code = main(["status"])
@@ -207,3 +216,20 @@ def _required_args(command: str) -> list[str]:
     return {"load": ["m.toml"], "explain": ["x"], "job": ["x"], "logs": ["x"], "verify": ["x"],
             "cancel": ["x"], "retry": ["x"], "hold": ["x"], "release": ["x"], "drain": ["h"],
             "metrics": ["x"]}.get(command, [])
+
+
+def test_a_load_that_would_orphan_every_job_exits_2_unless_allowed(cli, tmp_path, real_redis):
+    """Before, an empty [[jobs]] list (or a truncated file) orphaned the whole fleet and exited 0."""
+    cli("load", EXAMPLE)
+    before = dump_namespace(real_redis)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("schema_version = 1\n")
+    code, out, err = cli("load", str(empty))
+    assert code == 2 and out == "" and dump_namespace(real_redis) == before
+    assert f"{empty}: this load would orphan 54 of the 54 jobs" in err and "--allow-orphaning" in err
+    code, out, err = cli("load", str(empty), "--dry-run", "--json")
+    assert code == 2 and len(json.loads(out)["orphaned"]) == 54 and "the real load would be refused" in err
+    assert dump_namespace(real_redis) == before
+    code, out, _ = cli("load", str(empty), "--allow-orphaning")
+    assert code == 0 and "54 orphaned" in out
+    assert json.loads(cli("status", "--json")[1])["jobs"]["orphaned"] == 54

@@ -89,3 +89,50 @@ def test_unchanged_reload_of_a_pipeline_still_writes_nothing(store, any_redis):
     before = dump_namespace(any_redis)
     assert not store.load(parse_manifest(PIPELINE, "p.toml")).changed
     assert dump_namespace(any_redis) == before
+
+
+DUPLICATED_PARENT = PIPELINE.replace('after = ["train"]', 'after = ["train", "train"]')
+
+
+def test_a_parent_named_twice_is_one_edge_and_the_child_runs_once_it_finishes(store):
+    """Before, the child waited for two finishes of its one parent and stayed pending forever."""
+    claims, classes = setup(store, DUPLICATED_PARENT)
+    order = [store.jobs.get(run(claims, classes)).name for _ in range(3)]
+    assert order == ["train", "eval", "deploy"]
+
+
+def test_a_parent_named_twice_loads_with_a_warning_naming_the_job_and_the_name():
+    manifest = parse_manifest(DUPLICATED_PARENT, "p.toml")
+    assert manifest.job_named("eval").scheduling["after"] == ["train"]
+    [warning] = manifest.warnings
+    assert "jobs[1] 'eval'" in str(warning) and warning.field == "after" and "'train'" in warning.message
+
+
+def doubled_parent_manifest():
+    """PIPELINE with eval's parent listed twice, built past the loader (which now merges repeated
+    names): the payload an old loader sent."""
+    import dataclasses
+
+    manifest = parse_manifest(PIPELINE, "p.toml")
+    eval_job = manifest.job_named("eval")
+    doubled = dataclasses.replace(eval_job, scheduling={**eval_job.scheduling, "after": ["train", "train"]})
+    return dataclasses.replace(manifest, jobs=tuple(doubled if j is eval_job else j for j in manifest.jobs))
+
+
+def test_the_store_counts_a_repeated_parent_once_whatever_the_payload_says(store):
+    """Defence in depth under the loader: a payload listing a parent twice still makes the
+    child wait for one finish."""
+    manifest = doubled_parent_manifest()
+    store.load(manifest)
+    classes = list({c.class_id: c for c in (ConstraintClass.of(j, {}) for j in manifest.jobs)}.values())
+    claims = Claims(store.redis, store.keys)
+    assert [store.jobs.get(run(claims, classes)).name for _ in range(3)] == ["train", "eval", "deploy"]
+
+
+def test_a_store_stranded_by_a_repeated_parent_heals_on_the_next_reload(store):
+    """A child an old load left waiting for two finishes of one parent (waits 2) is recounted by
+    the next load of the same file."""
+    store.load(doubled_parent_manifest())
+    store.redis.hset(store.keys.job(store.jobs.resolve("eval")), "waits", 2)  # what the old script counted
+    claims, classes = setup(store, DUPLICATED_PARENT)
+    assert [store.jobs.get(run(claims, classes)).name for _ in range(3)] == ["train", "eval", "deploy"]

@@ -144,3 +144,85 @@ def test_alternating_manifests_never_lose_or_duplicate_a_job(real_store, real_re
     assert in_manifest == 100 and real_redis.zcard(real_store.keys.orphaned) == 50
     pending = sum(real_redis.zcard(k) for k in real_redis.scan_iter(match=real_store.keys.pending("*")))
     assert pending == 100, "the pending index holds exactly the jobs of the last manifest applied"
+
+
+def deep_hyper_manifest(levels: int = 1000, dotted: bool = False) -> str:
+    """JOBS with a hyper table ``levels`` deep: inline (which tomllib parses recursively) or dotted."""
+    deep = ("hyper." + ".".join(["a"] * levels) + " = 1" if dotted
+            else "hyper = " + "{ a = " * levels + "1" + " }" * levels)
+    return f'schema_version = 1\n[[jobs]]\nname = "a"\nmodel = "m"\nseed = 1\n{deep}\n'
+
+
+def test_a_deeply_nested_manifest_on_reload_is_rejected_and_the_old_load_keeps_serving(procs, real_store, tmp_path):
+    """Before, the loader's RecursionError killed the receiver (under Restart=on-failure, a crash loop)."""
+    path = tmp_path / "m.toml"
+    path.write_text(manifest(JOBS))
+    receiver = procs.start("receiver", "--manifest", str(path))
+    wait_for(lambda: real_store.jobs.counts()["pending"] == 3, what="first load")
+    path.write_text(deep_hyper_manifest())
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: "rejected" in procs.log_of(receiver), what="the rejection in the log")
+    assert receiver.poll() is None
+    assert "ERROR" in procs.log_of(receiver) and "nested too deeply" in procs.log_of(receiver)
+    assert real_store.jobs.counts()["pending"] == 3
+    path.write_text(manifest(JOBS + [{"name": "e", "model": "m", "seed": 5}]))
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: real_store.jobs.counts()["pending"] == 4, what="the fixed manifest loaded")
+
+
+def test_a_receiver_started_on_a_deeply_nested_manifest_stays_up_retrying(procs, real_store, tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(deep_hyper_manifest(dotted=True))
+    receiver = procs.start("receiver", "--manifest", str(path))
+    wait_for(lambda: procs.log_of(receiver).count("retrying the first load") >= 2, what="two rejected first loads")
+    assert receiver.poll() is None and "ERROR" in procs.log_of(receiver)
+    assert "dotted key" in procs.log_of(receiver)
+    path.write_text(manifest(JOBS))
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: real_store.jobs.counts()["pending"] == 3, what="the fixed manifest loaded")
+
+
+def test_an_unexpected_error_while_validating_is_logged_with_its_traceback_and_the_old_load_kept(
+        store, tmp_path, monkeypatch, caplog):
+    """The last line of defence: a validator bug a manifest triggers must cost one reload, not the daemon."""
+    from scheduler import receiver as receiver_module
+    from scheduler.receiver import Receiver
+
+    path = tmp_path / "m.toml"
+    path.write_text(manifest(JOBS))
+    receiver = Receiver(store, str(path))
+    assert receiver.load_once()
+    before = dump_namespace(store.redis)
+
+    def validator_bug(_path):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(receiver_module, "load_manifest", validator_bug)
+    caplog.set_level("ERROR", logger="fleet.receiver")
+    assert receiver.load_once() is False
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert str(path) in record.getMessage() and record.exc_info and record.exc_info[0] is RecursionError
+    assert dump_namespace(store.redis) == before and receiver.loads_ok == 1
+
+
+def test_an_empty_manifest_on_reload_is_refused_at_error_and_a_smaller_one_loads_at_warning(
+        procs, real_store, real_redis, tmp_path):
+    """Before, an empty [[jobs]] list orphaned the whole fleet, logged at INFO."""
+    path = tmp_path / "m.toml"
+    path.write_text(manifest(JOBS))
+    receiver = procs.start("receiver", "--manifest", str(path))
+    wait_for(lambda: real_store.jobs.counts()["pending"] == 3, what="first load")
+    before = {k: v for k, v in dump_namespace(real_redis).items() if not k.endswith(b":reaper_tick")}
+    path.write_text("schema_version = 1\njobs = []\n")
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: "would orphan" in procs.log_of(receiver), what="the refusal in the log")
+    [line] = [line for line in procs.log_of(receiver).splitlines() if "would orphan" in line]
+    assert " ERROR " in line and "3 of the 3 jobs" in line
+    assert receiver.poll() is None
+    assert {k: v for k, v in dump_namespace(real_redis).items() if not k.endswith(b":reaper_tick")} == before
+    path.write_text(manifest(JOBS[:2]))
+    receiver.send_signal(signal.SIGHUP)
+    wait_for(lambda: real_store.jobs.counts()["orphaned"] == 1, what="the smaller manifest loaded")
+    wait_for(lambda: "orphaned: c" in procs.log_of(receiver), what="the orphan in the log")
+    loaded = [line for line in procs.log_of(receiver).splitlines() if "loaded" in line or "orphaned" in line]
+    assert all(" WARNING " in line for line in loaded[-3:]), loaded

@@ -196,3 +196,20 @@ def test_a_nul_byte_fails_the_attempt_cleanly_rather_than_killing_the_horse():
     spec = {**SPEC, "hyper": {"tag": "a\0b"}, "command": ["echo", "{hyper[tag]}"]}
     with pytest.raises(RunError, match="NUL byte"):
         build_argv(spec, "0" * 16, "/out", 1)
+
+
+def test_an_argument_the_real_output_dir_makes_too_long_fails_the_attempt():
+    """The loader fills {output_dir} with a short stand-in; the worker's real one can push an
+    argument past what exec accepts, which must fail the attempt, not raise E2BIG in the horse."""
+    from scheduler.manifest.command import MAX_ARG_BYTES
+
+    spec = {**SPEC, "command": ["echo", "{output_dir}" + "x" * (MAX_ARG_BYTES - 40)]}
+    assert build_argv(spec, "0" * 16, "/out", 1)
+    with pytest.raises(RunError, match="at most 131071 bytes"):
+        build_argv(spec, "0" * 16, "/var/lib/fleet/runs/x-0000000000000000/attempt-1" + "/deeper" * 10, 1)
+
+
+def test_a_huge_format_width_fails_the_attempt_without_allocating_it():
+    spec = {**SPEC, "hyper": {"w": 400_000_000}, "command": ["echo", "{model:>{hyper[w]}}"]}
+    with pytest.raises(RunError, match="at most 1024"):
+        build_argv(spec, "0" * 16, "/out", 1)

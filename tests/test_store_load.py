@@ -174,7 +174,7 @@ def test_a_big_load_leaves_no_garbage_in_redis(real_store, real_redis):
                                              for i in range(2000))
     real_store.load(manifest())  # the scripts are loaded, and the heap at its working size
     before = lua_heap_bytes(real_redis)
-    plan = real_store.load(parse_manifest(text, "big.toml"))
+    plan = real_store.load(parse_manifest(text, "big.toml"), allow_orphaning=True)  # a and b make way
     assert len(plan.added) == 2000
     grown = lua_heap_bytes(real_redis) - before
     assert grown < 256 * 1024, f"Redis's Lua heap grew by {grown} bytes over a 2,000-job load"
@@ -193,6 +193,63 @@ def test_status_names_a_foreign_value_where_a_waiting_job_should_be(store):
     store.redis.set(store.keys.job(job_id), "not a hash")
     with pytest.raises(StoreError, match=re.escape(store.keys.job(job_id))):
         status_document(store)
+
+
+def jobs_text(names) -> str:
+    return "schema_version = 1\n" + "".join(f'[[jobs]]\nname = "{n}"\nmodel = "m"\nhyper = {{ n = "{n}" }}\n'
+                                             for n in names)
+
+
+@pytest.mark.parametrize("listed,kept", [(["a", "b"], []),
+                                         ([f"j{i}" for i in range(20)], [f"j{i}" for i in range(9)])],
+                         ids=["every-job", "ten-and-more-than-half"])
+def test_a_load_that_would_orphan_the_fleet_is_refused_and_writes_nothing(store, any_redis, listed, kept):
+    """Before, a zero-job (or truncated) manifest orphaned every job with exit 0."""
+    from scheduler.errors import ManifestError
+
+    store.load(parse_manifest(jobs_text(listed), "t.toml"))
+    before = dump_namespace(any_redis)
+    truncated = parse_manifest(jobs_text(kept), "t.toml")
+    with pytest.raises(ManifestError) as err:
+        store.load(truncated)
+    [problem] = err.value.problems
+    orphaned = len(listed) - len(kept)
+    assert problem.file == "t.toml" and f"orphan {orphaned} of the {len(listed)} jobs" in problem.message
+    assert "--allow-orphaning" in problem.message
+    assert dump_namespace(any_redis) == before
+    dry = store.load(truncated, dry_run=True)
+    assert len(dry.orphaned) == orphaned and dry.refused and "would be refused" in dry.refused.message
+    assert dump_namespace(any_redis) == before
+    plan = store.load(truncated, allow_orphaning=True)
+    assert len(plan.orphaned) == orphaned and plan.refused is None
+    assert store.jobs.counts()["orphaned"] == orphaned
+
+
+@pytest.mark.parametrize("listed,kept", [(["a", "b"], ["a"]),
+                                         ([f"j{i}" for i in range(20)], [f"j{i}" for i in range(10)]),
+                                         ([f"j{i}" for i in range(9)], ["j0"])],
+                         ids=["one-of-two", "exactly-half", "eight-of-nine"])
+def test_a_load_orphaning_less_than_the_thresholds_applies(store, listed, kept):
+    store.load(parse_manifest(jobs_text(listed), "t.toml"))
+    plan = store.load(parse_manifest(jobs_text(kept), "t.toml"))
+    assert len(plan.orphaned) == len(listed) - len(kept) and plan.refused is None
+
+
+def test_a_manifest_at_a_path_that_is_not_utf8_loads(store, tmp_path):
+    """Before, a Latin-1 file name failed the load: the path and the default manifest name went to
+    the store (and its JSON) as text Python could not encode."""
+    import os
+
+    from scheduler.manifest import load_manifest
+
+    raw = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9.toml")
+    with open(raw, "wb") as fh:
+        fh.write(BASE.replace('name = "t"\n', "").encode())
+    plan = store.load(load_manifest(os.fsdecode(raw)))
+    assert [e.name for e in plan.added] == ["a", "b"]
+    meta = store.redis.hgetall(store.keys.manifest_meta)
+    assert meta[b"path"].decode("utf-8") == f"{tmp_path}/caf\\xe9.toml" and meta[b"name"] == b"caf\\xe9"
+    assert not store.load(load_manifest(os.fsdecode(raw))).changed
 
 
 def test_a_reload_writes_back_names_deleted_from_the_store(store, any_redis):

@@ -282,10 +282,10 @@ def test_idle_high_priority_host_and_smallest_gpu_get_first_pick(procs, real_sto
     wait_for(lambda: len([w for w in real_store.redis.zrange(real_store.keys.workers, 0, -1)]) == 4,
              what="four registered workers")
     time.sleep(0.5)  # all idle, blocked on events
-    manifest["jobs"] = [{"name": "cpu-job", "model": "m", "seed": 1, "allowed_hosts": ["fast", "slow"]},
-                        {"name": "gpu-job", "model": "m", "seed": 2, "require_cuda": True, "min_vram_gib": 10}]
-    write_manifest(path, manifest)
-    procs.run("load", str(path))
+    manifest["jobs"] += [{"name": "cpu-job", "model": "m", "seed": 1, "allowed_hosts": ["fast", "slow"]},
+                         {"name": "gpu-job", "model": "m", "seed": 2, "require_cuda": True, "min_vram_gib": 10}]
+    write_manifest(path, manifest)  # warmup stays listed: a load orphaning every job is refused
+    assert procs.run("load", str(path)).returncode == 0
     wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=20, what="both jobs")
     hosts = {real_store.jobs.get(real_store.jobs.resolve(n)).host for n in ("cpu-job", "gpu-job")}
     assert hosts == {"fast", "rtx"}

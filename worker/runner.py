@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import psutil
 
 from scheduler.errors import FleetError
-from scheduler.manifest.command import CommandError, fill_arg, runtime_fields
+from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
 from scheduler.manifest.loader import safe_name
 
 log = logging.getLogger("fleet.worker")
@@ -78,8 +78,10 @@ def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
     command = spec.get("command") or []
     if command:
         fields = runtime_fields(spec, job_id, out_dir, attempt)
-        try:
-            return [fill_arg(str(arg), fields, parent_dirs or {}) for arg in command]
+        try:  # checked again here: the real output dirs are longer than the loader's stand-ins
+            argv = [fill_arg(str(arg), fields, parent_dirs or {}) for arg in command]
+            check_argv(argv)
+            return argv
         except CommandError as err:
             raise RunError(f"job {spec.get('name')!r}: cannot fill placeholders in command: {err}") from None
     if spec.get("entrypoint"):

@@ -1,12 +1,14 @@
-"""``fleet load MANIFEST [--dry-run] [--print] [--json]``."""
+"""``fleet load MANIFEST [--dry-run] [--print] [--json] [--allow-orphaning]``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import TextIO
 
+from ..errors import ManifestError
 from ..manifest import dumps_manifest, load_manifest, locate_manifest
 from ..plan_text import plan_lines
+from ..table import write_line
 from .common import connect, print_json, refuse_bad_flags
 
 
@@ -19,14 +21,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if args.dry_run and args.offline:
             return 0
     if args.offline:
-        out.write(f"{path}: valid, {len(manifest.jobs)} jobs, {len(manifest.hosts)} hosts (not compared with Redis)\n")
+        write_line(out, f"{path}: valid, {len(manifest.jobs)} jobs, {len(manifest.hosts)} hosts (not compared with "
+                        f"Redis)")
         for warning in manifest.warnings:
-            out.write(f"warning: {warning}\n")
+            write_line(out, f"warning: {warning}")
         return 0
     store = connect(args)
-    plan = store.load(manifest, dry_run=args.dry_run)
+    plan = store.load(manifest, dry_run=args.dry_run, allow_orphaning=args.allow_orphaning)
     if args.json:
         print_json(plan.to_dict(), out)
     else:
-        out.write(f"{path}: " + "\n".join(plan_lines(plan)) + "\n")
+        for n, line in enumerate(plan_lines(plan)):
+            write_line(out, f"{path}: {line}" if n == 0 else line)
+    if plan.refused:  # a dry run shows the plan, then fails as the real load would
+        raise ManifestError([plan.refused])
     return 0

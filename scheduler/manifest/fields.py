@@ -30,7 +30,8 @@ _FIELDS = [
     Field("hyper", TABLE, {}, True, "hyperparameters, any TOML table"),
     Field("seed", INT, 0, True, "random seed"),
     # scheduling
-    Field("name", STR, None, False, "unique, path-safe job name: 1-64 of [A-Za-z0-9_.-], no '..'"),
+    Field("name", STR, None, False, "unique, path-safe job name: 1-64 of [A-Za-z0-9_.-], no '..', not 16 "
+                                    "lowercase hex digits (that reads as a job_id)"),
     Field("priority", INT, 0, False, "higher runs first, -1000..1000; then bigger min_vram_gib, then load order"),
     Field("require_cuda", BOOL, False, False, "run only on a host with a CUDA GPU"),
     Field("prefer_cuda", BOOL, False, False, "go to an idle CUDA worker when one can take it"),

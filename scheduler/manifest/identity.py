@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any, Mapping
 
 JOB_ID_LENGTH = 16
+JOB_ID_RE = re.compile(rf"[0-9a-f]{{{JOB_ID_LENGTH}}}")  # what compute_job_id returns
 
 
 def normalise(value: Any) -> Any:

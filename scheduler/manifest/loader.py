@@ -11,12 +11,15 @@ import difflib
 import math
 import os
 import re
+import sys
 import tomllib
+from collections import Counter
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import ManifestError, Problem
-from .command import RUNTIME_PLACEHOLDERS, CommandError, fill_arg, runtime_fields
+from .bounds import INT_RANGE, MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
+from .command import RUNTIME_PLACEHOLDERS, CommandError, check_argv, fill_arg, runtime_fields
 from .fields import (
     FIELDS,
     HOST_FIELDS,
@@ -31,6 +34,8 @@ from .fields import (
     fits,
     kind_of,
 )
+from .identity import JOB_ID_RE
+from .locate import path_text
 from .model import HostSpec, JobSpec, Manifest
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -69,16 +74,34 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
 
 def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     """Validate manifest text; ``path`` names it in errors."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some Windows editors save; TOML has none
+    line = long_dotted_key(text)
+    if line is not None:
+        raise ManifestError([Problem(path, f"line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; tables "
+                                           f"may nest at most {MAX_NESTING} levels, flatten it")])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ManifestError([Problem(path, f"invalid TOML: {err}")]) from None
+    except RecursionError:  # tomllib parses inline tables and arrays recursively
+        raise ManifestError([Problem(path, f"invalid TOML: tables or arrays nested too deeply to parse; "
+                                           f"at most {MAX_NESTING} levels are accepted, flatten them")]) from None
+    except ValueError as err:  # int() refusing a literal of more digits than Python converts
+        detail = str(err)
+        if "integer string conversion" in detail:
+            detail = f"an integer of more than {sys.get_int_max_str_digits()} digits; integers must fit in 64 bits"
+        raise ManifestError([Problem(path, f"invalid TOML: {detail}")]) from None
     return _Validator(path, data).run()
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _job_locator(index: int, job: Any) -> str:
+    name = job.get("name") if isinstance(job, dict) else None
+    return f"jobs[{index}] {name!r}" if isinstance(name, str) else f"jobs[{index}]"
 
 
 def _describe(value: Any) -> str:
@@ -94,6 +117,7 @@ class _Validator:
         self.data = data
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+        self.refused: set[str | None] = set()  # locators of jobs bound_values refused
 
     # -- reporting ---------------------------------------------------------------
     def error(self, message: str, where: str | None = None, field: str | None = None) -> None:
@@ -105,13 +129,16 @@ class _Validator:
     # -- whole file --------------------------------------------------------------
     def run(self) -> Manifest:
         data = self.data
+        self.bound_values()
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 self.error(f"unknown top-level key{_did_you_mean(key, list(TOP_LEVEL_KEYS))}", field=key)
         version = data.get("schema_version")
         if version is None:
             self.error(f"missing; add 'schema_version = {SCHEMA_VERSION}' at the top", field="schema_version")
-        elif isinstance(version, bool) or version != SCHEMA_VERSION:
+        elif type(version) is not int:  # 1.0 == 1 in Python, but a version is a whole number
+            self.error(f"must be the integer {SCHEMA_VERSION}, got {_describe(version)}", field="schema_version")
+        elif version != SCHEMA_VERSION:
             self.error(f"unsupported version {_describe(version)}; this fleet reads {SCHEMA_VERSION}",
                        field="schema_version")
         name = data.get("name", "")
@@ -129,7 +156,7 @@ class _Validator:
             raise ManifestError(self.problems)
         return Manifest(
             path=self.path,
-            name=name or os.path.splitext(os.path.basename(self.path))[0],
+            name=name or path_text(os.path.splitext(os.path.basename(self.path))[0]),
             schema_version=SCHEMA_VERSION,
             hosts=hosts,
             jobs=tuple(jobs),
@@ -138,6 +165,22 @@ class _Validator:
             lab_fields=tuple(sorted(lab_fields)),
             warnings=tuple(self.warnings),
         )
+
+    def bound_values(self) -> None:
+        """Cut every value to MAX_NESTING levels and 64-bit integers, reporting each where it stands,
+        before any recursive code (the identity hash, repr, ==, json) walks it: deeper values raised
+        RecursionError, longer integers ValueError. A job with such a value is dropped (as one with
+        any other problem is), so its cut content is never compared with another job's."""
+        for where, key, holder, slot in _slots(self.data):
+            holder[slot], cut, clamped = bound_value(holder[slot])
+            if cut:
+                self.error(f"nested {MAX_NESTING + 1} or more levels deep; tables and lists may nest at most "
+                           f"{MAX_NESTING} levels, flatten it", where, key)
+            if clamped:
+                self.error(f"holds an integer outside TOML's 64-bit range ({INT_RANGE[0]}..{INT_RANGE[1]}); "
+                           f"write it as a string or a float", where, key)
+            if cut or clamped:
+                self.refused.add(where)
 
     def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
@@ -247,30 +290,40 @@ class _Validator:
             self.error("must be an array of tables ([[jobs]])", field="jobs")
             return []
         specs: list[JobSpec] = []
+        checked: list[JobSpec] = []  # specs and jobs dropped for their own problems, for the after checks
         by_name: dict[str, int] = {}
         by_id: dict[str, JobSpec] = {}
         for index, job in enumerate(jobs):
-            spec = self.check_job(index, job, defaults, lab_fields, allowed)
+            spec, ok = self.check_job(index, job, defaults, lab_fields, allowed)
+            name = job.get("name")
+            if isinstance(name, str):
+                if name in by_name:
+                    self.error(f"duplicate job name; jobs[{by_name[name]}] already uses it", _job_locator(index, job),
+                               "name")
+                    continue
+                by_name[name] = index
             if spec is None:
-                continue
-            if spec.name in by_name:
-                self.error(f"duplicate job name; jobs[{by_name[spec.name]}] already uses it", spec.locator(), "name")
                 continue
             other = by_id.get(spec.job_id)
             if other is not None:
                 self.error(f"duplicates job {other.name!r} by content (job_id {spec.job_id}); disambiguate via "
                            f"hyper, seed or mode", spec.locator())
                 continue
-            by_name[spec.name] = index
             by_id[spec.job_id] = spec
-            specs.append(spec)
-        self.check_after(specs)
+            checked.append(spec)
+            if ok:
+                specs.append(spec)
+        # Every name written counts as known: a job dropped for its own problem is reported as
+        # that problem, not again as an unknown job in its children's after.
+        self.check_after(checked, set(by_name))
         return specs
 
     def check_job(self, index: int, job: dict[str, Any], defaults: dict[str, Any], lab_fields: dict[str, str],
-                  allowed: dict[str, list[Any]]) -> JobSpec | None:
-        name = job.get("name")
-        where = f"jobs[{index}] {name!r}" if isinstance(name, str) else f"jobs[{index}]"
+                  allowed: dict[str, list[Any]]) -> tuple[JobSpec | None, bool]:
+        """The job's spec and whether it is free of problems. A job with problems still gets a
+        spec when its name, model and identity are what the file says (every identity key it
+        writes was accepted), so it is still checked for duplicates and its after edges."""
+        where = _job_locator(index, job)
         before = len(self.problems)
         known = sorted(set(FIELDS) | set(lab_fields))
         for field_name in REQUIRED_FIELDS:
@@ -292,22 +345,28 @@ class _Validator:
         # field keeps its default here), so one pass reports every problem, not the first kind.
         if "name" in values and "model" in values:
             self.check_job_values(values, where, allowed)
-        if len(self.problems) > before:
-            return None
         identity = {k: v for k, v in values.items() if k not in SCHEDULING_FIELDS}
-        if not all(self.check_identity_value(k, v, where) for k, v in identity.items()):
-            return None
+        hashable = all([self.check_identity_value(k, v, where) for k, v in identity.items()])  # report each
+        as_written = all(key in values for key in job if key not in SCHEDULING_FIELDS)
+        if not (hashable and as_written and "name" in values and "model" in values) or where in self.refused:
+            return None, False
+        values["after"] = self.unique_parents(values["after"], where)
         scheduling = {k: values[k] for k in sorted(SCHEDULING_FIELDS) if k in values}
         scheduling["name"] = values["name"]
         if scheduling["min_vram_gib"] > 0 and not scheduling["require_cuda"]:
             self.warn("min_vram_gib > 0 but require_cuda = false: the job may run on CPU-only hosts, where "
                       "VRAM is ignored; set require_cuda = true if it needs a GPU", where, "min_vram_gib")
-        return JobSpec(identity=identity, scheduling=scheduling, schema_version=SCHEMA_VERSION, index=index)
+        spec = JobSpec(identity=identity, scheduling=scheduling, schema_version=SCHEMA_VERSION, index=index)
+        return spec, len(self.problems) == before
 
     def check_job_values(self, v: dict[str, Any], where: str, allowed: dict[str, list[Any]]) -> None:
         if not safe_name(v["name"]):
             self.error("must be 1-64 letters, digits, '_', '.' or '-', start with a letter or digit and not "
                        "contain '..' (it names the job's output directory)", where, "name")
+        elif JOB_ID_RE.fullmatch(v["name"]):
+            self.error("reads as a job_id (16 lowercase hex digits), so a command naming another job by its "
+                       "id could act on this one instead; rename it (add a letter past 'f', or a '-')", where,
+                       "name")
         if not v["model"].strip():
             self.error("must not be empty", where, "model")
         if not PRIORITY_RANGE[0] <= v["priority"] <= PRIORITY_RANGE[1]:
@@ -336,11 +395,20 @@ class _Validator:
                 if value is not None and item not in choices:
                     self.error(f"{_describe(item)} is not allowed; [allowed] {key} is {choices}", where, key)
 
+    def unique_parents(self, after: list[str], where: str) -> list[str]:
+        """``after`` with each name once, in first-seen order: a name listed twice is one edge.
+        Counted twice, the child waited for two finishes of a parent that finishes once."""
+        counts = Counter(after)
+        for name in sorted(n for n, count in counts.items() if count > 1):
+            self.warn(f"{name!r} is listed more than once; it counts once (remove the repeat)", where, "after")
+        return list(counts)  # a Counter keeps first-seen order
+
     def check_placeholders(self, v: dict[str, Any], where: str) -> None:
         """Fill the command as the worker will, with stand-ins for the runtime values: an argument
         it could not fill would otherwise fail every attempt of the job, on the worker."""
         fields = runtime_fields(v, "0" * 16, "/runs/output_dir", 1)
         parent_dirs = {parent: f"/runs/{parent}/output_dir" for parent in v["after"]}
+        argv = []
         for index, arg in enumerate(v["command"]):
             try:
                 filled = fill_arg(arg, fields, parent_dirs)
@@ -354,6 +422,12 @@ class _Validator:
                 continue
             if index == 0 and not filled:
                 self.error("command[0] is empty; it must name the program to run", where, "command")
+            argv.append(filled)
+        if len(argv) == len(v["command"]):
+            try:
+                check_argv(argv)
+            except CommandError as err:
+                self.error(str(err), where, "command")
 
     def check_value(self, kind: str, key: str, value: Any, where: str | None) -> bool:
         if fits(kind, value):
@@ -373,14 +447,15 @@ class _Validator:
             return False
         return True
 
-    def check_after(self, specs: list[JobSpec]) -> None:
+    def check_after(self, specs: list[JobSpec], known: set[str]) -> None:
+        """Unknown parents (not among ``known``, every name the file writes) and cycles among ``specs``."""
         names = {s.name: s for s in specs}
         for spec in specs:
             for parent in spec.scheduling["after"]:
                 if parent == spec.name:
                     self.error("a job cannot run after itself", spec.locator(), "after")
-                elif parent not in names:
-                    self.error(f"unknown job {parent!r}{_did_you_mean(parent, sorted(names))}", spec.locator(),
+                elif parent not in known:
+                    self.error(f"unknown job {parent!r}{_did_you_mean(parent, sorted(known))}", spec.locator(),
                                "after")
         cycle = _find_cycle({s.name: [p for p in s.scheduling["after"] if p in names and p != s.name]
                              for s in specs})
@@ -400,6 +475,28 @@ class _Validator:
                    job_host_reason(s["allowed_hosts"], s["denied_hosts"], h.name) for h in hosts.values()):
                 self.warn("no host in [hosts] may run this job (allow/deny tables and allowed_hosts/"
                           "denied_hosts rule them all out); it will wait for an undeclared host", job.locator())
+
+
+def _slots(data: dict[str, Any]) -> Iterator[tuple[str | None, str | None, Any, Any]]:
+    """(locator, field, container, key) for every value a problem can name, ``container[key]``:
+    each key of [defaults], [allowed], every [hosts.NAME] and [[jobs]] entry, the other top-level keys."""
+    for key, value in data.items():
+        if key in ("defaults", "allowed") and isinstance(value, dict):
+            yield from ((f"[{key}]", k, value, k) for k in value)
+        elif key == "hosts" and isinstance(value, dict):
+            for name, spec in value.items():
+                if isinstance(spec, dict):
+                    yield from ((f"[hosts.{name}]", k, spec, k) for k in spec)
+                else:
+                    yield f"[hosts.{name}]", None, value, name
+        elif key == "jobs" and isinstance(value, list):
+            for index, job in enumerate(value):
+                if isinstance(job, dict):
+                    yield from ((_job_locator(index, job), k, job, k) for k in job)
+                else:
+                    yield _job_locator(index, job), None, value, index
+        else:
+            yield None, key, data, key
 
 
 def _find_unhashable(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Where fleet looks for the manifest when no path is given."""
+"""Where fleet looks for the manifest when no path is given, and how a path is written into the store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from ..errors import ManifestError, Problem
 ENV_MANIFEST = "FLEET_MANIFEST"
 SYSTEM_PATH = "/etc/fleet/training_manifest.toml"
 LOCAL_NAME = "training_manifest.toml"
+
+
+def path_text(path: str) -> str:
+    """``path`` as UTF-8 text for the store: bytes of the file name that are not UTF-8 (a
+    Latin-1 name, decoded by Python as surrogates) become ``\\xNN``; they made the load fail."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def candidates(explicit: str | None, environ: dict[str, str] | None = None, cwd: str | None = None) -> list[str]:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from ..errors import Problem, StoreError
+from ..errors import ManifestError, Problem, StoreError
 from ..keys import Keys
 from ..manifest.identity import canonical_json, digest
+from ..manifest.locate import path_text
 from ..manifest.model import Manifest
 from ..matching import ConstraintClass
 from ..queue_order import queue_rank
@@ -45,6 +46,7 @@ class LoadPlan:
     changed: bool
     dry_run: bool
     warnings: tuple[Problem, ...] = field(default=())
+    refused: Problem | None = None  # a dry run's: why the real load would be refused (orphaning)
 
     def counts(self) -> dict[str, int]:
         return {k: len(getattr(self, k)) for k in ("added", "updated", "unchanged", "orphaned", "revived")}
@@ -52,7 +54,8 @@ class LoadPlan:
     def to_dict(self) -> dict:
         data: dict = {k: [{"job_id": e.job_id, "name": e.name} for e in getattr(self, k)]
                       for k in ("added", "updated", "unchanged", "orphaned", "revived")}
-        data.update(changed=self.changed, dry_run=self.dry_run, warnings=[str(w) for w in self.warnings])
+        data.update(changed=self.changed, dry_run=self.dry_run, warnings=[str(w) for w in self.warnings],
+                    refused=str(self.refused) if self.refused else None)
         return data
 
 
@@ -86,7 +89,7 @@ def manifest_digest(manifest: Manifest) -> str:
                    [(j.job_id, j.scheduling_digest) for j in manifest.jobs]])
 
 
-def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> dict:
+def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, allow_orphaning: bool = False) -> dict:
     classes: dict[str, str] = {}
     class_ids: dict[ConstraintClass, str] = {}  # equal classes share one id; hashing it once is enough
     jobs = []
@@ -115,6 +118,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
         "now": repr(round(now, 6)),
         "now_iso": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "dry_run": dry_run,
+        "allow_orphaning": allow_orphaning,
         "job_prefix": keys.job_prefix,
         "spec_prefix": keys.spec_prefix,
         "deps_prefix": keys.deps_prefix,
@@ -124,7 +128,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
         "state_prefix": keys.state_prefix,
         "rq_job_prefix": keys.rq_job_prefix,
         "states": {s.name.lower(): s.value for s in JobState},
-        "manifest": {"name": manifest.name, "path": os.path.abspath(manifest.path),
+        "manifest": {"name": manifest.name, "path": path_text(os.path.abspath(manifest.path)),
                      "digest": manifest_digest(manifest)},
         "hosts": {name: canonical_json(h.to_dict()) for name, h in manifest.hosts.items()},
         "classes": classes,
@@ -133,10 +137,14 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float) -> 
 
 
 def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
-                   now: float | None = None) -> LoadPlan:
-    """Make the store match ``manifest`` (or, with ``dry_run``, say what that would do)."""
+                   now: float | None = None, allow_orphaning: bool = False) -> LoadPlan:
+    """Make the store match ``manifest`` (or, with ``dry_run``, say what that would do).
+
+    Raises ManifestError, with nothing written, for a load that would orphan every listed job
+    or most of many (apply_manifest.lua), unless ``allow_orphaning``: a truncated or empty
+    manifest is far likelier a mistake than the end of the fleet's work."""
     now = time.time() if now is None else now
-    payload = build_payload(manifest, keys, dry_run, now)
+    payload = build_payload(manifest, keys, dry_run, now, allow_orphaning)
     script = Scripts(redis).apply_manifest
     raw = script(
         keys=[keys.jobs, keys.names, keys.in_manifest, keys.orphaned, keys.seq, keys.classes, keys.hosts,
@@ -146,6 +154,9 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     result = json.loads(raw)
     if "error" in result:
         raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {result['error']}")
+    problem = _orphaning_refused(manifest.path, result["refused"], dry_run) if "refused" in result else None
+    if problem and not dry_run:
+        raise ManifestError([problem])
     names = {job.job_id: job.name for job in manifest.jobs}
     orphan_ids = _as_list(result["orphaned"])
     if orphan_ids:
@@ -161,8 +172,16 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     return LoadPlan(
         added=entries("added"), updated=entries("updated"), unchanged=entries("unchanged"),
         orphaned=entries("orphaned"), revived=entries("revived"), changed=bool(result["changed"]),
-        dry_run=dry_run, warnings=manifest.warnings,
+        dry_run=dry_run, warnings=manifest.warnings, refused=problem,
     )
+
+
+def _orphaning_refused(path: str, refused: dict, dry_run: bool) -> Problem:
+    orphaned, listed = int(refused["orphaned"]), int(refused["listed"])
+    share = "all of them" if orphaned == listed else "more than half"
+    outcome = "the real load would be refused" if dry_run else "refused, nothing was written"
+    return Problem(path, f"this load would orphan {orphaned} of the {listed} jobs the store lists ({share}): "
+                         f"{outcome}; if that is meant, pass --allow-orphaning to fleet load")
 
 
 def _as_list(value) -> list:

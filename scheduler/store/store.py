@@ -33,15 +33,16 @@ class Store:
         """Context manager turning redis-py failures into StoreError for this store's URL."""
         return redis_errors(self.settings)
 
-    def load(self, manifest: Manifest, dry_run: bool = False) -> LoadPlan:
+    def load(self, manifest: Manifest, dry_run: bool = False, allow_orphaning: bool = False) -> LoadPlan:
         """Apply on a connection of its own with a long read timeout: the one atomic script for a
-        big manifest (100,000 jobs) runs for seconds, longer than an ordinary command may take."""
+        big manifest (100,000 jobs) runs for seconds, longer than an ordinary command may take.
+        A load that would orphan most of the fleet raises ManifestError unless ``allow_orphaning``."""
         client = self.redis
         if self._connected:
             client = self.settings.connect(socket_timeout_s=LOAD_TIMEOUT_S)
         try:
             with self.errors():
-                return apply_manifest(client, self.keys, manifest, dry_run=dry_run)
+                return apply_manifest(client, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning)
         finally:
             if client is not self.redis:
                 client.close()

@@ -3,15 +3,16 @@
 KEYS  1 jobs (zset)   2 names (hash)   3 in_manifest (set)   4 orphaned (zset)
       5 seq (string)  6 classes (hash) 7 hosts (hash)        8 manifest meta (hash)
       9 events (stream) 10 ids (zset, lexicographic)
-ARGV  1 JSON payload: {now, now_iso, dry_run, job_prefix, spec_prefix, deps_prefix, dependents_prefix,
-        pending_prefix, heads_key, state_prefix,
-        rq_job_prefix, states{...}, manifest{name,path,digest}, hosts{name: json},
-        classes{id: json}, jobs[{id, name, class, priority, rank (a decimal string:
-        exact, where cjson numbers keep 14 digits), sched, spec, max_attempts, parents[]}]}
+ARGV  1 JSON payload: {now, now_iso, dry_run, allow_orphaning, job_prefix, spec_prefix,
+        deps_prefix, dependents_prefix, pending_prefix, heads_key, state_prefix, rq_job_prefix,
+        states{...}, manifest{name,path,digest}, hosts{name: json}, classes{id: json},
+        jobs[{id, name, class, priority, rank (a decimal string: exact, where cjson numbers
+        keep 14 digits), sched, spec, max_attempts, parents[]}]}
         (spec is the JSON {"spec": ..., "identity": ...} stored at spec_prefix .. id)
       2.. rq job hash template as field, value pairs (binary safe: rq's pickled data)
-Returns JSON {added[], updated[], unchanged[], orphaned[], revived[]} of job ids, or
-        {error = "..."} with nothing written.
+Returns JSON {added[], updated[], unchanged[], orphaned[], revived[]} of job ids, plus
+        refused = {orphaned, listed} when the load would orphan too much (see the invariants;
+        nothing written), or {error = "..."} with nothing written.
 
 Invariants:
   * Phase 1 only reads; every foreign or corrupt value is reported before phase 2
@@ -20,12 +21,15 @@ Invariants:
     stays finished. Only scheduling fields (name, priority, rank, class, spec) update.
   * Jobs missing from the manifest are flagged orphaned (kept, out of the pending
     index), never deleted; a later load that lists them again revives them.
+  * Unless allow_orphaning, a load that would orphan every job in_manifest lists (at
+    least one), or 10 or more that are over half of them, is refused before any write
+    (a truncated or empty manifest must not retire the fleet); dry_run reports it.
   * An unchanged load performs no write at all.
   * The pending index holds exactly the jobs that are pending, in the manifest,
     and not waiting on dependencies; score = rank + seq (pending.lua).
   * Dependencies: deps:<id> and dependents:<parent> hold the `after` edges; a job's
-    `waits` counts its parents that have not finished; a new job whose parent has
-    failed or was canceled starts blocked.
+    `waits` counts its distinct parents that have not finished (a parent listed twice
+    counts once); a new job whose parent has failed or was canceled starts blocked.
 ]]
 
 -- The whole load is one function so that everything it decoded is garbage once it returns.
@@ -96,6 +100,15 @@ local function apply()
       local cur = redis.call('HMGET', key, 'state', 'class', 'indexed')
       table.insert(actions, {'orphan', {id = id}, {state = cur[1], class = cur[2], indexed = cur[3]}})
       table.insert(plan.orphaned, id)
+    end
+  end
+
+  local orphans = #plan.orphaned
+  if orphans > 0 and not p.allow_orphaning then
+    local listed = redis.call('SCARD', INM)
+    if orphans == listed or (orphans >= 10 and 2 * orphans > listed) then
+      plan.refused = {orphaned = orphans, listed = listed}
+      if not p.dry_run then return cjson.encode(plan) end
     end
   end
 
@@ -195,19 +208,22 @@ local function apply()
     redis.call('HSET', NAMES, new, id)
   end
 
-  -- (Re)write a job's `after` edges; returns how many parents have not finished and
-  -- one parent that failed, was canceled or is blocked (nil if none).
+  -- (Re)write a job's `after` edges; returns how many distinct parents have not finished and
+  -- one parent that failed, was canceled or is blocked (nil if none). A parent listed twice is
+  -- counted once (SADD returns 0 the second time): it finishes once, and release_children
+  -- (deps.lua) takes one off `waits` per finish.
   local function set_edges(j)
     local dkey = p.deps_prefix .. j.id
     for _, old in ipairs(redis.call('SMEMBERS', dkey)) do redis.call('SREM', p.dependents_prefix .. old, j.id) end
     redis.call('DEL', dkey)
     local waits, stuck = 0, nil
     for _, parent in ipairs(j.parents) do
-      redis.call('SADD', dkey, parent)
-      redis.call('SADD', p.dependents_prefix .. parent, j.id)
-      local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
-      if ps ~= S.finished then waits = waits + 1 end
-      if ps == S.failed or ps == S.canceled or ps == S.blocked then stuck = parent end
+      if redis.call('SADD', dkey, parent) == 1 then
+        redis.call('SADD', p.dependents_prefix .. parent, j.id)
+        local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
+        if ps ~= S.finished then waits = waits + 1 end
+        if ps == S.failed or ps == S.canceled or ps == S.blocked then stuck = parent end
+      end
     end
     return waits, stuck
   end
