@@ -37,7 +37,7 @@ from ..states import JobState
 from ..store import Store
 from ..store.claims import Claims, output_dir_of
 from ..store.workers import list_workers
-from ..table import render
+from ..table import render, write_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANIFESTS = os.path.join(REPO, "manifests")
