@@ -15,7 +15,6 @@ import ctypes
 import json
 import logging
 import os
-import re
 import select
 import signal
 import subprocess
@@ -28,10 +27,10 @@ import psutil
 
 from scheduler.errors import FleetError
 from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
+from scheduler.manifest.identity import JOB_ID_RE
 from scheduler.manifest.loader import safe_name
 
 log = logging.getLogger("fleet.worker")
-JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 KILL_GRACE_S = 5.0
 POLL_S = 0.2
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
