@@ -1,9 +1,10 @@
 """Claim cost vs backlog, and claims/s vs the wire (PING/s), on one private redis-server.
 
 Prints median and p99 per-claim time at 100, 10,000 and 100,000 pending jobs over
-50 constraint classes once Redis has settled after the load, and the ratio of each to
-the 100-job figure (target: the 100,000 figure within 1.5x); also the median of the
-first claims straight after the load. Then claims/s from one process against redis-py
+50 constraint classes (each backlog in a namespace of its own on one server, their claims
+taken in interleaved rounds) once Redis has settled after the loads, and the ratio of each
+to the 100-job figure (target: the 100,000 figure within 1.5x); also the median of the
+first claims straight after each load. Then claims/s from one process against redis-py
 PING/s in the same run (target: >= 0.5x, i.e. one round trip per claim).
 
 usage: python bench/claim_cost.py [--sizes 100,10000,100000] [--claims 2000]
@@ -29,16 +30,14 @@ HOST = HostResources("bench", cores=10**6, ram_total_gib=10**9, ram_available_gi
 SETTLE_S = 3.0
 
 
-def measure(url: str, size: int, claims_n: int) -> tuple[tuple[float, ...], Callable]:
-    """(median, p99) of claims once Redis has settled, the median of the first claims right
-    after the load, the load's time and the part of it Redis spent in the load's script, and
-    the settled claims' mean time inside Redis in ms (INFO commandstats: what the script
-    itself costs, apart from the wire and the client); and a function that makes one more
-    claim on this backlog. A big load grows Redis's main dictionary and Redis rehashes it
-    incrementally for a second or two afterwards, slowing every command; the first window
-    shows that transient, the settled one what a running fleet sees."""
-    store = store_on(url)
-    store.redis.flushall()
+def load_backlog(url: str, size: int, claims_n: int) -> tuple[tuple[float, ...], Callable[[], float]]:
+    """Load ``size`` jobs into a namespace of their own; returns the median of the first claims
+    right after the load, the load's time and the part of it Redis spent in the load's script,
+    and a function that makes one claim on this backlog and returns how long it took. A big
+    load grows Redis's main dictionary and Redis rehashes it incrementally for a second or two
+    afterwards, slowing every command; the first claims show that transient, the settled ones
+    (main) what a running fleet sees."""
+    store = store_on(url, namespace=f"b{size}")
     manifest = build_manifest(jobs_manifest(size))
     store.redis.config_resetstat()
     _, load_s = timed(store.load, manifest)
@@ -47,26 +46,32 @@ def measure(url: str, size: int, claims_n: int) -> tuple[tuple[float, ...], Call
     classes = list({c.class_id: c for c in (ConstraintClass.of(j, {}) for j in manifest.jobs)}.values())
     claims = Claims(store.redis, store.keys)
 
-    def window(n: int) -> list[float]:
-        samples = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            claim = claims.claim("bench", HOST, classes)
-            samples.append(time.perf_counter() - t0)
-            assert claim is not None
-        return samples
-
-    n = min(claims_n, size)
-    first = window(n // 4)
-    time.sleep(SETTLE_S)
-    store.redis.config_resetstat()
-    median, p99 = stats_ms(window(n - n // 4))
-    in_redis = store.redis.info("commandstats")["cmdstat_evalsha"]["usec_per_call"] / 1000
-    def one_more() -> None:
+    def one_claim() -> float:
+        t0 = time.perf_counter()
         if claims.claim("bench", HOST, classes) is None:
-            raise SystemExit(f"claim_cost: the {size}-job backlog ran out; pass a bigger last --sizes")
+            raise SystemExit(f"claim_cost: the {size}-job backlog ran out; pass fewer --claims")
+        return time.perf_counter() - t0
 
-    return (median, p99, stats_ms(first)[0], load_s, load_blocked_s, in_redis), one_more
+    first = [one_claim() for _ in range(min(claims_n, size) // 4)]
+    return (stats_ms(first)[0], load_s, load_blocked_s), one_claim
+
+
+def settled_rounds(client, claimers: dict[int, Callable[[], float]], claims_n: int,
+                   rounds: int = 5) -> dict[int, tuple[float, float, float]]:
+    """Per backlog size: (median, p99) of its claims in ms and their mean time inside Redis
+    (INFO commandstats: what the script itself costs, apart from the wire and the client), the
+    sizes' claims taken in interleaved rounds, so that this VM's swings in speed (a third
+    within minutes) fall on every size alike instead of on whichever was measured last."""
+    samples: dict[int, list[float]] = {size: [] for size in claimers}
+    inside: dict[int, list[float]] = {size: [] for size in claimers}
+    order = list(claimers)
+    for round_no in range(rounds):
+        for size in order[round_no % len(order):] + order[:round_no % len(order)]:
+            client.config_resetstat()
+            settled_n = min(claims_n, size) - min(claims_n, size) // 4  # what the first claims left
+            samples[size] += [claimers[size]() for _ in range(settled_n // rounds)]
+            inside[size].append(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"] / 1000)
+    return {size: (*stats_ms(samples[size]), statistics.median(inside[size])) for size in claimers}
 
 
 def rate(call: Callable, seconds: float) -> float:
@@ -103,14 +108,19 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"claim cost vs backlog ({machine()}), 50 classes, {args.claims} claims each")
     with RedisServer() as server:
-        results = {}
+        client = server.client()
+        loads, claimers = {}, {}
         for size in sizes:
-            results[size], claim = measure(server.url, size, args.claims)
-        base = results[sizes[0]][0]
-        for size, (median, p99, first, load_s, load_blocked_s, in_redis) in results.items():
+            loads[size], claimers[size] = load_backlog(server.url, size, args.claims)
+        time.sleep(SETTLE_S)
+        settled = settled_rounds(client, claimers, args.claims)
+        base = settled[sizes[0]][0]
+        for size in sizes:
+            (median, p99, in_redis), (first, load_s, load_blocked_s) = settled[size], loads[size]
             print(f"  pending={size:>7}: median {median:.3f} ms  p99 {p99:.3f} ms  ratio {median / base:.2f}x "
                   f"(inside Redis {in_redis:.3f} ms; first claims after the load: median {first:.3f} ms; "
                   f"load took {load_s:.2f}s, {load_blocked_s:.2f}s of it a script blocking Redis)")
+        claim = claimers[sizes[-1]]
         wire = wire_rounds(server.url, claim)
         print(f"  claims/s {wire['claim']:.0f} vs PING/s {wire['ping']:.0f}: {wire['claim'] / wire['ping']:.2f}x "
               f"of the wire (medians of 5 interleaved rounds at {sizes[-1]} pending)")

@@ -112,17 +112,18 @@ repeat
 until chosen_class or #heads < HEADS_PAGE
 
 if chosen_class == nil then return '{}' end
--- Every key written below, checked before the first write (types.lua).
-local head = redis.call('ZRANGE', p.pending_prefix .. chosen_class.id, 0, 0)[1]
-if head == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
-local bad = foreign(RUNNING, 'zset') or foreign(p.job_prefix .. head, 'hash') or foreign(p.attempts_prefix .. head, 'list')
+-- Every key written below is checked before the first write (types.lua), except the job's
+-- record, which the first write checks itself: a refused HINCRBY has written nothing.
+local chosen = redis.call('ZRANGE', p.pending_prefix .. chosen_class.id, 0, 0)[1]
+if chosen == nil then return redis.error_reply('fleet: heads lists class ' .. chosen_class.id .. ' with no pending job') end
+local bad = foreign(RUNNING, 'zset') or foreign(p.attempts_prefix .. chosen, 'list')
             or foreign(p.state_prefix .. p.states.pending, 'zset') or foreign(p.state_prefix .. p.states.running, 'zset')
 if bad then return redis.error_reply(bad) end
-local chosen = pending_pop(chosen_class.id)
-
-redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
 local key = p.job_prefix .. chosen
-local attempt = redis.call('HINCRBY', key, 'attempts', 1)
+local attempt = redis.pcall('HINCRBY', key, 'attempts', 1)
+if type(attempt) == 'table' then return redis.error_reply(foreign(key, 'hash') or attempt.err) end
+pending_pop(chosen_class.id)
+redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
 local gpu_key = ''
 local vram = 0
 if chosen_gpu then
