@@ -133,7 +133,8 @@ CASES[[c[0] for c in CASES].index("unknown-top-level")] = (
 
 
 @pytest.mark.parametrize("text,expected", [(t, e) for _, t, e in CASES], ids=[c[0] for c in CASES])
-def test_broken_manifest_is_rejected_naming_file_job_and_field(text, expected):
+def test_broken_manifest_is_rejected_naming_file_job_and_field(text, expected, tally):
+    tally.hostile()
     with pytest.raises(ManifestError) as err:
         parse_manifest(text, "lab.toml")
     message = str(err.value)

@@ -17,6 +17,7 @@ import tomli_w
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from support.stores import make_store
+from support.tally import TALLY
 
 from scheduler.embedded_redis import dump_namespace
 from scheduler.errors import ManifestError
@@ -163,6 +164,7 @@ def test_the_loader_refuses_any_manifest_cleanly_and_a_refused_load_writes_nothi
     except (TypeError, ValueError, RecursionError):
         reject()  # a shape tomli_w cannot write (the raw mutations cover broken text)
     text = MUTATIONS[mutation](rendered, at % (len(rendered) + 1), size, spliced)
+    TALLY.hostile()
     manifest = parse_within_limits(text)
     if manifest is None:
         event("refused by the loader")
