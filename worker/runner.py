@@ -11,7 +11,6 @@ running, it would hold GPU memory the ledger already gave to the next job.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from scheduler.errors import FleetError
 from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
 from scheduler.manifest.identity import JOB_ID_RE
 from scheduler.manifest.loader import safe_name
+
+from .libc import prctl
 
 log = logging.getLogger("fleet.worker")
 KILL_GRACE_S = 5.0
@@ -152,7 +153,7 @@ def adopt_orphans() -> bool:
     when the horse dies (SIGKILL, OOM) the job's whole tree becomes the worker's, which ends it
     (:func:`end_adopted`) before the attempt is recorded and the job can be claimed again.
     False where the kernel or libc has no such call."""
-    return _PRCTL is not None and _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
@@ -161,20 +162,8 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
     parent's cleanup runs: reparented to init, the child would otherwise run on for good. It
     survives the exec; the child's own children do not inherit it. A parent that died before the
     call gets the child ``sig`` at once. Does nothing where there is no prctl (not Linux)."""
-    if _PRCTL is not None and _PRCTL(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 and os.getppid() != parent_pid:
+    if prctl(PR_SET_PDEATHSIG, sig) and os.getppid() != parent_pid:
         os.kill(os.getpid(), sig)
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # no C library to load, or one without prctl
-        return None
-
-
-# Looked up once, in the worker, and inherited by every horse it forks: loading the C library
-# in each horse cost ~0.2 ms of every job.
-_PRCTL = _load_prctl()
 
 
 def _own_children() -> set[int]:

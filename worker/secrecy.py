@@ -21,6 +21,8 @@ import ctypes
 import logging
 import os
 
+from .libc import LIBC, prctl
+
 log = logging.getLogger("fleet.worker")
 
 SECRET_VARIABLES = ("FLEET_REDIS_URL",)
@@ -32,24 +34,14 @@ def hide_from_jobs(names: tuple[str, ...] = SECRET_VARIABLES) -> None:
 
     Where there is no C library, no ``environ`` or no ``prctl`` (not Linux), it does what
     it can, the ``os.environ`` part at least, and says what it could not at debug level."""
-    libc = _libc()
-    wiped = _wipe_environ(libc, names) if libc is not None and hasattr(libc, "environ") else None
+    wiped = _wipe_environ(LIBC, names) if LIBC is not None and hasattr(LIBC, "environ") else None
     for name in names:
         os.environ.pop(name, None)
     if wiped is None:
         log.debug("no C environ to overwrite: %s removed from os.environ only", ", ".join(names))
-    if libc is None or not hasattr(libc, "prctl"):
-        log.debug("no prctl: this worker stays dumpable; same-user jobs can read its memory")
-    elif libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        log.debug("prctl(PR_SET_DUMPABLE, 0) failed (%s): this worker stays dumpable",
-                  os.strerror(ctypes.get_errno()))
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+    if not prctl(PR_SET_DUMPABLE, 0):
+        log.debug("prctl(PR_SET_DUMPABLE, 0) not done (%s): this worker stays dumpable; same-user jobs can read "
+                  "its memory", os.strerror(ctypes.get_errno()) if LIBC is not None else "no C library")
 
 
 def _wipe_environ(libc: ctypes.CDLL, names: tuple[str, ...]) -> int:
