@@ -24,16 +24,12 @@ def printable(text: object, keep: str = "") -> str:
     """``text`` with every control character written as its escape (``\\x1b``, ``\\r``,
     ``\\u202e``), as repr() writes them, except those in ``keep`` (e.g. "\\n\\t" for a
     log line or a multi-line message)."""
-    return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), str(text))
+    return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in keep else repr(m.group())[1:-1], str(text))
 
 
 def write_line(out: TextIO, text: str) -> None:
     """One line of human output: ``text`` made :func:`printable`, then a newline."""
     out.write(printable(text) + "\n")
-
-
-def _escape(char: str) -> str:
-    return repr(char)[1:-1] if char != "'" else char
 
 
 def use_colour(stream: TextIO) -> bool:

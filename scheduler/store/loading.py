@@ -83,6 +83,11 @@ class _NoConnection:
     """Job.create only stores the connection; the template is never saved through it."""
 
 
+def rq_timestamp(epoch_s: float) -> str:
+    """A time as rq writes its job records' times (rq.utils.utcformat)."""
+    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def manifest_digest(manifest: Manifest) -> str:
     """Changes whenever anything the store keeps from the manifest would change."""
     return digest([manifest.name, {n: h.to_dict() for n, h in manifest.hosts.items()},
@@ -116,7 +121,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
         })
     return {
         "now": repr(round(now, 6)),
-        "now_iso": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "now_iso": rq_timestamp(now),
         "dry_run": dry_run,
         "allow_orphaning": allow_orphaning,
         "job_prefix": keys.job_prefix,

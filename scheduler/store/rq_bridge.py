@@ -48,16 +48,16 @@ def restore_rq_job(redis, keys: Keys, job_id: str, name: str) -> dict:
     `rq empty`, an operator's DEL) and return it as HGETALL does: the fields a load writes, so
     the job runs and rq's tools see it again. Without it the worker's rq layer could not run
     the job, and every worker that claimed it died (a poison job)."""
-    from datetime import datetime, timezone
+    import time
 
-    from .loading import rq_template
+    from .loading import rq_template, rq_timestamp
 
     template = rq_template(keys.queue_name)
     key = keys.rq_job(job_id)
     pipe = redis.pipeline(transaction=True)
     pipe.hset(key, mapping=dict(zip(template[::2], template[1::2])))
     pipe.hset(key, mapping={"description": name, "status": "queued",
-                            "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+                            "created_at": rq_timestamp(time.time())})
     pipe.hgetall(key)
     restored = pipe.execute()[-1]
     log.warning("job %s (%s) had no rq record (deleted through rq?): restored it", name, job_id)
