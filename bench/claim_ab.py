@@ -20,8 +20,9 @@ from common import build_manifest, jobs_manifest, machine, store_on
 from scheduler.embedded_redis import RedisServer
 from scheduler.matching import ConstraintClass
 from scheduler.resources import HostResources
-from scheduler.store.claims import Claims, Outcome
-from scheduler.store.scripts import INCLUDE, lua_source
+from scheduler.states import Outcome
+from scheduler.store.claims import Claims
+from scheduler.store.scripts import INCLUDE
 
 HOST = HostResources("bench", cores=10**6, ram_total_gib=10**9, ram_available_gib=10**9)
 

@@ -13,12 +13,11 @@ import importlib
 import sys
 from typing import Sequence
 
-from worker.disk import DEFAULT_MIN_FREE_MIB
 
 from . import __version__
 from .errors import EXIT_USAGE, FleetError
 from .logs import setup_logging
-from .settings import ENV_NAMESPACE, ENV_REDIS_URL
+from .settings import DEFAULT_MIN_FREE_MIB, ENV_NAMESPACE, ENV_REDIS_URL
 from .states import JobState
 from .table import printable
 

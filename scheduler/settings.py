@@ -19,6 +19,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE = "fleet"
 ENV_REDIS_URL = "FLEET_REDIS_URL"
 ENV_NAMESPACE = "FLEET_NAMESPACE"
+# A worker claims nothing while its runs dir has less free space (worker/disk.py); here so the
+# CLI can show the default without importing the worker.
+DEFAULT_MIN_FREE_MIB = 100.0
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 

@@ -1,4 +1,4 @@
-"""Job states and the one table of legal transitions.
+"""Job states, attempt outcomes and the one table of legal transitions.
 
 Lua scripts use the same lower-case names (they receive them from Python, never
 spell their own), and ``tests/test_states.py`` checks every script's transitions
@@ -35,8 +35,18 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED, JobState.BLOCKED}),  # release; parent failed
 }
 
-TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+class Outcome(str, Enum):
+    """How an attempt ended; the same words finish.lua uses."""
+
+    FINISHED = "finished"
+    FAILED = "failed"  # non-zero exit
+    TIMEOUT = "timeout"  # timeout_s ran out; the process group was killed
+    CRASHED = "crashed"  # the runner itself died (horse killed, output dir unwritable)
+    LOST = "lost"  # the lease expired: the worker or its host died
+    INTERRUPTED = "interrupted"  # forced stop of the worker; goes back to pending, not counted
+    CANCELED = "canceled"
 
 
-def can_transition(src: JobState, dst: JobState) -> bool:
-    return dst in TRANSITIONS[src]
+# Outcomes that use up one of a job's max_attempts; finish.lua receives this set, never spells it.
+COUNTED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED, Outcome.LOST})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from support.stores import lua_heap_bytes
 from test_claims import HOST, job, load
 
-from scheduler.states import JobState
+from scheduler.states import JobState, Outcome
 from scheduler.store.actions import act
-from scheduler.store.claims import Claims, Outcome
+from scheduler.store.claims import Claims
 
 
 def state(store, name):

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass, ledger_free, resources_reason
 from scheduler.resources import GpuInfo, HostResources
-from scheduler.states import JobState
-from scheduler.store.claims import Claims, Outcome
+from scheduler.states import JobState, Outcome
+from scheduler.store.claims import Claims
 
 HOST = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64,
                      gpus=(GpuInfo(0, "small", 24, 24, uuid="GPU-small"), GpuInfo(1, "big", 80, 80, uuid="GPU-big")))

@@ -6,9 +6,9 @@ from test_claims import HOST
 
 from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass
-from scheduler.states import JobState
+from scheduler.states import JobState, Outcome
 from scheduler.store.actions import act
-from scheduler.store.claims import Claims, Outcome
+from scheduler.store.claims import Claims
 
 PIPELINE = """schema_version = 1
 [[jobs]]

@@ -16,7 +16,8 @@ from support.stores import make_store
 
 from scheduler.cli import main
 from scheduler.resources import GpuInfo, HostResources
-from scheduler.store.claims import Claims, Outcome
+from scheduler.states import Outcome
+from scheduler.store.claims import Claims
 from scheduler.table import printable
 
 EVIL = "evil\x1b[31mRED\r\nFORGED ROW\x1b]0;owned\x07\u202eesrever\x9b2J"

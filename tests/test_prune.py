@@ -23,7 +23,8 @@ from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass
 from scheduler.prune import DAY_S, Pruner, select
 from scheduler.resources import HostResources
-from scheduler.store.claims import Claims, Outcome, output_dir_of
+from scheduler.states import Outcome
+from scheduler.store.claims import Claims, output_dir_of
 from worker.runner import output_dir
 
 HOST = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64)

@@ -11,8 +11,8 @@ from test_claims import HOST, job, load
 
 from scheduler.embedded_redis import dump_namespace
 from scheduler.errors import StoreError
-from scheduler.states import JobState
-from scheduler.store.claims import Claims, Outcome
+from scheduler.states import JobState, Outcome
+from scheduler.store.claims import Claims
 
 CPU_HOST = HOST.__class__("box", cores=8, ram_total_gib=64, ram_available_gib=64)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
+from scheduler.settings import DEFAULT_MIN_FREE_MIB
+
 MIB = 1024 * 1024
-DEFAULT_MIN_FREE_MIB = 100.0
 
 
 class DiskGate:

@@ -23,9 +23,9 @@ from rq.registry import FailedJobRegistry
 
 from scheduler.artifacts import MANIFEST_NAME
 from scheduler.errors import StoreError, UsageError
-from scheduler.states import JobState
+from scheduler.states import JobState, Outcome
 from scheduler.store.actions import act
-from scheduler.store.claims import Claims, Outcome, output_dir_of
+from scheduler.store.claims import Claims, output_dir_of
 from scheduler.store.queries import JobQueries
 from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued, restore_rq_job
 

@@ -6,32 +6,19 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from enum import Enum
 from typing import Iterable
 
 from ..errors import StoreError
 from ..keys import Keys
 from ..matching import ConstraintClass
 from ..resources import HostResources
-from ..states import JobState
+from ..states import JobState, Outcome
 from .errors import damage_message, refusal
 from .scripts import Scripts
 
 log = logging.getLogger("fleet.claims")
 
 DEFAULT_LEASE_S = 30.0
-
-
-class Outcome(str, Enum):
-    """How an attempt ended; the same words finish.lua uses."""
-
-    FINISHED = "finished"
-    FAILED = "failed"  # non-zero exit
-    TIMEOUT = "timeout"  # timeout_s ran out; the process group was killed
-    CRASHED = "crashed"  # the runner itself died (horse killed, output dir unwritable)
-    LOST = "lost"  # the lease expired: the worker or its host died
-    INTERRUPTED = "interrupted"  # forced stop of the worker; goes back to pending, not counted
-    CANCELED = "canceled"
 
 
 @dataclass(frozen=True)
