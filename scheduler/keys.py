@@ -181,6 +181,14 @@ class Keys:
         """String: when a reaper last ran; a long gap means Redis or the reaper was away."""
         return f"{self.prefix}:reaper_tick"
 
+    def script_prefixes(self) -> dict[str, str]:
+        """The key prefixes every Lua script receives in its payload (a script appends a job id,
+        class id or host name to reach any such key); sent whole so no caller picks them by hand."""
+        return {"job_prefix": self.job_prefix, "spec_prefix": self.spec_prefix, "state_prefix": self.state_prefix,
+                "deps_prefix": self.deps_prefix, "dependents_prefix": self.dependents_prefix,
+                "pending_prefix": self.pending_prefix, "heads_key": self.heads, "ledger_prefix": self.ledger_prefix,
+                "attempts_prefix": self.attempts_prefix, "rq_job_prefix": self.rq_job_prefix}
+
     # -- rq's records for this namespace ------------------------------------
     @property
     def rq_prefix(self) -> str:

@@ -50,3 +50,12 @@ class Outcome(str, Enum):
 
 # Outcomes that use up one of a job's max_attempts; finish.lua receives this set, never spells it.
 COUNTED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED, Outcome.LOST})
+
+
+def script_names() -> dict[str, object]:
+    """The state and outcome names every Lua script receives in its payload: scripts compare
+    against ``S.pending`` or ``O.lost``, never a literal of their own, so Python and Lua can't
+    drift apart."""
+    return {"states": {s.name.lower(): s.value for s in JobState},
+            "outcomes": {o.name.lower(): o.value for o in Outcome},
+            "counted": sorted(o.value for o in COUNTED_OUTCOMES)}

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from ..keys import Keys
-from ..states import TRANSITIONS, JobState
+from ..states import TRANSITIONS, script_names
 from .errors import refusal
 from .scripts import Scripts
 
@@ -36,10 +36,7 @@ def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False,
     payload = {
         "action": action, "ids": list(dict.fromkeys(job_ids)), "now": time.time(), "reset": reset,
         "all_or_nothing": all_or_nothing,
-        "job_prefix": keys.job_prefix, "pending_prefix": keys.pending_prefix, "heads_key": keys.heads,
-        "state_prefix": keys.state_prefix,
-        "deps_prefix": keys.deps_prefix, "dependents_prefix": keys.dependents_prefix,
-        "states": {s.name.lower(): s.value for s in JobState},
+        **keys.script_prefixes(), **script_names(),
         "transitions": {src.value: sorted(d.value for d in dst) for src, dst in TRANSITIONS.items()},
     }
     with refusal():

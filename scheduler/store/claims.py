@@ -12,7 +12,7 @@ from ..errors import StoreError
 from ..keys import Keys
 from ..matching import ConstraintClass
 from ..resources import HostResources
-from ..states import JobState, Outcome
+from ..states import JobState, Outcome, script_names
 from .errors import damage_message, refusal
 from .scripts import Scripts
 
@@ -34,10 +34,6 @@ class Ended:
     job_id: str
     state: JobState
     outcome: Outcome
-
-
-def _states() -> dict[str, str]:
-    return {s.name.lower(): s.value for s in JobState}
 
 
 class Claims:
@@ -78,21 +74,13 @@ class Claims:
         cache_key = (worker, host.hostname, host.ram_total_gib, host.cores, self.lease_s)
         if self._fixed[0] != cache_key:
             members = json.dumps({
-                "lease_s": self.lease_s, "worker": worker, "host": host.hostname,
-                "job_prefix": self.keys.job_prefix, "pending_prefix": self.keys.pending_prefix,
-                "heads_key": self.keys.heads, "state_prefix": self.keys.state_prefix,
-                "attempts_prefix": self.keys.attempts_prefix, "states": _states(),
-                "ram_total": host.ram_total_gib, "cores_total": host.cores})
+                "lease_s": self.lease_s, "worker": worker, "host": host.hostname, **self.keys.script_prefixes(),
+                **script_names(), "ram_total": host.ram_total_gib, "cores_total": host.cores})
             self._fixed = (cache_key, members[1:-1])
         return self._fixed[1]
 
     def _finish(self, payload: dict) -> dict:
-        base = {"now": time.time(), "lease_s": self.lease_s, "job_prefix": self.keys.job_prefix,
-                "pending_prefix": self.keys.pending_prefix, "heads_key": self.keys.heads,
-                "state_prefix": self.keys.state_prefix,
-                "attempts_prefix": self.keys.attempts_prefix, "ledger_prefix": self.keys.ledger_prefix,
-                "deps_prefix": self.keys.deps_prefix, "dependents_prefix": self.keys.dependents_prefix,
-                "states": _states()}
+        base = {"now": time.time(), "lease_s": self.lease_s, **self.keys.script_prefixes(), **script_names()}
         base.update(payload)
         with refusal():
             return json.loads(self.scripts.finish(keys=[self.keys.running, self.keys.reaper_tick, self.keys.events],

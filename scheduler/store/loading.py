@@ -22,7 +22,7 @@ from ..manifest.locate import path_text
 from ..manifest.model import Manifest
 from ..matching import ConstraintClass
 from ..queue_order import queue_rank
-from ..states import JobState
+from ..states import script_names
 from .scripts import Scripts
 
 # rq runs this function for every fleet job; it finds the claimed job through rq's
@@ -124,15 +124,8 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
         "now_iso": rq_timestamp(now),
         "dry_run": dry_run,
         "allow_orphaning": allow_orphaning,
-        "job_prefix": keys.job_prefix,
-        "spec_prefix": keys.spec_prefix,
-        "deps_prefix": keys.deps_prefix,
-        "dependents_prefix": keys.dependents_prefix,
-        "pending_prefix": keys.pending_prefix,
-        "heads_key": keys.heads,
-        "state_prefix": keys.state_prefix,
-        "rq_job_prefix": keys.rq_job_prefix,
-        "states": {s.name.lower(): s.value for s in JobState},
+        **keys.script_prefixes(),
+        **script_names(),
         "manifest": {"name": manifest.name, "path": path_text(os.path.abspath(manifest.path)),
                      "digest": manifest_digest(manifest)},
         "hosts": {name: canonical_json(h.to_dict()) for name, h in manifest.hosts.items()},

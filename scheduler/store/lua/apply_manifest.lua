@@ -3,9 +3,9 @@
 KEYS  1 jobs (zset)   2 names (hash)   3 in_manifest (set)   4 orphaned (zset)
       5 seq (string)  6 classes (hash) 7 hosts (hash)        8 manifest meta (hash)
       9 events (stream) 10 ids (zset, lexicographic)
-ARGV  1 JSON payload: {now, now_iso, dry_run, allow_orphaning, job_prefix, spec_prefix,
-        deps_prefix, dependents_prefix, pending_prefix, heads_key, state_prefix, rq_job_prefix,
-        states{...}, manifest{name,path,digest}, hosts{name: json}, classes{id: json},
+ARGV  1 JSON payload: {now, now_iso, dry_run, allow_orphaning, the key prefixes (scheduler/keys.py
+        script_prefixes), states{...} (scheduler/states.py script_names), manifest{name,path,digest},
+        hosts{name: json}, classes{id: json},
         jobs[{id, name, class, priority, rank (a decimal string: exact, where cjson numbers
         keep 14 digits), sched, spec, max_attempts, parents[]}]}
         (spec is the JSON {"spec": ..., "identity": ...} stored at spec_prefix .. id)
@@ -41,6 +41,7 @@ local function apply()
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
   -- #include pending
+  -- #include states
 
   -- Phase 1: read and verify ------------------------------------------------------
   local expected = {[JOBS]='zset', [NAMES]='hash', [INM]='set', [ORPH]='zset', [SEQ]='string',
@@ -262,16 +263,15 @@ local function apply()
       local waits, stuck = set_edges(j)
       local state = stuck and S.blocked or S.pending
       redis.call('SET', p.spec_prefix .. j.id, j.spec)
-      redis.call('HSET', key, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class, 'priority', j.priority,
-                 'rank', j.rank, 'max_attempts', j.max_attempts, 'waits', waits, 'seq', seq, 'state', state, 'attempts', 0,
-                 'in_manifest', '1', 'created_at', p.now, 'updated_at', p.now, 'state_at', p.now, 'indexed', '0')
+      move_state(j.id, nil, state, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class,
+                 'priority', j.priority, 'rank', j.rank, 'max_attempts', j.max_attempts, 'waits', waits, 'seq', seq,
+                 'attempts', 0, 'in_manifest', '1', 'created_at', p.now, 'indexed', '0')
       if stuck then
         local parent = redis.call('HGET', p.job_prefix .. stuck, 'name') or stuck
         redis.call('HSET', key, 'reason', 'blocked: ' .. parent .. ' did not finish')
       end
       redis.call('ZADD', JOBS, seq, j.id)
       redis.call('ZADD', IDS, 0, j.id)
-      redis.call('ZADD', p.state_prefix .. state, p.now, j.id)
       redis.call('SADD', INM, j.id)
       rename(j.id, nil, j.name)
       if place(j.id, state, '1', waits, j.class, '0', j.class, j.rank, seq) then wakeups = wakeups + 1 end

@@ -2,8 +2,8 @@
 
 KEYS  1 running (zset: job id -> lease deadline)   2 ledger of this worker's host (hash)
       3 classes (hash: class id -> its constraints as JSON)
-ARGV  1 JSON {now, lease_s, worker, host, job_prefix, pending_prefix, heads_key, state_prefix,
-        attempts_prefix, states{pending, running},
+ARGV  1 JSON {now, lease_s, worker, host, the key prefixes (scheduler/keys.py script_prefixes),
+        states{...}, outcomes{...}, counted[] (scheduler/states.py script_names),
         ram_total, cores_total,                      -- the host's capacity
         gpus[{key, total, free}]}                    -- this worker's GPUs; free as probed now
       2 ids of the classes the pure rule already admits for this worker, each followed by a
@@ -32,6 +32,7 @@ Invariants:
 
 local p = cjson.decode(ARGV[1])
 -- #include pending
+-- #include states
 -- #include types
 local RUNNING, LEDGER, CLASSES = KEYS[1], KEYS[2], KEYS[3]
 local EPS = 1e-9
@@ -130,11 +131,9 @@ if chosen_gpu then
   gpu_key = p.gpus[chosen_gpu].key
   vram = chosen_class.vram
 end
-redis.call('HSET', key, 'state', p.states.running, 'state_at', p.now, 'updated_at', p.now, 'indexed', '0',
-           'last_worker', p.worker, 'last_host', p.host, 'res_ram', chosen_class.ram,
-           'res_cores', chosen_class.cores, 'res_vram', vram, 'res_gpu', gpu_key, 'lease_attempt', attempt)
-redis.call('ZREM', p.state_prefix .. p.states.pending, chosen)
-redis.call('ZADD', p.state_prefix .. p.states.running, p.now, chosen)
+move_state(chosen, p.states.pending, p.states.running, 'indexed', '0', 'last_worker', p.worker,
+           'last_host', p.host, 'res_ram', chosen_class.ram, 'res_cores', chosen_class.cores, 'res_vram', vram,
+           'res_gpu', gpu_key, 'lease_attempt', attempt)
 -- A zero reservation changes nothing: skipping it spares a write most jobs (min_cores = 0) make.
 if chosen_class.ram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_class.ram) end
 if chosen_class.cores > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores) end

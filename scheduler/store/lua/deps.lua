@@ -2,7 +2,7 @@
 
 Included textually where a script says `-- #include deps`, after it has defined
 `p` (its decoded JSON payload, with job_prefix, pending_prefix, heads_key, state_prefix,
-deps_prefix, dependents_prefix and now) and `S` (the state names), and after pending.lua.
+deps_prefix, dependents_prefix and now) and `S` (the state names), and after pending.lua and states.lua (move_state).
 
 A finished parent releases its children; a parent that failed for good or was
 canceled blocks every pending or held descendant; retrying it unblocks those no
@@ -29,12 +29,6 @@ local function release_children(parent)
   return released
 end
 
-local function move_state(id, from, to, reason)
-  redis.call('ZREM', p.state_prefix .. from, id)
-  redis.call('ZADD', p.state_prefix .. to, p.now, id)
-  redis.call('HSET', p.job_prefix .. id, 'state', to, 'state_at', p.now, 'updated_at', p.now, 'reason', reason)
-end
-
 local function block_descendants(root)
   local name = redis.call('HGET', p.job_prefix .. root, 'name') or root
   local queue, seen = {root}, {[root] = true}
@@ -49,7 +43,7 @@ local function block_descendants(root)
             pending_remove(f[3], child)
             redis.call('HSET', p.job_prefix .. child, 'indexed', '0')
           end
-          move_state(child, f[1], S.blocked, 'blocked: ' .. name .. ' did not finish')
+          move_state(child, f[1], S.blocked, 'reason', 'blocked: ' .. name .. ' did not finish')
           table.insert(queue, child)
         end
       end
@@ -69,7 +63,7 @@ local function unblock_descendants(root)
           if ps == S.failed or ps == S.canceled or ps == S.blocked then held = true end
         end
         if not held then
-          move_state(child, S.blocked, S.pending, '')
+          move_state(child, S.blocked, S.pending, 'reason', '')
           index_if_ready(child)
           table.insert(queue, child)
         end

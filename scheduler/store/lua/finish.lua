@@ -1,8 +1,8 @@
 --[[ finish: end attempts, either one reported by its worker or every expired lease (the reaper).
 
 KEYS  1 running (zset: job id -> lease deadline)   2 reaper tick (string)   3 events (stream)
-ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, job_prefix, pending_prefix, heads_key,
-        state_prefix, attempts_prefix, ledger_prefix, deps_prefix, dependents_prefix, states{...},
+ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, the key prefixes (scheduler/keys.py
+        script_prefixes), states{...}, outcomes{...}, counted[] (scheduler/states.py script_names),
         -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir,
         --           summary (result.json as a JSON string, or ""), result_key
         -- reap: limit, every_s (how often this reaper ticks)}
@@ -33,14 +33,16 @@ Invariants:
 ]]
 
 local p = cjson.decode(ARGV[1])
-local S = p.states
+local S, O = p.states, p.outcomes
 
 -- #include pending
+-- #include states
 -- #include deps
 -- #include types
 
 local RUNNING, TICK, EVENTS = KEYS[1], KEYS[2], KEYS[3]
-local COUNTED = {failed = true, timeout = true, crashed = true, lost = true}
+local COUNTED = {}  -- outcomes that use up one of max_attempts (scheduler/states.py COUNTED_OUTCOMES)
+for _, o in ipairs(p.counted) do COUNTED[o] = true end
 
 local function release(host, fields)
   if not host or host == '' then return end
@@ -109,13 +111,13 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   local failures = cur.failures
   if COUNTED[outcome] then failures = failures + 1 end
   local new_state
-  if outcome == 'finished' then
+  if outcome == O.finished then
     new_state = S.finished
-  elseif outcome == 'canceled' then
+  elseif outcome == O.canceled then
     new_state = S.canceled
   elseif cur.cancel_requested then
     new_state = S.canceled  -- an operator's cancel outranks a retry the attempt would have earned
-  elseif outcome == 'interrupted' or failures < cur.max_attempts then
+  elseif outcome == O.interrupted or failures < cur.max_attempts then
     new_state = S.pending
   else
     new_state = S.failed
@@ -126,10 +128,7 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   if bad then return nil, bad end
   release(cur.host, cur)
   redis.call('ZREM', RUNNING, job_id)
-  redis.call('ZREM', p.state_prefix .. S.running, job_id)
-  redis.call('ZADD', p.state_prefix .. new_state, p.now, job_id)
-  redis.call('HSET', key, 'state', new_state, 'state_at', p.now, 'updated_at', p.now, 'failures', failures,
-             'last_outcome', outcome, 'reason', reason or '', 'res_ram', 0, 'res_cores', 0, 'res_vram', 0,
+  move_state(job_id, S.running, new_state, 'failures', failures, 'last_outcome', outcome, 'reason', reason or '', 'res_ram', 0, 'res_cores', 0, 'res_vram', 0,
              'res_gpu', '')
   local indexed = index_if_ready(job_id)  -- back in the pending index if pending, listed and not waiting
   if raw then
@@ -184,7 +183,7 @@ end
 local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', p.now, 'LIMIT', 0, p.limit)
 for _, id in ipairs(expired) do
   local attempt = foreign(p.job_prefix .. id, 'hash') == nil and redis.call('HGET', p.job_prefix .. id, 'lease_attempt')
-  local ended, refused = end_attempt(id, attempt or '', '', 'lost', nil, 'lease expired: worker stopped heartbeating')
+  local ended, refused = end_attempt(id, attempt or '', '', O.lost, nil, 'lease expired: worker stopped heartbeating')
   if ended then
     table.insert(result.ended, ended)
   elseif refused then

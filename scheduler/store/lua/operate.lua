@@ -2,9 +2,9 @@
 
 KEYS  1 events (stream); declared so the script routes to the namespace's slot, whose
         prefixes in ARGV build every other key
-ARGV  1 JSON {action, ids[], now, reset, all_or_nothing, job_prefix, pending_prefix, heads_key, state_prefix,
-        deps_prefix, dependents_prefix,
-        states{...}, transitions{from: [to, ...]}}   -- transitions: scheduler.states.TRANSITIONS
+ARGV  1 JSON {action, ids[], now, reset, all_or_nothing, the key prefixes (scheduler/keys.py
+        script_prefixes), states{...} (scheduler/states.py script_names),
+        transitions{from: [to, ...]} (scheduler/states.py TRANSITIONS)}
 Returns JSON [{job_id, ok, from, to, message}] in the order of ids, or an error reply
         starting 'fleet: ' naming a key that holds a value fleet did not write (types.lua),
         with nothing written.
@@ -27,6 +27,7 @@ local function operate()
   local S = p.states
 
   -- #include pending
+  -- #include states
   -- #include deps
   -- #include types
 
@@ -95,9 +96,7 @@ local function operate()
         pending_remove(f[2], id)
         redis.call('HSET', key, 'indexed', '0')
       end
-      redis.call('ZREM', p.state_prefix .. from, id)
-      redis.call('ZADD', p.state_prefix .. to, p.now, id)
-      redis.call('HSET', key, 'state', to, 'state_at', p.now, 'updated_at', p.now, 'cancel_requested', '0')
+      move_state(id, from, to, 'cancel_requested', '0')
       if p.action == 'retry' and p.reset then redis.call('HSET', key, 'failures', 0) end
       if to == S.canceled then block_descendants(id) end
       if p.action == 'retry' then unblock_descendants(id) end
