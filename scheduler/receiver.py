@@ -65,7 +65,6 @@ class Receiver:
         self._wake = _Wakeup()
         self._reload_requested = False
         self._stop_requested = False
-        self.loads_ok = 0
 
     # -- signals: flags only ------------------------------------------------------
     def request_reload(self, *_: object) -> None:
@@ -111,7 +110,6 @@ class Receiver:
         for line in lines[1:]:
             loud = line.startswith("warning") or (plan.orphaned and line.lstrip().startswith("orphaned"))
             (log.warning if loud else log.info)("%s", line)
-        self.loads_ok += 1
         return True
 
     def _log_rejected(self, err: ManifestError) -> None:

@@ -8,11 +8,11 @@ Redis URLs may carry passwords (``redis://:secret@host``, ``?password=secret``) 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .errors import ConfigError
+from .names import NAMESPACE_RE
 from .redis_url import redact_url, url_problem
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -23,7 +23,6 @@ ENV_NAMESPACE = "FLEET_NAMESPACE"
 # CLI can show the default without importing the worker.
 DEFAULT_MIN_FREE_MIB = 100.0
 
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 ENV_FILE_HINT = "an environment file such as /etc/fleet/fleet.env (mode 0600)"
@@ -59,7 +58,7 @@ class Settings:
         if problem:
             raise ConfigError(f"redis url {redact_url(self.redis_url)!r} {problem}; fix --redis-url or "
                               f"{ENV_REDIS_URL}")
-        if not _NAMESPACE_RE.fullmatch(self.namespace):
+        if not NAMESPACE_RE.fullmatch(self.namespace):
             raise ConfigError(
                 f"namespace {self.namespace!r} must be 1-64 letters, digits, '_', '.' or '-' "
                 f"(starting with a letter or digit); set --namespace or {ENV_NAMESPACE}"

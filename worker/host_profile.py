@@ -24,9 +24,9 @@ from typing import Any
 import tomli_w
 
 from scheduler.errors import ProbeError
+from scheduler.names import HOST_RE
 from scheduler.resources import GpuInfo, HostResources
 
-HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 TOP_KEYS = ("hostname", "cuda", "cores", "ram_gib", "ram_available_gib", "description", "gpus")
 GPU_KEYS = ("name", "vram_gib", "vram_free_gib", "uuid", "compute_capability")
 

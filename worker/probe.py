@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 from typing import Any, Mapping, Sequence
 
 import psutil
 
 from scheduler.errors import ProbeError
+from scheduler.names import HOST_RE
 from scheduler.resources import GIB, HostResources
 
 from .cgroups import effective_cores, read_limits
 from .gpus import probe_gpus
 
 log = logging.getLogger("fleet.probe")
-HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def short_hostname() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import socket
 import time
 from typing import TextIO
@@ -14,7 +13,7 @@ from worker.secrecy import hide_from_jobs
 
 from ..errors import UsageError
 from ..keys import Keys
-from ..manifest.loader import HOST_RE
+from ..names import HOST_RE, WORKER_NAME_RE
 from ..rq_prefix import use_rq_prefix
 from .common import connect
 
@@ -22,7 +21,6 @@ log = logging.getLogger("fleet.worker")
 
 
 # Worker names become keys and table cells; the default is "<host>.<short hostname>.<pid>".
-WORKER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}")
 
 
 def describe_host(args: argparse.Namespace):

@@ -49,7 +49,6 @@ _FIELDS = [
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
 SCHEDULING_FIELDS = frozenset(f.name for f in _FIELDS if not f.identity)
-BUILTIN_IDENTITY_FIELDS = frozenset(f.name for f in _FIELDS if f.identity)
 REQUIRED_FIELDS = ("name", "model")
 
 HOST_FIELDS: dict[str, tuple[str, Any, str]] = {

@@ -18,6 +18,7 @@ from datetime import date, datetime, time
 from typing import Any, Iterator
 
 from ..errors import ManifestError, Problem
+from ..names import HOST_RE, JOB_NAME_RE
 from .bounds import INT_RANGE, MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
 from .command import RUNTIME_PLACEHOLDERS, CommandError, check_argv, fill_arg, runtime_fields
 from .fields import (
@@ -38,8 +39,6 @@ from .identity import JOB_ID_RE
 from .locate import path_text
 from .model import HostSpec, JobSpec, Manifest
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 LAB_FIELD_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 ENTRYPOINT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 # Not lab fields: the identity hash adds schema_version itself (a lab field of that name would be
@@ -52,7 +51,7 @@ TYPO_CUTOFF = 0.85
 
 def safe_name(name: str) -> bool:
     """Job names become directory names: no separators, no '..', no NUL, bounded length."""
-    return bool(NAME_RE.fullmatch(name)) and ".." not in name
+    return bool(JOB_NAME_RE.fullmatch(name)) and ".." not in name
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:
