@@ -96,7 +96,7 @@ class Keys:
 
     # -- matching index -----------------------------------------------------
     def pending(self, class_id: str) -> str:
-        """Zset per constraint class: claimable job ids, best first (see store.scores)."""
+        """Zset per constraint class: claimable job ids, best first (scored by scheduler/queue_order.py)."""
         return f"{self.prefix}:pending:{class_id}"
 
     @property

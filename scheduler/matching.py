@@ -2,8 +2,8 @@
 
 Pure functions over plain data, no Redis, no I/O. The claim (``worker.claim``),
 ``fleet explain``, ``fleet probe``, load-time warnings and the simulator all call
-these, and the Lua claim script's resource check is proven to agree with
-:func:`resources_fit` by a property test.
+these; claim.lua's resource check and GPU choice are proven to agree with
+:func:`resources_reason` and :func:`best_fit_gpu` by tests/test_claim_agreement.py.
 
 Order of checks (the first failure is the reason reported):
 1. the host's ``deny_jobs`` then ``allow_jobs`` (model or job name globs);
