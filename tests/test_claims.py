@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from scheduler.manifest import parse_manifest
-from scheduler.matching import ConstraintClass, ledger_free, resources_reason
+from scheduler.matching import ConstraintClass
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import JobState, Outcome
 from scheduler.store.claims import Claims
@@ -202,34 +199,6 @@ def test_orphaned_job_is_not_claimed(store):
     claims = Claims(store.redis, store.keys)
     assert store.jobs.get(claims.claim("w", HOST, classes).job_id).name == "keep"
     assert claims.claim("w", HOST, classes) is None
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    ram=st.integers(0, 64), cores=st.integers(0, 8), vram=st.integers(0, 90), cuda=st.booleans(),
-    reserved_ram=st.integers(0, 64), reserved_cores=st.integers(0, 8),
-    gpus=st.lists(st.tuples(st.integers(1, 80), st.integers(0, 80), st.integers(0, 80)), max_size=3),
-)
-def test_lua_claim_agrees_with_the_pure_rule(fake_redis, ram, cores, vram, cuda, reserved_ram, reserved_cores, gpus):
-    """claim.lua's resource check and scheduler.matching.resources_reason decide alike."""
-    from support.stores import make_store
-
-    fake_redis.flushall()
-    store = make_store(fake_redis)
-    gpu_infos = tuple(GpuInfo(i, f"g{i}", float(total), float(min(free, total)), uuid=f"GPU-{i}")
-                      for i, (total, free, _) in enumerate(gpus))
-    host = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64, gpus=gpu_infos)
-    if cuda and not gpu_infos:
-        return  # static rule, not the script's business
-    ledger = {"ram": float(reserved_ram), "cores": float(reserved_cores)}
-    for g, (_, _, reserved) in zip(gpu_infos, gpus):
-        if reserved:
-            ledger[f"vram:{g.ledger_key}"] = float(reserved)
-    fake_redis.hset(store.keys.ledger("box"), mapping=ledger)
-    _, classes = load(store, job("j", min_ram_gib=ram, min_cores=cores, min_vram_gib=vram, require_cuda=cuda))
-    python_says = resources_reason(classes[0], ledger_free(host, ledger)) is None
-    lua_says = Claims(store.redis, store.keys).claim("w", host, classes) is not None
-    assert python_says == lua_says
 
 
 def heads_consistent(store) -> None:
