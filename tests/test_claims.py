@@ -25,43 +25,6 @@ def job(name: str, **fields) -> str:
     return f'[[jobs]]\nname = "{name}"\nmodel = "m"\nseed = {abs(hash(name)) % 10**6}\n{body}'
 
 
-def test_higher_priority_first_then_fifo(store):
-    _, classes = load(store, job("low1") + job("high", priority=5) + job("low2"))
-    claims = Claims(store.redis, store.keys)
-    order = [store.jobs.get(claims.claim("w", HOST, classes).job_id).name for _ in range(3)]
-    assert order == ["high", "low1", "low2"]
-    assert claims.claim("w", HOST, classes) is None
-
-
-def test_within_a_priority_the_biggest_gpu_need_goes_first_and_equal_needs_keep_load_order(store):
-    _, classes = load(store, job("small1", require_cuda=True, min_vram_gib=8) +
-                      job("cpu", min_ram_gib=1) +
-                      job("big", require_cuda=True, min_vram_gib=60) +
-                      job("small2", require_cuda=True, min_vram_gib=8) +
-                      job("urgent-small", require_cuda=True, min_vram_gib=4, priority=1))
-    claims = Claims(store.redis, store.keys)
-    order = [store.jobs.get(claims.claim("w", HOST, classes).job_id).name for _ in range(5)]
-    assert order == ["urgent-small", "big", "small1", "small2", "cpu"]
-
-
-def test_a_record_stored_before_ranks_queues_by_priority_until_the_next_load_ranks_it(store):
-    from scheduler.queue_order import queue_rank
-    from scheduler.store.actions import act
-
-    manifest, classes = load(store, job("old", require_cuda=True, min_vram_gib=40, priority=3))
-    job_id = manifest.jobs[0].job_id
-    r, k = store.redis, store.keys
-    r.hdel(k.job(job_id), "rank")  # as an earlier fleet stored it
-    act(r, k, "hold", [job_id])
-    act(r, k, "release", [job_id])  # re-queued by deps.lua from the record alone
-    seq = int(r.hget(k.job(job_id), "seq"))
-    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 0) + seq
-    plan = store.load(manifest)
-    assert [e.job_id for e in plan.updated] == [job_id]
-    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 40) + seq
-    assert not store.load(manifest).changed
-
-
 def test_a_fitting_class_behind_many_that_do_not_fit_is_still_found(store):
     too_big = "".join(job(f"huge{i}", min_ram_gib=100 + i, priority=5) for i in range(40))
     _, classes = load(store, too_big + job("fits", min_ram_gib=1))
