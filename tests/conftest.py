@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server per test session (flushed per test) and fakeredis."""
+"""Shared fixtures: a real redis-server per test session (flushed per test), fakeredis, and\nreal fleet processes that are always killed (``procs``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,21 @@ def store(any_redis):
 @pytest.fixture
 def real_store(real_redis, redis_server):
     return Store(real_redis, Keys("fleet"), Settings(redis_url=redis_server.url))
+
+
+@pytest.fixture
+def procs(redis_server, real_redis, tmp_path):
+    """Real `fleet` processes (support/procs.py) on the session's redis-server, flushed first,
+    working in ``tmp_path``. At teardown, passed or failed, every process started through it
+    is killed with its whole session and reaped, and so is anything still running in
+    ``tmp_path`` (horses and jobs start sessions of their own)."""
+    from support.procs import FleetProcs
+
+    fleet = FleetProcs(redis_server.url, str(tmp_path))
+    try:
+        yield fleet
+    finally:
+        fleet.stop_all()
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from scheduler.manifest import parse_manifest
-from scheduler.matching import ConstraintClass, ledger_free, resources_reason
+from scheduler.matching import ConstraintClass
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import JobState, Outcome
 from scheduler.store.claims import Claims
@@ -26,43 +23,6 @@ def load(store, jobs: str, extra: str = ""):
 def job(name: str, **fields) -> str:
     body = "".join(f"{k} = {v!r}\n".replace("True", "true").replace("False", "false") for k, v in fields.items())
     return f'[[jobs]]\nname = "{name}"\nmodel = "m"\nseed = {abs(hash(name)) % 10**6}\n{body}'
-
-
-def test_higher_priority_first_then_fifo(store):
-    _, classes = load(store, job("low1") + job("high", priority=5) + job("low2"))
-    claims = Claims(store.redis, store.keys)
-    order = [store.jobs.get(claims.claim("w", HOST, classes).job_id).name for _ in range(3)]
-    assert order == ["high", "low1", "low2"]
-    assert claims.claim("w", HOST, classes) is None
-
-
-def test_within_a_priority_the_biggest_gpu_need_goes_first_and_equal_needs_keep_load_order(store):
-    _, classes = load(store, job("small1", require_cuda=True, min_vram_gib=8) +
-                      job("cpu", min_ram_gib=1) +
-                      job("big", require_cuda=True, min_vram_gib=60) +
-                      job("small2", require_cuda=True, min_vram_gib=8) +
-                      job("urgent-small", require_cuda=True, min_vram_gib=4, priority=1))
-    claims = Claims(store.redis, store.keys)
-    order = [store.jobs.get(claims.claim("w", HOST, classes).job_id).name for _ in range(5)]
-    assert order == ["urgent-small", "big", "small1", "small2", "cpu"]
-
-
-def test_a_record_stored_before_ranks_queues_by_priority_until_the_next_load_ranks_it(store):
-    from scheduler.queue_order import queue_rank
-    from scheduler.store.actions import act
-
-    manifest, classes = load(store, job("old", require_cuda=True, min_vram_gib=40, priority=3))
-    job_id = manifest.jobs[0].job_id
-    r, k = store.redis, store.keys
-    r.hdel(k.job(job_id), "rank")  # as an earlier fleet stored it
-    act(r, k, "hold", [job_id])
-    act(r, k, "release", [job_id])  # re-queued by deps.lua from the record alone
-    seq = int(r.hget(k.job(job_id), "seq"))
-    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 0) + seq
-    plan = store.load(manifest)
-    assert [e.job_id for e in plan.updated] == [job_id]
-    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 40) + seq
-    assert not store.load(manifest).changed
 
 
 def test_a_fitting_class_behind_many_that_do_not_fit_is_still_found(store):
@@ -202,34 +162,6 @@ def test_orphaned_job_is_not_claimed(store):
     claims = Claims(store.redis, store.keys)
     assert store.jobs.get(claims.claim("w", HOST, classes).job_id).name == "keep"
     assert claims.claim("w", HOST, classes) is None
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    ram=st.integers(0, 64), cores=st.integers(0, 8), vram=st.integers(0, 90), cuda=st.booleans(),
-    reserved_ram=st.integers(0, 64), reserved_cores=st.integers(0, 8),
-    gpus=st.lists(st.tuples(st.integers(1, 80), st.integers(0, 80), st.integers(0, 80)), max_size=3),
-)
-def test_lua_claim_agrees_with_the_pure_rule(fake_redis, ram, cores, vram, cuda, reserved_ram, reserved_cores, gpus):
-    """claim.lua's resource check and scheduler.matching.resources_reason decide alike."""
-    from support.stores import make_store
-
-    fake_redis.flushall()
-    store = make_store(fake_redis)
-    gpu_infos = tuple(GpuInfo(i, f"g{i}", float(total), float(min(free, total)), uuid=f"GPU-{i}")
-                      for i, (total, free, _) in enumerate(gpus))
-    host = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64, gpus=gpu_infos)
-    if cuda and not gpu_infos:
-        return  # static rule, not the script's business
-    ledger = {"ram": float(reserved_ram), "cores": float(reserved_cores)}
-    for g, (_, _, reserved) in zip(gpu_infos, gpus):
-        if reserved:
-            ledger[f"vram:{g.ledger_key}"] = float(reserved)
-    fake_redis.hset(store.keys.ledger("box"), mapping=ledger)
-    _, classes = load(store, job("j", min_ram_gib=ram, min_cores=cores, min_vram_gib=vram, require_cuda=cuda))
-    python_says = resources_reason(classes[0], ledger_free(host, ledger)) is None
-    lua_says = Claims(store.redis, store.keys).claim("w", host, classes) is not None
-    assert python_says == lua_says
 
 
 def heads_consistent(store) -> None:

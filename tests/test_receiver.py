@@ -6,9 +6,8 @@ import signal
 import socket
 import threading
 
-import pytest
 import tomli_w
-from support.procs import FleetProcs, wait_for
+from support.procs import wait_for
 
 from scheduler.embedded_redis import dump_namespace
 from scheduler.states import JobState
@@ -20,13 +19,6 @@ def manifest(jobs: list[dict]) -> str:
 
 JOBS = [{"name": "a", "model": "m", "seed": 1}, {"name": "b", "model": "m", "seed": 2},
         {"name": "c", "model": "m", "seed": 3}]
-
-
-@pytest.fixture
-def procs(redis_server, real_redis, tmp_path):
-    fleet = FleetProcs(redis_server.url, str(tmp_path))
-    yield fleet
-    fleet.stop_all()
 
 
 class NotifySocket:

@@ -9,22 +9,14 @@ import sys
 import time
 
 import psutil
-import pytest
 import tomli_w
-from support.procs import SIDEFX, FleetProcs, wait_for, write_profile
+from support.procs import SIDEFX, wait_for, write_profile
 
 from scheduler.manifest import load_manifest
 from scheduler.matching import free_of, job_reason
 from scheduler.states import JobState
 from scheduler.store.claims import Claims
 from worker.host_profile import load_host_profile
-
-
-@pytest.fixture
-def procs(redis_server, real_redis, tmp_path):
-    fleet = FleetProcs(redis_server.url, str(tmp_path))
-    yield fleet
-    fleet.stop_all()
 
 
 def sidefx_defaults(ledger, sleep: float = 0.0) -> dict:

@@ -6,19 +6,11 @@ with a reason naming its key; the worker process is still running.
 
 from __future__ import annotations
 
-import pytest
 import tomli_w
-from support.procs import FleetProcs, wait_for, write_profile
+from support.procs import wait_for, write_profile
 
 from scheduler.states import JobState
 from scheduler.store.claims import Claims
-
-
-@pytest.fixture
-def procs(redis_server, real_redis, tmp_path):
-    fleet = FleetProcs(redis_server.url, str(tmp_path))
-    yield fleet
-    fleet.stop_all()
 
 
 def test_a_corrupt_job_spec_fails_that_job_and_the_worker_carries_on(procs, real_store, tmp_path, tally):

@@ -10,20 +10,12 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
 import tomli_w
-from support.procs import FleetProcs, wait_for
+from support.procs import wait_for
 from support.stores import race_loads
 
 from scheduler.manifest import parse_manifest
 from scheduler.states import JobState
-
-
-@pytest.fixture
-def procs(redis_server, real_redis, tmp_path):
-    fleet = FleetProcs(redis_server.url, str(tmp_path))
-    yield fleet
-    fleet.stop_all()
 
 
 def manifest_text(n: int, offset: int = 0) -> str:

@@ -75,18 +75,21 @@ class FleetProcs:
             os.kill(proc.pid, sig)
 
     def stop_all(self) -> None:
+        """SIGKILL every process started here, with its session, and reap it; then anything
+        still running in the workdir. Safe to call twice, and after processes exited."""
         for proc in self.procs:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
+                except ProcessLookupError:  # the leader is gone (exited, or reaped since poll)
                     pass
+        # Horses and jobs start their own sessions; anything still holding our workdir goes too.
+        _kill_strays(self.workdir)
+        for proc in self.procs:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-        # Horses and jobs start their own sessions; anything still holding our workdir goes too.
-        _kill_strays(self.workdir)
 
 
 def _kill_strays(marker: str) -> None:
