@@ -24,15 +24,15 @@ class JobState(str, Enum):
 
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    # claim; cancel before it ran; hold; a dependency failed for good
+    # claim; cancel before it ran; hold; a parent failed for good or was canceled
     JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELED, JobState.HELD, JobState.BLOCKED}),
     # exit 0; exit != 0 or timeout with attempts left -> pending, else failed; lease lost -> pending/failed
     JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.PENDING, JobState.CANCELED}),
     JobState.FINISHED: frozenset(),  # finished is final: a reload never reruns it
     JobState.FAILED: frozenset({JobState.PENDING}),  # fleet retry
     JobState.CANCELED: frozenset({JobState.PENDING}),  # fleet retry
-    JobState.BLOCKED: frozenset({JobState.PENDING, JobState.CANCELED}),  # parent retried and finished
-    JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED, JobState.BLOCKED}),  # release; parent failed
+    JobState.BLOCKED: frozenset({JobState.PENDING, JobState.CANCELED}),  # its blocking parent retried; cancel
+    JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED, JobState.BLOCKED}),  # release; cancel; parent failed
 }
 
 

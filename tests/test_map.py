@@ -26,7 +26,7 @@ def _texts() -> list[tuple[Path, str]]:
 
 def _defined_names() -> set[str]:
     names: set[str] = set()
-    for top in ("scheduler", "worker"):
+    for top in ("scheduler", "worker", "tests", "bench"):
         for p in (ROOT / top).rglob("*.py"):
             names.add(p.stem)
             names.update(p.parent.relative_to(ROOT).parts)
