@@ -135,7 +135,7 @@ def test_a_foreign_value_at_any_key_a_load_writes_stops_it_before_its_first_writ
     real_redis.delete(key)
     real_redis.set(key, "foreign")
     before = dump_namespace(real_redis)
-    with pytest.raises(StoreError, match=rf"{re.escape(key)} holds a string, expected a .*delete it"):
+    with pytest.raises(StoreError, match=rf"{re.escape(key)} holds a string, not fleet.s .*delete it"):
         real_store.load(manifest(WITH_AFTER))
     assert dump_namespace(real_redis) == before
 

@@ -23,6 +23,7 @@ from ..manifest.model import Manifest
 from ..matching import ConstraintClass
 from ..queue_order import queue_rank
 from ..states import script_names
+from .errors import damage_message
 from .scripts import Scripts
 
 # rq runs this function for every fleet job; it finds the claimed job through rq's
@@ -151,7 +152,7 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     )
     result = json.loads(raw)
     if "error" in result:
-        raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {result['error']}")
+        raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {damage_message(result['error'])}")
     problem = _orphaning_refused(manifest.path, result["refused"], dry_run) if "refused" in result else None
     if problem and not dry_run:
         raise ManifestError([problem])

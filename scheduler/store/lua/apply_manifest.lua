@@ -42,15 +42,14 @@ local function apply()
 
   -- #include pending
   -- #include states
+  -- #include types
 
   -- Phase 1: read and verify ------------------------------------------------------
   local expected = {[JOBS]='zset', [NAMES]='hash', [INM]='set', [ORPH]='zset', [SEQ]='string',
                     [CLASSES]='hash', [HOSTS]='hash', [META]='hash', [EVENTS]='stream', [IDS]='zset'}
   for key, want in pairs(expected) do
-    local t = redis.call('TYPE', key)['ok']
-    if t ~= 'none' and t ~= want then
-      return cjson.encode({error = 'key ' .. key .. ' holds a ' .. t .. ', expected a ' .. want})
-    end
+    local bad = foreign(key, want)
+    if bad then return cjson.encode({error = bad}) end
   end
 
   local known_state = {}
@@ -157,39 +156,38 @@ local function apply()
   -- Every other key phase 2 writes, checked before the first write: a wrong type found midway
   -- (Redis keeps a script's writes up to its error) would leave a half-applied manifest, and
   -- a foreign value at `heads` would hide every pending job from every claim.
-  local checked = {}
-  local function foreign(key, want)
+  local checked = {}  -- a key many jobs share (heads, a class's pending zset) is looked at once
+  local function foreign_once(key, want)
     if checked[key] then return nil end
     checked[key] = true
-    local t = redis.call('TYPE', key)['ok']
-    if t ~= 'none' and t ~= want then return 'key ' .. key .. ' holds a ' .. t .. ', expected a ' .. want end
+    return foreign(key, want)
   end
   local function edges_foreign(j)
     local dkey = p.deps_prefix .. j.id
-    local bad = foreign(dkey, 'set')
+    local bad = foreign_once(dkey, 'set')
     if bad then return bad end
     for _, old in ipairs(redis.call('SMEMBERS', dkey)) do
-      bad = foreign(p.dependents_prefix .. old, 'set')
+      bad = foreign_once(p.dependents_prefix .. old, 'set')
       if bad then return bad end
     end
     for _, parent in ipairs(j.parents) do
-      bad = foreign(p.dependents_prefix .. parent, 'set') or foreign(p.job_prefix .. parent, 'hash')
+      bad = foreign_once(p.dependents_prefix .. parent, 'set') or foreign_once(p.job_prefix .. parent, 'hash')
       if bad then return bad end
     end
   end
-  local bad = foreign(p.heads_key, 'zset') or foreign(p.state_prefix .. S.pending, 'zset')
-              or foreign(p.state_prefix .. S.blocked, 'zset')
+  local bad = foreign_once(p.heads_key, 'zset') or foreign_once(p.state_prefix .. S.pending, 'zset')
+              or foreign_once(p.state_prefix .. S.blocked, 'zset')
   for _, a in ipairs(actions) do
     if bad then break end
     local kind, j, c = a[1], a[2], a[3]
     if kind == 'orphan' then
-      bad = c.indexed == '1' and foreign(p.pending_prefix .. c.class, 'zset')
+      bad = c.indexed == '1' and foreign_once(p.pending_prefix .. c.class, 'zset')
     else
-      bad = foreign(p.pending_prefix .. j.class, 'zset') or (c and c.class and foreign(p.pending_prefix .. c.class, 'zset'))
-            or edges_foreign(j) or (kind == 'add' and #ARGV > 1 and foreign(p.rq_job_prefix .. j.id, 'hash'))
+      bad = foreign_once(p.pending_prefix .. j.class, 'zset') or (c and c.class and foreign_once(p.pending_prefix .. c.class, 'zset'))
+            or edges_foreign(j) or (kind == 'add' and #ARGV > 1 and foreign_once(p.rq_job_prefix .. j.id, 'hash'))
     end
   end
-  if bad then return cjson.encode({error = bad .. '; delete it if it is not fleet\'s, then load again'}) end
+  if bad then return cjson.encode({error = bad}) end
 
   -- Phase 2: write -----------------------------------------------------------------
   local function index(id, class, rank, seq)
