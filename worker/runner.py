@@ -29,13 +29,12 @@ from scheduler.manifest.command import CommandError, check_argv, fill_arg, runti
 from scheduler.manifest.identity import JOB_ID_RE
 from scheduler.manifest.loader import safe_name
 
-from .libc import prctl
+from scheduler.libc import prctl
 
 log = logging.getLogger("fleet.worker")
 KILL_GRACE_S = 5.0
 POLL_S = 0.2
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 ADOPTED_KILL_ROUNDS = 5  # an orphan that forks as it dies leaves new orphans: look again, this often
 REAP_WAIT_S = 1.0  # a SIGKILLed process stuck in the kernel (D state) is left to init after this
 
@@ -154,16 +153,6 @@ def adopt_orphans() -> bool:
     (:func:`end_adopted`) before the attempt is recorded and the job can be claimed again.
     False where the kernel or libc has no such call."""
     return prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
-def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
-    """A ``preexec_fn``: have the kernel send this child ``sig`` when its parent ``parent_pid``
-    (strictly, the parent's thread that forked it) dies, even by SIGKILL, when none of the
-    parent's cleanup runs: reparented to init, the child would otherwise run on for good. It
-    survives the exec; the child's own children do not inherit it. A parent that died before the
-    call gets the child ``sig`` at once. Does nothing where there is no prctl (not Linux)."""
-    if prctl(PR_SET_PDEATHSIG, sig) and os.getppid() != parent_pid:
-        os.kill(os.getpid(), sig)
 
 
 def _own_children() -> set[int]:

@@ -6,7 +6,7 @@ worker per ``manifests/hosts/*.toml``, shows live progress, then prints where
 each job ran and why, the best run, and why the impossible job never ran.
 Every child runs in its own session and is killed on every exit path: an error, the
 end, Ctrl-C, SIGTERM, SIGHUP (:class:`Stopped`), and even a SIGKILL of the demo itself
-(the kernel ends its children then, see :func:`worker.runner.die_with_parent`).
+(the kernel ends its children then, see :func:`scheduler.libc.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from worker.runner import die_with_parent
-
 from ..artifacts import verify
 from ..embedded_redis import FakeRedisServer, start_local_redis
 from ..errors import FleetError, UsageError
 from ..explain import explain
+from ..libc import die_with_parent
 from ..manifest import load_manifest
 from ..matching import free_of, job_reason
 from ..settings import Settings
