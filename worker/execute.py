@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scheduler.artifacts import write_manifest
-from .logstream import LogStreamer, StreamThread, log_path
+from scheduler.runs_layout import job_file, log_file
+from .logstream import LogStreamer, StreamThread
 from .runner import KILL_GRACE_S, AttemptResult, adopt_orphans, run_attempt
 
 
@@ -94,14 +95,14 @@ class Handoff:
 
 
 def _run(ctx: ClaimContext) -> Handoff:
-    with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
+    with open(job_file(ctx.out_dir), "w") as fh:
         fh.write(json.dumps(ctx.spec, sort_keys=True))  # json.dump writes it piece by piece: ~0.15 ms a job
 
     streams: StreamThread | None = None
     client = None
     if ctx.redis_url and ctx.log_key:
         client = _horse_client(ctx)
-        files = [LogStreamer(client, ctx.log_key, log_path(ctx.out_dir))]
+        files = [LogStreamer(client, ctx.log_key, log_file(ctx.out_dir))]
         if ctx.metrics_key:
             files.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
         streams = StreamThread(files)

@@ -21,8 +21,8 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from scheduler.artifacts import MANIFEST_NAME
 from scheduler.errors import StoreError, UsageError
+from scheduler.runs_layout import UnsafePathError, job_file, manifest_file, metrics_file, output_dir
 from scheduler.states import JobState, Outcome
 from scheduler.store.actions import act
 from scheduler.store.claims import Claims, output_dir_of
@@ -33,8 +33,7 @@ from . import execute
 from .claim import ClaimLoop
 from .disk import DiskGate
 from .logstream import LogStreamer
-from .runner import (KILL_GRACE_S, POLL_S, RunError, adopt_orphans, build_argv, end_adopted, kill_tree, output_dir,
-                     read_summary)
+from .runner import KILL_GRACE_S, POLL_S, RunError, adopt_orphans, build_argv, end_adopted, kill_tree, read_summary
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -528,15 +527,15 @@ class WorkerRuntime:
             os.makedirs(out_dir, mode=0o700, exist_ok=True)
             parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
             argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, parent_dirs)
-        except (OSError, RunError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
+        except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
             log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
             self.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")
             return None
         env = dict(os.environ)
         env.update({
             "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
-            "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": os.path.join(out_dir, "job.json"),
-            "FLEET_METRICS": os.path.join(out_dir, "metrics.jsonl"), "FLEET_HOST_NAME": self.host_name,
+            "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": job_file(out_dir),
+            "FLEET_METRICS": metrics_file(out_dir), "FLEET_HOST_NAME": self.host_name,
             "FLEET_WORKER": self.worker_name, "FLEET_AFTER_DIRS": json.dumps(parent_dirs, sort_keys=True),
             "CUDA_VISIBLE_DEVICES": self.cuda_visible(claim),
         })
@@ -661,7 +660,7 @@ class WorkerRuntime:
         """The horse hashes the outputs and stores the manifest in Redis; if Redis was away at that
         moment, the copy it left on disk is stored now, so `fleet verify` has something to check."""
         try:
-            with open(os.path.join(out_dir, MANIFEST_NAME), "rb") as fh:
+            with open(manifest_file(out_dir), "rb") as fh:
                 raw = fh.read()
             json.loads(raw)
             self.redis.set(self.keys.artifacts(claim.job_id, claim.attempt), raw, nx=True)

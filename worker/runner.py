@@ -25,11 +25,9 @@ from typing import Any, Callable, Mapping
 import psutil
 
 from scheduler.errors import FleetError
-from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
-from scheduler.manifest.identity import JOB_ID_RE
-from scheduler.manifest.loader import safe_name
-
 from scheduler.libc import prctl
+from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
+from scheduler.runs_layout import attempt_file, log_file, result_file, temp_file
 
 log = logging.getLogger("fleet.worker")
 KILL_GRACE_S = 5.0
@@ -53,18 +51,6 @@ class AttemptResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-def output_dir(runs_dir: str, job_name: str, job_id: str, attempt: int) -> str:
-    """``<runs_dir>/<name>-<job_id>/attempt-<n>``, refusing anything that could escape runs_dir."""
-    if not safe_name(job_name) or not JOB_ID_RE.fullmatch(job_id) or attempt < 1:
-        raise RunError(f"refusing unsafe output path for job {job_name!r} ({job_id!r}); job names must be "
-                       f"path-safe and ids 16 hex digits")
-    root = os.path.realpath(runs_dir)
-    path = os.path.join(root, f"{job_name}-{job_id}", f"attempt-{attempt}")
-    if os.path.commonpath([root, os.path.realpath(path)]) != root:
-        raise RunError(f"output dir for job {job_name!r} escapes {root}")
-    return path
 
 
 def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
@@ -285,10 +271,9 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
     """
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     started = time.time()
-    log_path = os.path.join(out_dir, "log.txt")
-    with open(log_path, "ab", buffering=0) as log_file:
+    with open(log_file(out_dir), "ab", buffering=0) as log:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=dict(env), cwd=out_dir, start_new_session=True, close_fds=True)
         except OSError as err:
             result = AttemptResult("failed", None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
@@ -344,11 +329,12 @@ def _describe_exit(code: int) -> str:
 def _write_result(out_dir: str, result: AttemptResult) -> None:
     """Keep the outcome beside the outputs for people and tools; best effort, because the
     worker learns it through a pipe and a full disk must not turn a result into a crash."""
-    tmp = os.path.join(out_dir, "attempt.json.tmp")
+    path = attempt_file(out_dir)
+    tmp = temp_file(path)
     try:
         with open(tmp, "w") as fh:
             fh.write(result.to_json())
-        os.replace(tmp, os.path.join(out_dir, "attempt.json"))
+        os.replace(tmp, path)
     except OSError as err:
         try:
             os.unlink(tmp)
@@ -362,7 +348,7 @@ MAX_SUMMARY_BYTES = 64 * 1024
 
 def read_summary(out_dir: str) -> dict[str, Any] | None:
     """The job's own result.json (its final metrics), if it wrote a JSON object of sane size."""
-    path = os.path.join(out_dir, "result.json")
+    path = result_file(out_dir)
     try:
         if os.path.getsize(path) > MAX_SUMMARY_BYTES:
             return None

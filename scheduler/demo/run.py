@@ -31,6 +31,7 @@ from ..explain import explain
 from ..libc import die_with_parent
 from ..manifest import load_manifest
 from ..matching import free_of, job_reason
+from ..runs_layout import output_dir, result_file
 from ..settings import Settings
 from ..states import JobState
 from ..store import Store
@@ -240,9 +241,8 @@ class Demo:
 
 
 def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
-    path = os.path.join(runs, f"{name}-{job_id}", f"attempt-{attempt}", "result.json")
     try:
-        with open(path) as fh:
+        with open(result_file(output_dir(runs, name, job_id, attempt))) as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return {}
