@@ -22,7 +22,8 @@ from typing import Any
 from scheduler.artifacts import write_manifest
 from scheduler.runs_layout import job_file, log_file
 from .logstream import LogStreamer, StreamThread
-from .runner import KILL_GRACE_S, AttemptResult, adopt_orphans, run_attempt
+from .proctree import KILL_GRACE_S, adopt_orphans
+from .runner import AttemptResult, run_attempt
 
 
 @dataclass(frozen=True)

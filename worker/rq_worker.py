@@ -33,7 +33,8 @@ from . import execute
 from .claim import ClaimLoop
 from .disk import DiskGate
 from .logstream import LogStreamer
-from .runner import KILL_GRACE_S, POLL_S, RunError, adopt_orphans, build_argv, end_adopted, kill_tree, read_summary
+from .proctree import KILL_GRACE_S, adopt_orphans, end_adopted, kill_tree
+from .runner import POLL_S, RunError, build_argv, read_summary
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
