@@ -21,6 +21,8 @@ from typing import Any
 
 from scheduler.artifacts import write_manifest
 from scheduler.runs_layout import job_file, log_file
+from scheduler.states import Outcome
+
 from .logstream import LogStreamer, StreamThread
 from .proctree import KILL_GRACE_S, adopt_orphans
 from .runner import AttemptResult, run_attempt
@@ -72,11 +74,11 @@ def run_claimed() -> dict[str, Any]:
         handoff = _run(ctx)
     except OSError as err:  # the worker's own writes into the output dir (disk full, quota, read-only)
         now = time.time()
-        handoff = Handoff(AttemptResult("crashed", None, f"cannot write to {ctx.out_dir}: {err.strerror or err}",
+        handoff = Handoff(AttemptResult(Outcome.CRASHED, None, f"cannot write to {ctx.out_dir}: {err.strerror or err}",
                                         now, now))
     send_result(ctx.result_fd, handoff)
     result = handoff.result
-    if result.outcome != "finished":
+    if result.outcome is not Outcome.FINISHED:
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
 
@@ -110,7 +112,7 @@ def _run(ctx: ClaimContext) -> Handoff:
 
     cancel_due = time.monotonic() + CANCEL_CHECK_S
 
-    def poll() -> str | None:
+    def poll() -> Outcome | None:
         # Called once per poll interval while the command runs: the first call means the job
         # outlived one interval, and only such a job needs its lines streamed as it goes.
         nonlocal cancel_due
@@ -119,10 +121,10 @@ def _run(ctx: ClaimContext) -> Handoff:
         # The worker that holds the lease died (e.g. SIGKILL): its lease will be reaped
         # and the job run elsewhere, so this copy must stop now.
         if os.getppid() != ctx.parent_pid:
-            return "lost"
+            return Outcome.LOST
         if client is not None and ctx.job_key and time.monotonic() >= cancel_due:
             cancel_due = time.monotonic() + CANCEL_CHECK_S
-            return "canceled" if _cancel_requested(client, ctx.job_key) else None
+            return Outcome.CANCELED if _cancel_requested(client, ctx.job_key) else None
         return None
 
     try:

@@ -76,7 +76,7 @@ class FleetWorker(Worker):
     def __init__(self, *args: Any, fleet: "WorkerRuntime", **kwargs: Any):
         self.fleet = fleet
         super().__init__(*args, **kwargs)
-        self._fleet_kill_reason: str | None = None
+        self._fleet_kill_reason: Outcome | None = None
         self._claim = None
         self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
@@ -241,7 +241,7 @@ class FleetWorker(Worker):
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
         claim = self._claim
-        if self._fleet_kill_reason == Outcome.INTERRUPTED.value:  # cold stop before the fork
+        if self._fleet_kill_reason is Outcome.INTERRUPTED:  # cold stop before the fork
             self._hand_back_unstarted()
             return
         try:
@@ -253,8 +253,8 @@ class FleetWorker(Worker):
         handoff = self.fleet.receive_result()
         result = handoff.result if handoff else None
         if self._fleet_kill_reason:
-            outcome, exit_code, reason = Outcome(self._fleet_kill_reason), None, f"worker: {self._fleet_kill_reason}"
-            if self._fleet_kill_reason != Outcome.INTERRUPTED.value:
+            outcome, exit_code, reason = self._fleet_kill_reason, None, f"worker: {self._fleet_kill_reason}"
+            if self._fleet_kill_reason is not Outcome.INTERRUPTED:
                 self._fleet_kill_reason = None  # lost/canceled end this job only; a cold stop ends the worker
         elif result is not None:
             outcome, exit_code, reason = Outcome(result.outcome), result.exit_code, result.reason
@@ -310,7 +310,7 @@ class FleetWorker(Worker):
         if status == "lost":
             log.error("lease on %s was lost (reaped after missed heartbeats); stopping it so it never runs "
                       "twice at once", job.id)
-            self._stop_for("lost")
+            self._stop_for(Outcome.LOST)
         elif status == "cancel":
             # The horse sees the request within CANCEL_CHECK_S and stops the job gently (SIGTERM,
             # then SIGKILL after the grace); killing outright is for a horse that did not.
@@ -321,9 +321,9 @@ class FleetWorker(Worker):
             elif now - self._cancel_seen > KILL_GRACE_S + 2 * execute.CANCEL_CHECK_S:
                 log.warning("cancel of %s: still running %.0fs after the request; killing its process group",
                             job.id, now - self._cancel_seen)
-                self._stop_for("canceled")
+                self._stop_for(Outcome.CANCELED)
 
-    def _stop_for(self, reason: str) -> None:
+    def _stop_for(self, reason: Outcome) -> None:
         self._fleet_kill_reason = reason
         self.kill_horse()
 
@@ -361,7 +361,7 @@ class FleetWorker(Worker):
         """
         log.warning("cold stop: interrupting the current job and returning it to pending")
         self._stop_requested = True
-        self._fleet_kill_reason = Outcome.INTERRUPTED.value
+        self._fleet_kill_reason = Outcome.INTERRUPTED
         if self.horse_pid:
             self.kill_horse()
 

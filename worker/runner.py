@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 from scheduler.errors import FleetError
 from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
 from scheduler.runs_layout import attempt_file, log_file, result_file, temp_file
+from scheduler.states import Outcome
 
 from .proctree import KILL_GRACE_S, ExitWatch, end_adopted, kill_tree, reap_exited_orphans, signal_group, stop_tree
 
@@ -37,7 +38,7 @@ class RunError(FleetError):
 
 @dataclass(frozen=True)
 class AttemptResult:
-    outcome: str  # scheduler.store.claims.Outcome value
+    outcome: Outcome
     exit_code: int | None
     reason: str
     started_at: float
@@ -70,14 +71,14 @@ def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
 
 
 def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s: float = 0,
-                should_stop: Callable[[], str | None] | None = None, grace_s: float = KILL_GRACE_S,
+                should_stop: Callable[[], Outcome | None] | None = None, grace_s: float = KILL_GRACE_S,
                 end_orphans: bool = False, lost_grace_s: float = KILL_GRACE_S) -> AttemptResult:
     """Run ``argv`` to completion; ``should_stop`` is polled and may return an outcome that ends it early.
 
     Output goes to ``out_dir/log.txt``; the result is also kept in ``out_dir/attempt.json``
     when the disk allows. ``end_orphans``: this process adopted the job's orphans
     (:func:`worker.proctree.adopt_orphans`) and ends them with the job. A stop gives the job ``grace_s`` to
-    save a checkpoint, except a "lost" one (the worker died): its lease runs out soon and the
+    save a checkpoint, except a lost one (the worker died): its lease runs out soon and the
     reaper then hands the job to another worker, so it gets only ``lost_grace_s``, which must
     end before that (:func:`worker.rq_worker.lost_grace_s`).
     """
@@ -88,7 +89,7 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=dict(env), cwd=out_dir, start_new_session=True, close_fds=True)
         except OSError as err:
-            result = AttemptResult("failed", None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
+            result = AttemptResult(Outcome.FAILED, None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
             _write_result(out_dir, result)
             return result
         outcome, reason = None, ""
@@ -98,13 +99,13 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                 if end_orphans:
                     reap_exited_orphans(proc.pid)
                 if timeout_s and time.time() - started > timeout_s:
-                    outcome, reason = "timeout", f"timeout_s {timeout_s:g} exceeded"
+                    outcome, reason = Outcome.TIMEOUT, f"timeout_s {timeout_s:g} exceeded"
                 elif should_stop is not None:
                     stop = should_stop()
                     if stop:
                         outcome, reason = stop, f"stopped: {stop}"
                 if outcome:
-                    stop_tree(proc.pid, lost_grace_s if outcome == "lost" else grace_s)
+                    stop_tree(proc.pid, lost_grace_s if outcome is Outcome.LOST else grace_s)
                     break
         finally:
             watch.close()
@@ -122,7 +123,7 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                 log.warning("ended %d process(es) that left the job's session and outlived it", escaped)
         code = proc.wait()
     if outcome is None:
-        outcome = "finished" if code == 0 else "failed"
+        outcome = Outcome.FINISHED if code == 0 else Outcome.FAILED
         reason = "" if code == 0 else _describe_exit(code)
     result = AttemptResult(outcome, code, reason, started, time.time())
     _write_result(out_dir, result)
