@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-MANIFEST_NAME = "artifacts.json"
+from .runs_layout import MANIFEST_FILE, TMP_SUFFIX, manifest_file, temp_file
+
 BLOCK = 1 << 20
 
 
@@ -51,7 +52,7 @@ def hash_tree(root: str) -> dict[str, Any]:
                 continue
             if is_dir:
                 pending.append((rel + os.sep, entry.path))
-            elif is_file and rel != MANIFEST_NAME and not rel.endswith(".tmp"):
+            elif is_file and rel != MANIFEST_FILE and not rel.endswith(TMP_SUFFIX):
                 files[rel], size = _sha256_and_size(entry.path)
                 total += size
     overall = hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in sorted(files.items())).encode()).hexdigest()
@@ -60,10 +61,11 @@ def hash_tree(root: str) -> dict[str, Any]:
 
 def write_manifest(root: str) -> dict[str, Any]:
     manifest = hash_tree(root)
-    tmp = os.path.join(root, MANIFEST_NAME + ".tmp")
+    path = manifest_file(root)
+    tmp = temp_file(path)
     with open(tmp, "w") as fh:
         json.dump(manifest, fh, sort_keys=True, indent=1)
-    os.replace(tmp, os.path.join(root, MANIFEST_NAME))
+    os.replace(tmp, path)
     return manifest
 
 

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import redis
 
 from .errors import FleetError
+from .libc import die_with_parent
 
 
 class RedisServerError(FleetError):
@@ -97,9 +98,6 @@ class RedisServer:
     def start(self) -> None:
         preexec = None
         if self.exit_with_parent:
-            # Imported here: it costs the plain servers (tests, benchmarks) ~0.1 s.
-            from worker.runner import die_with_parent
-
             preexec = functools.partial(die_with_parent, os.getpid(), signal.SIGTERM)
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=preexec)

@@ -14,19 +14,16 @@ under its own ``--runs-dir`` that exist on this host; run it on every worker hos
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
 from .errors import UsageError
 from .keys import Keys
+from .runs_layout import archive_dir, archived_path, is_archived_attempt_dir, is_attempt_dir
 from .store.claims import Claims
 
-ARCHIVE = "archive"
 DAY_S = 86400.0
-ATTEMPT_DIR_RE = re.compile(r"[^/\x00]+-[0-9a-f]{16}/attempt-[0-9]+")
-STAMPED_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z/" + ATTEMPT_DIR_RE.pattern)
 PAGE = 1000
 
 
@@ -98,8 +95,7 @@ class Pruner:
             raise UsageError(f"--runs-dir {runs_dir}: no such directory on this host; pass the dir the "
                              f"workers here write to (their --runs-dir)")
         self.now = time.time() if now is None else now
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now))
-        self.archive_dir = os.path.join(self.runs_dir, ARCHIVE, stamp)
+        self.archive_dir = archive_dir(self.runs_dir, self.now)
 
     def plan(self, keep: int, older_than_days: float, include_last: bool) -> PrunePlan:
         cutoff = self.now - older_than_days * DAY_S
@@ -117,9 +113,8 @@ class Pruner:
                 if problem:
                     plan.kept.append(Kept(job_id, name, a["attempt"], problem))
                 else:
-                    rel = os.path.relpath(os.path.realpath(a["output_dir"]), self.runs_dir)
                     plan.moves.append(Move(job_id, name, a["attempt"], a["output_dir"],
-                                           os.path.join(self.archive_dir, rel)))
+                                           archived_path(self.runs_dir, self.archive_dir, a["output_dir"])))
         return plan
 
     def apply(self, plan: PrunePlan) -> PrunePlan:
@@ -163,10 +158,10 @@ class Pruner:
         return _real_dir(path) and self._under_runs(path)
 
     def _under_runs(self, path: str) -> bool:
-        return _laid_out(self.runs_dir, ATTEMPT_DIR_RE, path)
+        return is_attempt_dir(self.runs_dir, path)
 
     def _archive_path(self, path: str) -> bool:
-        return _laid_out(os.path.join(self.runs_dir, ARCHIVE), STAMPED_RE, path)
+        return is_archived_attempt_dir(self.runs_dir, path)
 
     def _refuse(self, attempt: dict) -> str | None:
         """Why this attempt's dir cannot be moved from this host, or None."""
@@ -193,13 +188,6 @@ class Pruner:
                 if raw:
                     yield job_id, (name or b"?").decode(), self.claims.decode_attempts(job_id, raw)
             offset += PAGE
-
-
-def _laid_out(root: str, layout: re.Pattern, path: str) -> bool:
-    """Whether ``path`` resolves inside ``root`` in fleet's own ``layout``: paths read from
-    Redis are not trusted, so nothing else is ever moved, or moved into."""
-    real = os.path.realpath(path)
-    return os.path.commonpath([root, real]) == root and bool(layout.fullmatch(os.path.relpath(real, root)))
 
 
 def _real_dir(path: str) -> bool:

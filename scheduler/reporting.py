@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+from .runs_layout import result_file, temp_file
+
 
 def report(step: int | None = None, *, final: bool = False, **metrics: Any) -> None:
     path = os.environ.get("FLEET_METRICS")
@@ -24,7 +26,8 @@ def report(step: int | None = None, *, final: bool = False, **metrics: Any) -> N
             fh.write(json.dumps(line, sort_keys=True) + "\n")
     out_dir = os.environ.get("FLEET_OUTPUT_DIR")
     if final and out_dir:
-        tmp = os.path.join(out_dir, "result.json.tmp")
+        path = result_file(out_dir)
+        tmp = temp_file(path)
         with open(tmp, "w") as fh:
             json.dump(metrics, fh, sort_keys=True)
-        os.replace(tmp, os.path.join(out_dir, "result.json"))
+        os.replace(tmp, path)

@@ -47,6 +47,9 @@ class Outcome(str, Enum):
     INTERRUPTED = "interrupted"  # forced stop of the worker; goes back to pending, not counted
     CANCELED = "canceled"
 
+    def __str__(self) -> str:
+        return self.value
+
 
 # Outcomes that use up one of a job's max_attempts; finish.lua receives this set, never spells it.
 COUNTED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED, Outcome.LOST})

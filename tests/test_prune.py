@@ -23,9 +23,9 @@ from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass
 from scheduler.prune import DAY_S, Pruner, select
 from scheduler.resources import HostResources
+from scheduler.runs_layout import output_dir
 from scheduler.states import Outcome
 from scheduler.store.claims import Claims, output_dir_of
-from worker.runner import output_dir
 
 HOST = HostResources("box", cores=8, ram_total_gib=64, ram_available_gib=64)
 LATER = time.time() + 40 * DAY_S  # "now" for a prune run 40 days after the attempts ended

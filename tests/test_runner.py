@@ -16,7 +16,8 @@ import time
 import psutil
 import pytest
 
-from worker.runner import RunError, build_argv, kill_tree, run_attempt
+from worker.proctree import kill_tree
+from worker.runner import RunError, build_argv, run_attempt
 
 SAVES_ON_SIGTERM = """
 import signal, sys, time
@@ -143,7 +144,7 @@ def test_orphans_that_exit_while_the_job_runs_are_reaped_at_once(tmp_path):
     """A long job whose helpers come and go must not pile up zombies (each holds a pid) until it ends.
     Run in a child process: the process that adopts orphans must be one whose only child is the job."""
     (tmp_path / "job.py").write_text(LEAVES_A_SHORT_LIVED_ORPHAN)
-    horse = ("import os, sys; from worker.runner import adopt_orphans, run_attempt; "
+    horse = ("import os, sys; from worker.proctree import adopt_orphans; from worker.runner import run_attempt; "
              f"r = run_attempt([sys.executable, 'job.py'], {str(tmp_path)!r}, dict(os.environ), "
              "end_orphans=adopt_orphans()); print(r.outcome)")
     done = subprocess.run([sys.executable, "-c", horse], capture_output=True, text=True, timeout=60,
@@ -155,7 +156,7 @@ def test_orphans_that_exit_while_the_job_runs_are_reaped_at_once(tmp_path):
 def test_own_children_are_found_with_and_without_proc_children_files(monkeypatch):
     """The job's orphans are found through /proc/self/task/*/children, or by psutil's scan
     on a kernel without those files."""
-    from worker import runner
+    from worker import proctree as runner
 
     child = subprocess.Popen(["sleep", "30"])
     try:

@@ -20,8 +20,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scheduler.artifacts import write_manifest
-from .logstream import LogStreamer, StreamThread, log_path
-from .runner import KILL_GRACE_S, AttemptResult, adopt_orphans, run_attempt
+from scheduler.runs_layout import job_file, log_file
+from scheduler.states import Outcome
+
+from .logstream import LogStreamer, StreamThread
+from .proctree import KILL_GRACE_S, adopt_orphans
+from .runner import AttemptResult, run_attempt
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,11 @@ def run_claimed() -> dict[str, Any]:
         handoff = _run(ctx)
     except OSError as err:  # the worker's own writes into the output dir (disk full, quota, read-only)
         now = time.time()
-        handoff = Handoff(AttemptResult("crashed", None, f"cannot write to {ctx.out_dir}: {err.strerror or err}",
+        handoff = Handoff(AttemptResult(Outcome.CRASHED, None, f"cannot write to {ctx.out_dir}: {err.strerror or err}",
                                         now, now))
     send_result(ctx.result_fd, handoff)
     result = handoff.result
-    if result.outcome != "finished":
+    if result.outcome is not Outcome.FINISHED:
         raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
 
@@ -94,21 +98,21 @@ class Handoff:
 
 
 def _run(ctx: ClaimContext) -> Handoff:
-    with open(ctx.env["FLEET_JOB_FILE"], "w") as fh:
+    with open(job_file(ctx.out_dir), "w") as fh:
         fh.write(json.dumps(ctx.spec, sort_keys=True))  # json.dump writes it piece by piece: ~0.15 ms a job
 
     streams: StreamThread | None = None
     client = None
     if ctx.redis_url and ctx.log_key:
         client = _horse_client(ctx)
-        files = [LogStreamer(client, ctx.log_key, log_path(ctx.out_dir))]
+        files = [LogStreamer(client, ctx.log_key, log_file(ctx.out_dir))]
         if ctx.metrics_key:
             files.append(LogStreamer(client, ctx.metrics_key, ctx.env["FLEET_METRICS"]))
         streams = StreamThread(files)
 
     cancel_due = time.monotonic() + CANCEL_CHECK_S
 
-    def poll() -> str | None:
+    def poll() -> Outcome | None:
         # Called once per poll interval while the command runs: the first call means the job
         # outlived one interval, and only such a job needs its lines streamed as it goes.
         nonlocal cancel_due
@@ -117,10 +121,10 @@ def _run(ctx: ClaimContext) -> Handoff:
         # The worker that holds the lease died (e.g. SIGKILL): its lease will be reaped
         # and the job run elsewhere, so this copy must stop now.
         if os.getppid() != ctx.parent_pid:
-            return "lost"
+            return Outcome.LOST
         if client is not None and ctx.job_key and time.monotonic() >= cancel_due:
             cancel_due = time.monotonic() + CANCEL_CHECK_S
-            return "canceled" if _cancel_requested(client, ctx.job_key) else None
+            return Outcome.CANCELED if _cancel_requested(client, ctx.job_key) else None
         return None
 
     try:

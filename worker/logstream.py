@@ -187,7 +187,3 @@ class StreamThread(threading.Thread):
             if self._stopping.wait(self.poll_s):
                 break
         pump(self.streams, final=True)
-
-
-def log_path(out_dir: str) -> str:
-    return os.path.join(out_dir, "log.txt")

@@ -21,8 +21,8 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from scheduler.artifacts import MANIFEST_NAME
 from scheduler.errors import StoreError, UsageError
+from scheduler.runs_layout import UnsafePathError, job_file, manifest_file, metrics_file, output_dir
 from scheduler.states import JobState, Outcome
 from scheduler.store.actions import act
 from scheduler.store.claims import Claims, output_dir_of
@@ -33,8 +33,8 @@ from . import execute
 from .claim import ClaimLoop
 from .disk import DiskGate
 from .logstream import LogStreamer
-from .runner import (KILL_GRACE_S, POLL_S, RunError, adopt_orphans, build_argv, end_adopted, kill_tree, output_dir,
-                     read_summary)
+from .proctree import KILL_GRACE_S, adopt_orphans, end_adopted, kill_tree
+from .runner import POLL_S, RunError, build_argv, read_summary
 
 log = logging.getLogger("fleet.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -76,7 +76,7 @@ class FleetWorker(Worker):
     def __init__(self, *args: Any, fleet: "WorkerRuntime", **kwargs: Any):
         self.fleet = fleet
         super().__init__(*args, **kwargs)
-        self._fleet_kill_reason: str | None = None
+        self._fleet_kill_reason: Outcome | None = None
         self._claim = None
         self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
@@ -241,7 +241,7 @@ class FleetWorker(Worker):
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
         claim = self._claim
-        if self._fleet_kill_reason == Outcome.INTERRUPTED.value:  # cold stop before the fork
+        if self._fleet_kill_reason is Outcome.INTERRUPTED:  # cold stop before the fork
             self._hand_back_unstarted()
             return
         try:
@@ -253,8 +253,8 @@ class FleetWorker(Worker):
         handoff = self.fleet.receive_result()
         result = handoff.result if handoff else None
         if self._fleet_kill_reason:
-            outcome, exit_code, reason = Outcome(self._fleet_kill_reason), None, f"worker: {self._fleet_kill_reason}"
-            if self._fleet_kill_reason != Outcome.INTERRUPTED.value:
+            outcome, exit_code, reason = self._fleet_kill_reason, None, f"worker: {self._fleet_kill_reason}"
+            if self._fleet_kill_reason is not Outcome.INTERRUPTED:
                 self._fleet_kill_reason = None  # lost/canceled end this job only; a cold stop ends the worker
         elif result is not None:
             outcome, exit_code, reason = Outcome(result.outcome), result.exit_code, result.reason
@@ -310,7 +310,7 @@ class FleetWorker(Worker):
         if status == "lost":
             log.error("lease on %s was lost (reaped after missed heartbeats); stopping it so it never runs "
                       "twice at once", job.id)
-            self._stop_for("lost")
+            self._stop_for(Outcome.LOST)
         elif status == "cancel":
             # The horse sees the request within CANCEL_CHECK_S and stops the job gently (SIGTERM,
             # then SIGKILL after the grace); killing outright is for a horse that did not.
@@ -321,9 +321,9 @@ class FleetWorker(Worker):
             elif now - self._cancel_seen > KILL_GRACE_S + 2 * execute.CANCEL_CHECK_S:
                 log.warning("cancel of %s: still running %.0fs after the request; killing its process group",
                             job.id, now - self._cancel_seen)
-                self._stop_for("canceled")
+                self._stop_for(Outcome.CANCELED)
 
-    def _stop_for(self, reason: str) -> None:
+    def _stop_for(self, reason: Outcome) -> None:
         self._fleet_kill_reason = reason
         self.kill_horse()
 
@@ -361,7 +361,7 @@ class FleetWorker(Worker):
         """
         log.warning("cold stop: interrupting the current job and returning it to pending")
         self._stop_requested = True
-        self._fleet_kill_reason = Outcome.INTERRUPTED.value
+        self._fleet_kill_reason = Outcome.INTERRUPTED
         if self.horse_pid:
             self.kill_horse()
 
@@ -528,15 +528,15 @@ class WorkerRuntime:
             os.makedirs(out_dir, mode=0o700, exist_ok=True)
             parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
             argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, parent_dirs)
-        except (OSError, RunError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
+        except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
             log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
             self.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")
             return None
         env = dict(os.environ)
         env.update({
             "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
-            "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": os.path.join(out_dir, "job.json"),
-            "FLEET_METRICS": os.path.join(out_dir, "metrics.jsonl"), "FLEET_HOST_NAME": self.host_name,
+            "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": job_file(out_dir),
+            "FLEET_METRICS": metrics_file(out_dir), "FLEET_HOST_NAME": self.host_name,
             "FLEET_WORKER": self.worker_name, "FLEET_AFTER_DIRS": json.dumps(parent_dirs, sort_keys=True),
             "CUDA_VISIBLE_DEVICES": self.cuda_visible(claim),
         })
@@ -661,7 +661,7 @@ class WorkerRuntime:
         """The horse hashes the outputs and stores the manifest in Redis; if Redis was away at that
         moment, the copy it left on disk is stored now, so `fleet verify` has something to check."""
         try:
-            with open(os.path.join(out_dir, MANIFEST_NAME), "rb") as fh:
+            with open(manifest_file(out_dir), "rb") as fh:
                 raw = fh.read()
             json.loads(raw)
             self.redis.set(self.keys.artifacts(claim.job_id, claim.attempt), raw, nx=True)

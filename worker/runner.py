@@ -4,7 +4,7 @@ The command is an argv list (never a shell string): manifest strings can't injec
 shell syntax. Timeout, cancel, a lost lease and the death of the worker all end
 the whole process group plus any descendant that left it, so no grandchild
 outlives its attempt. A work horse also adopts the orphans of its job
-(:func:`adopt_orphans`), so a helper that left the job's session (setsid, a
+(:func:`worker.proctree.adopt_orphans`), so a helper that left the job's session (setsid, a
 daemon's double fork) is found and ended too, even after a clean exit: left
 running, it would hold GPU memory the ledger already gave to the next job.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -22,22 +21,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
-import psutil
-
 from scheduler.errors import FleetError
 from scheduler.manifest.command import CommandError, check_argv, fill_arg, runtime_fields
-from scheduler.manifest.identity import JOB_ID_RE
-from scheduler.manifest.loader import safe_name
+from scheduler.runs_layout import attempt_file, log_file, result_file, temp_file
+from scheduler.states import Outcome
 
-from .libc import prctl
+from .proctree import KILL_GRACE_S, ExitWatch, end_adopted, kill_tree, reap_exited_orphans, signal_group, stop_tree
 
 log = logging.getLogger("fleet.worker")
-KILL_GRACE_S = 5.0
 POLL_S = 0.2
-PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-ADOPTED_KILL_ROUNDS = 5  # an orphan that forks as it dies leaves new orphans: look again, this often
-REAP_WAIT_S = 1.0  # a SIGKILLed process stuck in the kernel (D state) is left to init after this
 
 
 class RunError(FleetError):
@@ -46,7 +38,7 @@ class RunError(FleetError):
 
 @dataclass(frozen=True)
 class AttemptResult:
-    outcome: str  # scheduler.store.claims.Outcome value
+    outcome: Outcome
     exit_code: int | None
     reason: str
     started_at: float
@@ -54,18 +46,6 @@ class AttemptResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-def output_dir(runs_dir: str, job_name: str, job_id: str, attempt: int) -> str:
-    """``<runs_dir>/<name>-<job_id>/attempt-<n>``, refusing anything that could escape runs_dir."""
-    if not safe_name(job_name) or not JOB_ID_RE.fullmatch(job_id) or attempt < 1:
-        raise RunError(f"refusing unsafe output path for job {job_name!r} ({job_id!r}); job names must be "
-                       f"path-safe and ids 16 hex digits")
-    root = os.path.realpath(runs_dir)
-    path = os.path.join(root, f"{job_name}-{job_id}", f"attempt-{attempt}")
-    if os.path.commonpath([root, os.path.realpath(path)]) != root:
-        raise RunError(f"output dir for job {job_name!r} escapes {root}")
-    return path
 
 
 def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
@@ -90,235 +70,42 @@ def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
                    f"[defaults]")
 
 
-def kill_tree(leader_pid: int, sig: int = signal.SIGKILL) -> None:
-    """Signal ``leader_pid`` and every descendant, each once, even ones that left its group.
-
-    Once: a job may read a second SIGTERM as "stop saving, quit now". Only for a pid not yet
-    reaped (a child of the caller, or one just listed), so never one the kernel reused."""
-    try:
-        victims = psutil.Process(leader_pid).children(recursive=True)
-    except psutil.Error:
-        victims = []
-    try:
-        leads_group = os.getpgid(leader_pid) == leader_pid
-    except OSError:  # gone already; its group may not be
-        leads_group = True
-    if leads_group:
-        signal_group(leader_pid, sig)
-    else:  # e.g. an orphan that left its session: it leads no group
-        _signal(leader_pid, sig)
-    for proc in victims:
-        try:
-            if not (leads_group and os.getpgid(proc.pid) == leader_pid):  # else the group signal reached it
-                proc.send_signal(sig)
-        except (OSError, psutil.Error):
-            pass
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def signal_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    """Signal every process of group ``pgid``; a group with nobody left in it is fine."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM the group, give it up to ``grace_s`` to save a checkpoint, then SIGKILL whatever is left.
-
-    The grace ends as soon as no member is left running: an unreaped (zombie) leader still
-    counts for ``killpg(pgid, 0)``, which made every stop wait out the whole grace."""
-    kill_tree(leader_pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _group_running(leader_pid):
-            return
-        time.sleep(0.05)
-    kill_tree(leader_pid, signal.SIGKILL)
-
-
-def adopt_orphans() -> bool:
-    """Make this process the reaper of its descendants' orphans (Linux 3.4+), so a helper that
-    escaped the job's session becomes its child instead of init's and can still be ended.
-
-    Two processes do this: the work horse, whose sole child is the job (:func:`run_attempt`
-    ends every other child it comes to have), and the worker, whose sole child is the horse:
-    when the horse dies (SIGKILL, OOM) the job's whole tree becomes the worker's, which ends it
-    (:func:`end_adopted`) before the attempt is recorded and the job can be claimed again.
-    False where the kernel or libc has no such call."""
-    return prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
-def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
-    """A ``preexec_fn``: have the kernel send this child ``sig`` when its parent ``parent_pid``
-    (strictly, the parent's thread that forked it) dies, even by SIGKILL, when none of the
-    parent's cleanup runs: reparented to init, the child would otherwise run on for good. It
-    survives the exec; the child's own children do not inherit it. A parent that died before the
-    call gets the child ``sig`` at once. Does nothing where there is no prctl (not Linux)."""
-    if prctl(PR_SET_PDEATHSIG, sig) and os.getppid() != parent_pid:
-        os.kill(os.getpid(), sig)
-
-
-def _own_children() -> set[int]:
-    """This process's children, from /proc/self/task/*/children (a few reads, where psutil
-    scans every process on the host: ~2 ms of every job's end)."""
-    pids: set[int] = set()
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as fh:
-                pids.update(int(pid) for pid in fh.read().split())
-    except (OSError, ValueError):  # a kernel without CONFIG_PROC_CHILDREN
-        return {child.pid for child in psutil.Process().children()}
-    return pids
-
-
-def end_adopted(leader_pid: int = 0) -> int:
-    """SIGKILL and reap every child of this process but ``leader_pid`` (the job's leader, in the
-    work horse; in the worker, 0: its one child, the horse, is reaped already): the orphans it
-    adopted (see :func:`adopt_orphans`), each with its descendants. Returns how many there were."""
-    ended: set[int] = set()
-    for _ in range(ADOPTED_KILL_ROUNDS):
-        orphans = reap_exited_orphans(leader_pid)  # those already dead are not counted
-        if not orphans:
-            break
-        for pid in orphans:
-            kill_tree(pid, signal.SIGKILL)
-        _reap(orphans)
-        ended |= orphans
-    return len(ended)
-
-
-def reap_exited_orphans(leader_pid: int) -> set[int]:
-    """Reap the adopted orphans that have exited while the job runs (a week-long job whose
-    helpers come and go would otherwise pile up zombies, each holding a pid, until its end);
-    returns those still alive."""
-    return {pid for pid in _own_children() - {leader_pid} if not _reaped(pid)}
-
-
-def _reaped(pid: int) -> bool:
-    """Whether child ``pid`` had already exited (and is now reaped)."""
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] != 0
-    except ChildProcessError:
-        return True
-
-
-def _reap(pids: set[int]) -> None:
-    left, deadline = set(pids), time.monotonic() + REAP_WAIT_S
-    while left and time.monotonic() < deadline:
-        left = {pid for pid in left if not _reaped(pid)}
-        if left:
-            time.sleep(0.01)
-
-
-def _group_running(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is still running (zombies do not count).
-
-    The leader first: while it saves its checkpoint the answer needs no scan of every
-    process on the host, which ran every 50 ms of the grace."""
-    try:
-        if psutil.Process(pgid).status() != psutil.STATUS_ZOMBIE:
-            return True
-    except psutil.Error:
-        pass
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (OSError, psutil.Error):
-            continue
-    return False
-
-
-class _ExitWatch:
-    """Tells when child ``pid`` has exited, leaving it unreaped (WNOWAIT): until it is reaped,
-    its pid, and so its process group id, cannot be reused by another process.
-
-    Waits on a pidfd (Linux 5.3+), which becomes readable at the exit itself. The fallback
-    polls with growing sleeps, which woke a short job up to a sleep late: ~1 ms of each
-    no-op job's cost in bench/dispatch.py.
-    """
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self._poll = None
-        try:
-            self._fd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):  # no pidfd_open (old kernel or Python, seccomp): poll instead
-            self._fd = None
-        else:
-            self._poll = select.poll()
-            self._poll.register(self._fd, select.POLLIN)
-
-    def exited(self) -> bool:
-        return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-    def wait(self, timeout_s: float) -> bool:
-        """Whether the child exited within ``timeout_s``."""
-        if self._poll is not None:
-            self._poll.poll(max(0, int(timeout_s * 1000)))
-            return self.exited()
-        deadline = time.monotonic() + timeout_s
-        delay = 0.0005
-        while True:
-            if self.exited():
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.05)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd, self._poll = None, None
-
-
 def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s: float = 0,
-                should_stop: Callable[[], str | None] | None = None, grace_s: float = KILL_GRACE_S,
+                should_stop: Callable[[], Outcome | None] | None = None, grace_s: float = KILL_GRACE_S,
                 end_orphans: bool = False, lost_grace_s: float = KILL_GRACE_S) -> AttemptResult:
     """Run ``argv`` to completion; ``should_stop`` is polled and may return an outcome that ends it early.
 
     Output goes to ``out_dir/log.txt``; the result is also kept in ``out_dir/attempt.json``
     when the disk allows. ``end_orphans``: this process adopted the job's orphans
-    (:func:`adopt_orphans`) and ends them with the job. A stop gives the job ``grace_s`` to
-    save a checkpoint, except a "lost" one (the worker died): its lease runs out soon and the
+    (:func:`worker.proctree.adopt_orphans`) and ends them with the job. A stop gives the job ``grace_s`` to
+    save a checkpoint, except a lost one (the worker died): its lease runs out soon and the
     reaper then hands the job to another worker, so it gets only ``lost_grace_s``, which must
     end before that (:func:`worker.rq_worker.lost_grace_s`).
     """
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     started = time.time()
-    log_path = os.path.join(out_dir, "log.txt")
-    with open(log_path, "ab", buffering=0) as log_file:
+    with open(log_file(out_dir), "ab", buffering=0) as log:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=dict(env), cwd=out_dir, start_new_session=True, close_fds=True)
         except OSError as err:
-            result = AttemptResult("failed", None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
+            result = AttemptResult(Outcome.FAILED, None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
             _write_result(out_dir, result)
             return result
         outcome, reason = None, ""
-        watch = _ExitWatch(proc.pid)
+        watch = ExitWatch(proc.pid)
         try:
             while not watch.wait(POLL_S):
                 if end_orphans:
                     reap_exited_orphans(proc.pid)
                 if timeout_s and time.time() - started > timeout_s:
-                    outcome, reason = "timeout", f"timeout_s {timeout_s:g} exceeded"
+                    outcome, reason = Outcome.TIMEOUT, f"timeout_s {timeout_s:g} exceeded"
                 elif should_stop is not None:
                     stop = should_stop()
                     if stop:
                         outcome, reason = stop, f"stopped: {stop}"
                 if outcome:
-                    stop_tree(proc.pid, lost_grace_s if outcome == "lost" else grace_s)
+                    stop_tree(proc.pid, lost_grace_s if outcome is Outcome.LOST else grace_s)
                     break
         finally:
             watch.close()
@@ -336,7 +123,7 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                 log.warning("ended %d process(es) that left the job's session and outlived it", escaped)
         code = proc.wait()
     if outcome is None:
-        outcome = "finished" if code == 0 else "failed"
+        outcome = Outcome.FINISHED if code == 0 else Outcome.FAILED
         reason = "" if code == 0 else _describe_exit(code)
     result = AttemptResult(outcome, code, reason, started, time.time())
     _write_result(out_dir, result)
@@ -355,11 +142,12 @@ def _describe_exit(code: int) -> str:
 def _write_result(out_dir: str, result: AttemptResult) -> None:
     """Keep the outcome beside the outputs for people and tools; best effort, because the
     worker learns it through a pipe and a full disk must not turn a result into a crash."""
-    tmp = os.path.join(out_dir, "attempt.json.tmp")
+    path = attempt_file(out_dir)
+    tmp = temp_file(path)
     try:
         with open(tmp, "w") as fh:
             fh.write(result.to_json())
-        os.replace(tmp, os.path.join(out_dir, "attempt.json"))
+        os.replace(tmp, path)
     except OSError as err:
         try:
             os.unlink(tmp)
@@ -373,7 +161,7 @@ MAX_SUMMARY_BYTES = 64 * 1024
 
 def read_summary(out_dir: str) -> dict[str, Any] | None:
     """The job's own result.json (its final metrics), if it wrote a JSON object of sane size."""
-    path = os.path.join(out_dir, "result.json")
+    path = result_file(out_dir)
     try:
         if os.path.getsize(path) > MAX_SUMMARY_BYTES:
             return None

@@ -21,7 +21,7 @@ import ctypes
 import logging
 import os
 
-from .libc import LIBC, prctl
+from scheduler.libc import LIBC, prctl
 
 log = logging.getLogger("fleet.worker")
 

@@ -6,7 +6,7 @@ worker per ``manifests/hosts/*.toml``, shows live progress, then prints where
 each job ran and why, the best run, and why the impossible job never ran.
 Every child runs in its own session and is killed on every exit path: an error, the
 end, Ctrl-C, SIGTERM, SIGHUP (:class:`Stopped`), and even a SIGKILL of the demo itself
-(the kernel ends its children then, see :func:`worker.runner.die_with_parent`).
+(the kernel ends its children then, see :func:`scheduler.libc.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from worker.runner import die_with_parent
-
 from ..artifacts import verify
 from ..embedded_redis import FakeRedisServer, start_local_redis
 from ..errors import FleetError, UsageError
 from ..explain import explain
+from ..libc import die_with_parent
 from ..manifest import load_manifest
 from ..matching import free_of, job_reason
+from ..runs_layout import output_dir, result_file
 from ..settings import Settings
 from ..states import JobState
 from ..store import Store
@@ -241,9 +241,8 @@ class Demo:
 
 
 def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
-    path = os.path.join(runs, f"{name}-{job_id}", f"attempt-{attempt}", "result.json")
     try:
-        with open(path) as fh:
+        with open(result_file(output_dir(runs, name, job_id, attempt))) as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return {}

@@ -14,6 +14,8 @@ import os
 import random
 from typing import Any
 
+from ..runs_layout import result_file
+
 N_FEATURES = 8
 
 
@@ -46,7 +48,7 @@ def _finish(model: dict[str, Any], result: dict[str, float]) -> int:
     out = os.environ.get("FLEET_OUTPUT_DIR", ".")
     with open(os.path.join(out, "model.json"), "w") as fh:
         json.dump(model, fh)
-    with open(os.path.join(out, "result.json"), "w") as fh:
+    with open(result_file(out), "w") as fh:
         json.dump({k: round(v, 5) for k, v in result.items()}, fh)
     return 0
 
