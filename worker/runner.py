@@ -84,9 +84,9 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
     """
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     started = time.time()
-    with open(log_file(out_dir), "ab", buffering=0) as log:
+    with open(log_file(out_dir), "ab", buffering=0) as output:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                     env=dict(env), cwd=out_dir, start_new_session=True, close_fds=True)
         except OSError as err:
             result = AttemptResult(Outcome.FAILED, None, f"cannot start {argv[0]!r}: {err.strerror}", started, time.time())
