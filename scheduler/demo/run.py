@@ -31,7 +31,7 @@ from ..explain import explain
 from ..libc import die_with_parent
 from ..manifest import load_manifest
 from ..matching import free_of, job_reason
-from ..runs_layout import output_dir, result_file
+from ..runs_layout import UnsafePathError, output_dir, result_file
 from ..settings import Settings
 from ..states import JobState
 from ..store import Store
@@ -244,7 +244,7 @@ def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
     try:
         with open(result_file(output_dir(runs, name, job_id, attempt))) as fh:
             return json.load(fh)
-    except (OSError, ValueError):
+    except (OSError, ValueError, UnsafePathError):  # attempt 0: the job never ran
         return {}
 
 
