@@ -25,20 +25,22 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scheduler.cli import main  # noqa: E402
+from scheduler.states import Outcome  # noqa: E402
 from worker import execute  # noqa: E402
+from worker.attempt import Attempt  # noqa: E402
 from worker.runner import AttemptResult  # noqa: E402
 
 
-def _nothing(ctx: execute.ClaimContext) -> execute.Handoff:
+def _nothing(ctx: Attempt) -> execute.Handoff:
     now = time.time()
-    return execute.Handoff(AttemptResult("finished", 0, "", now, now))
+    return execute.Handoff(AttemptResult(Outcome.FINISHED, 0, "", now, now))
 
 
-def _command_only(ctx: execute.ClaimContext) -> execute.Handoff:
+def _command_only(ctx: Attempt) -> execute.Handoff:
     started = time.time()
     code = subprocess.run(ctx.argv, env=ctx.env, cwd=ctx.out_dir, stdin=subprocess.DEVNULL, start_new_session=True,
                           close_fds=True).returncode
-    return execute.Handoff(AttemptResult("finished" if code == 0 else "failed", code, "", started, time.time()))
+    return execute.Handoff(AttemptResult(Outcome.FINISHED if code == 0 else Outcome.FAILED, code, "", started, time.time()))
 
 
 HORSES = {"nothing": _nothing, "command": _command_only}

@@ -132,6 +132,44 @@ def test_a_job_cannot_read_the_redis_password_from_its_parent(locked_redis, tmp_
     assert "FLEET_JOB_ID=" in job_env and not any(line.startswith("FLEET_REDIS_URL") for line in job_env.splitlines())
 
 
+def _every_value(client: redis.Redis) -> list[bytes]:
+    """Every key and value in the server, of whatever type, as bytes."""
+    out = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        out.append(key)
+        if kind == "string":
+            out.append(client.get(key))
+        elif kind == "hash":
+            out += [b for pair in client.hgetall(key).items() for b in pair]
+        elif kind == "list":
+            out += client.lrange(key, 0, -1)
+        elif kind == "set":
+            out += list(client.smembers(key))
+        elif kind == "zset":
+            out += client.zrange(key, 0, -1)
+        elif kind == "stream":
+            out += [b for _, fields in client.xrange(key) for pair in fields.items() for b in pair]
+    return out
+
+
+def test_no_key_in_redis_holds_the_password_or_the_attempt_after_a_job(locked_redis, tmp_path):
+    """The worker hands its prepared attempt (env, Redis URL) to the work horse in memory; rq's
+    record of the job must keep the payload as enqueued, so neither reaches Redis."""
+    import pickle
+    import zlib
+
+    locked_redis.client().flushall()
+    run_one_job(locked_redis, tmp_path, ["true"])
+    client = locked_redis.client()
+    values = _every_value(client)
+    assert values and not [v for v in values if PASSWORD.encode() in v]
+    (payload,) = [client.hget(k, "data") for k in client.scan_iter(match="*job:*")
+                  if client.type(k) == b"hash" and client.hexists(k, "data")]
+    func_name, _, _, kwargs = pickle.loads(zlib.decompress(payload))  # rq's default serializer
+    assert func_name == "worker.execute.run_claimed" and "attempt" not in kwargs
+
+
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
              # only so that nobody can run this checkout's interpreter and write the test's tmp dir
              "--inh-caps=+dac_override", "--ambient-caps=+dac_override"]

@@ -1,9 +1,9 @@
 """What rq's work horse runs for every fleet job.
 
-rq forks a horse per job and calls :func:`run_claimed` in it. The parent worker
-sets :data:`CURRENT` just before the fork, so the horse inherits the claim (job,
-attempt, GPU, output dir) without any extra Redis round trip, and one pickled rq
-payload serves every job.
+rq forks a horse per job and calls :func:`run_claimed` in it with the
+:class:`worker.attempt.Attempt` the worker prepared for the claim (handed over in
+:meth:`worker.rq_worker.FleetWorker.perform_job`, never stored in rq's record), so one
+pickled rq payload serves every job and the horse needs no extra Redis round trip.
 
 How the attempt ended (a :class:`Handoff`) travels back to the parent through a pipe
 opened before the fork, not through a file: on a full disk the output dir can't take even the few
@@ -22,52 +22,27 @@ from typing import Any
 from scheduler.artifacts import write_manifest
 from scheduler.runs_layout import job_file, log_file
 from scheduler.states import Outcome
+from scheduler.store.errors import UNREACHABLE
 
+from .attempt import Attempt
 from .logstream import LogStreamer, StreamThread
-from .proctree import KILL_GRACE_S, adopt_orphans
+from .proctree import adopt_orphans
 from .runner import AttemptResult, run_attempt
-
-
-@dataclass(frozen=True)
-class ClaimContext:
-    job_id: str
-    name: str
-    spec: dict[str, Any]
-    attempt: int
-    out_dir: str
-    argv: list[str]
-    env: dict[str, str] = field(repr=False)
-    timeout_s: float
-    parent_pid: int
-    redis_url: str = field(default="", repr=False)
-    log_key: str = ""
-    metrics_key: str = ""
-    artifacts_key: str = ""
-    job_key: str = ""  # the job's record, whose cancel_requested the horse watches
-    lost_grace_s: float = KILL_GRACE_S  # a dead worker's job must be gone before its lease runs out
-    result_fd: int = -1  # write end of the pipe the parent reads the Handoff from
 
 
 # How often a running job's horse looks whether `fleet cancel` asked it to stop: one HGET.
 CANCEL_CHECK_S = 1.0
 
 
-CURRENT: ClaimContext | None = None
 log = logging.getLogger("fleet.worker")
-
-
-def redis_errors() -> tuple[type[BaseException], ...]:
-    import redis
-
-    return (redis.ConnectionError, redis.TimeoutError)
 
 
 class AttemptFailed(Exception):
     """Raised in the horse so rq files the attempt under its failed registry."""
 
 
-def run_claimed() -> dict[str, Any]:
-    ctx = CURRENT
+def run_claimed(attempt: Attempt | None = None) -> dict[str, Any]:
+    ctx = attempt
     if ctx is None:
         raise AttemptFailed("run_claimed called outside a fleet worker (was this job enqueued by plain rq?)")
     try:
@@ -79,7 +54,7 @@ def run_claimed() -> dict[str, Any]:
     send_result(ctx.result_fd, handoff)
     result = handoff.result
     if result.outcome is not Outcome.FINISHED:
-        raise AttemptFailed(f"{ctx.name} attempt {ctx.attempt}: {result.outcome}: {result.reason}")
+        raise AttemptFailed(f"{ctx.name} attempt {ctx.number}: {result.outcome}: {result.reason}")
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
 
 
@@ -97,7 +72,7 @@ class Handoff:
                            "artifacts_unsent": self.artifacts_unsent})
 
 
-def _run(ctx: ClaimContext) -> Handoff:
+def _run(ctx: Attempt) -> Handoff:
     with open(job_file(ctx.out_dir), "w") as fh:
         fh.write(json.dumps(ctx.spec, sort_keys=True))  # json.dump writes it piece by piece: ~0.15 ms a job
 
@@ -144,11 +119,11 @@ def _cancel_requested(client, job_key: str) -> bool:
     renewal, and then kills outright. Redis away: not canceled, the check comes again."""
     try:
         return client.hget(job_key, "cancel_requested") == b"1"
-    except redis_errors():
+    except UNREACHABLE:
         return False
 
 
-def _horse_client(ctx: ClaimContext):
+def _horse_client(ctx: Attempt):
     """rq's own connection in this work horse, already open (rq just used it), instead of a
     new one: connecting cost ~1.5 ms of every job. Thread-safe: redis-py pools per client."""
     from rq import get_current_job
@@ -191,18 +166,18 @@ def receive_result(fd: int) -> Handoff | None:
         return None
 
 
-def _record_artifacts(ctx: ClaimContext, client) -> bool:
+def _record_artifacts(ctx: Attempt, client) -> bool:
     """Hash the attempt's outputs (still under its lease) and keep the manifest beside them and in Redis;
     True if it is on disk but Redis could not take it (the worker stores it later)."""
     try:
         manifest = write_manifest(ctx.out_dir)
     except OSError as err:  # e.g. a full disk: the attempt's own outcome stands, verify will say why
-        log.warning("could not hash the outputs of %s attempt %d: %s", ctx.name, ctx.attempt, err)
+        log.warning("could not hash the outputs of %s attempt %d: %s", ctx.name, ctx.number, err)
         return False
     if client is not None and ctx.artifacts_key:
         try:
             client.set(ctx.artifacts_key, json.dumps(manifest, sort_keys=True))
-        except redis_errors() as err:
+        except UNREACHABLE as err:
             log.warning("artifact manifest of %s kept on disk only (Redis: %s)", ctx.name, type(err).__name__)
             return True
     return False

@@ -9,39 +9,35 @@ of a list no fleet worker reads.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import redis
 from rq import Queue, Worker
 from rq.job import Job
-from rq.registry import FailedJobRegistry
 
 from scheduler.errors import StoreError, UsageError
-from scheduler.runs_layout import UnsafePathError, job_file, manifest_file, metrics_file, output_dir
-from scheduler.states import JobState, Outcome
+from scheduler.states import Outcome
 from scheduler.store.actions import act
-from scheduler.store.claims import Claims, output_dir_of
-from scheduler.store.queries import JobQueries
-from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued, restore_rq_job
+from scheduler.store.errors import UNREACHABLE
+from scheduler.store.loading import RQ_FUNC
+from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued
 
 from . import execute
-from .claim import ClaimLoop
-from .disk import DiskGate
-from .logstream import LogStreamer
+from .attempt import Attempt, close_pipe
+from .completion import DAMAGE_RETRY_S
 from .proctree import KILL_GRACE_S, adopt_orphans, end_adopted, kill_tree
-from .runner import POLL_S, RunError, build_argv, read_summary
+from .runner import POLL_S
+
+if TYPE_CHECKING:
+    from .runtime import WorkerRuntime
 
 log = logging.getLogger("fleet.worker")
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 # A worker republishes "idle" before each claim; when it said so this recently (as it does on
 # ending each job) the entry is fresh enough, and the round trip was ~0.4 ms of each job.
 IDLE_REPUBLISH_S = 1.0
-DAMAGE_RETRY_S = 5.0  # how often a worker paused on a damaged store looks again
 
 
 def renewal_interval_s(lease_s: float) -> int:
@@ -78,6 +74,7 @@ class FleetWorker(Worker):
         super().__init__(*args, **kwargs)
         self._fleet_kill_reason: Outcome | None = None
         self._claim = None
+        self._attempt: Attempt | None = None  # what the claim runs as, once prepared: see perform_job
         self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
         self._cancel_seen: float | None = None  # when a renewal first said the running job is canceled
@@ -131,11 +128,12 @@ class FleetWorker(Worker):
                     self._claim = self.fleet.loop.try_claim()
                 backoff = 0.5
                 if self._claim is not None:
-                    job = self.fleet.prepare(self._claim)
+                    prepared = self.fleet.prepare(self._claim)
                     self._claiming_resumed()
-                    if job is None:
+                    if prepared is None:
                         self._claim = None
                         continue
+                    job, self._attempt = prepared
                     return job, self.fleet.queue
                 self._claiming_resumed()
                 due = self.fleet.loop.next_due
@@ -148,7 +146,7 @@ class FleetWorker(Worker):
                 if due is not None:
                     wait = min(wait, due + 0.01)
                 self.fleet.loop.wait_for_work(wait)
-            except REDIS_DOWN as err:
+            except UNREACHABLE as err:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -199,9 +197,15 @@ class FleetWorker(Worker):
 
     def _hand_back_unstarted(self) -> None:
         """Stopped with a claim whose job never started: it returns to pending, uncounted."""
-        self.fleet.complete(self._claim, Outcome.INTERRUPTED, None, "worker stopped before the job started")
+        attempt = self._attempt
+        self.fleet.completion.complete(self._claim, Outcome.INTERRUPTED, None, "worker stopped before the job started",
+                                       attempt.out_dir if attempt else "")
         self._claim = None
-        self.fleet.close_result_pipe()
+        self._end_attempt()
+
+    def _end_attempt(self) -> None:
+        close_pipe(self._attempt)
+        self._attempt = None
 
     def _beat(self, set_idle: bool) -> bool:
         """rq's heartbeat (and, entering the wait, rq's and fleet's idle state), a read of
@@ -233,24 +237,24 @@ class FleetWorker(Worker):
             self._after_job = False
             try:
                 self._beaten = (self._beat(set_idle=True), time.monotonic())
-            except REDIS_DOWN as err:  # the dequeue's own beat retries it, waiting Redis out
+            except UNREACHABLE as err:  # the dequeue's own beat retries it, waiting Redis out
                 log.warning("heartbeat after the job failed, Redis unreachable (%s)", type(err).__name__)
             return
         super().heartbeat(timeout, pipeline)
 
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
-        claim = self._claim
+        claim, attempt = self._claim, self._attempt
         if self._fleet_kill_reason is Outcome.INTERRUPTED:  # cold stop before the fork
             self._hand_back_unstarted()
             return
         try:
             super().execute_job(job, queue)
-        except REDIS_DOWN as err:
+        except UNREACHABLE as err:
             log.warning("Redis went away while %s ran (%s); its result is kept until Redis returns",
                         job.id, type(err).__name__)
         self._end_leftovers(job.id)
-        handoff = self.fleet.receive_result()
+        handoff = execute.receive_result(attempt.receive_fd)
         result = handoff.result if handoff else None
         if self._fleet_kill_reason:
             outcome, exit_code, reason = self._fleet_kill_reason, None, f"worker: {self._fleet_kill_reason}"
@@ -261,13 +265,22 @@ class FleetWorker(Worker):
         else:
             outcome, exit_code, reason = Outcome.CRASHED, None, "the work horse died before recording a result"
         if outcome is not Outcome.LOST:
-            self.fleet.complete(claim, outcome, exit_code, reason)
-        self.fleet.catch_up(claim, handoff)
+            self.fleet.completion.complete(claim, outcome, exit_code, reason, attempt.out_dir)
+        self.fleet.completion.catch_up(attempt, handoff)
         self._claim = None
-        self.fleet.close_result_pipe()
-        execute.CURRENT = None
+        self._end_attempt()
         self._cancel_seen = None
         self._after_job = True  # rq's heartbeat, next, says idle
+
+    def perform_job(self, job: Job, queue: Queue, execution) -> bool:
+        """In the work horse: :func:`worker.execute.run_claimed` gets the attempt this worker
+        prepared as its argument. Only the horse's copy of rq's job holds it: rq's record keeps
+        the payload as enqueued (the attempt's env and Redis URL never reach Redis), because the
+        payload is decoded first and the attempt added after, past rq's re-encoding setter."""
+        attempt = self._attempt
+        if attempt is not None and job.id == attempt.job_id and job.func_name == RQ_FUNC:
+            job._kwargs = {**job.kwargs, "attempt": attempt}
+        return super().perform_job(job, queue, execution)
 
     def _end_leftovers(self, job_id: str) -> None:
         """End whatever the attempt left running, before its end is recorded and the job can be
@@ -298,7 +311,7 @@ class FleetWorker(Worker):
             status = self.fleet.claims.renew(self._claim.job_id, self.name, self._claim.attempt)
             self.fleet.publish("draining" if self._stop_requested else "busy", self._claim.job_id)
             self.fleet.claims.reap(every_s=self.job_monitoring_interval)
-        except REDIS_DOWN as err:
+        except UNREACHABLE as err:
             log.warning("heartbeat failed, Redis unreachable (%s); the job keeps running", type(err).__name__)
             return
         except (StoreError, redis.ResponseError) as err:  # the job runs on; its end waits for the repair
@@ -399,274 +412,10 @@ class FleetWorker(Worker):
         """A clean exit shows as stopped in `fleet status`, not as a dead worker."""
         try:
             self.fleet.publish("stopped")
-        except REDIS_DOWN:
+        except UNREACHABLE:
             log.warning("could not mark worker %s stopped: Redis unreachable", self.name)
         super().register_death()
 
     def handle_warm_shutdown_request(self) -> None:
         log.info("warm stop: finishing the current job, claiming no more (SIGTERM again to interrupt it)")
         self.fleet.publish("draining", self._claim.job_id if self._claim else "")
-
-
-class WorkerRuntime:
-    """Everything fleet needs around one rq worker: the claim loop, registry entry, completion."""
-
-    def __init__(self, redis_client, keys, claims: Claims, loop: ClaimLoop, host_name: str, runs_dir: str,
-                 host_info: dict, heartbeat_s: float, worker_name: str, gpus, redis_url: str = "",
-                 disk_gate: DiskGate | None = None):
-        self.redis = redis_client
-        self.keys = keys
-        self.claims = claims
-        self.loop = loop
-        self.host_name = host_name
-        self.runs_dir = runs_dir
-        self.host_info = host_info
-        self.heartbeat_s = heartbeat_s
-        self.worker_name = worker_name
-        self.gpus = gpus
-        self.redis_url = redis_url  # for a horse not run by rq, which has no connection to borrow
-        self.disk_gate = disk_gate or DiskGate(runs_dir, 0)
-        self._paused: str | None = None
-        self.exit_code = 0  # the worker process's, set when it stops on an error
-        self._published: tuple[tuple, float] = ((), 0.0)  # (state, job_id, note), when
-        self._result_pipe: tuple[int, int] | None = None
-        self.queue = FleetQueue(keys.queue_name, connection=redis_client)
-        FleetQueue.fleet_keys = keys
-        # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
-        # queue's list, so register it explicitly.
-        redis_client.sadd(FleetQueue.redis_queues_keys, self.queue.key)
-
-    def check_store(self) -> None:
-        """Raise StoreError naming the first key every claim of this worker touches that holds a
-        value fleet did not write."""
-        found = self.claims.foreign_keys(self.worker_name, self.host_name)
-        if found:
-            raise StoreError(found[0])
-
-    def damage_reason(self, err: Exception) -> str:
-        """What an operator reads about the damage behind ``err``: a StoreError says it already;
-        Redis's own refusal (WRONGTYPE) does not name the key, so the store is looked at."""
-        if isinstance(err, StoreError):
-            return str(err)
-        try:
-            found = self.claims.foreign_keys(self.worker_name, self.host_name)
-        except redis.RedisError:
-            found = []
-        return found[0] if found else (
-            f"Redis refused a command of the claim ({err}); a key under {self.keys.prefix} holds a value fleet "
-            f"did not write: find it with redis-cli TYPE, move it aside or delete it, and reload the manifest")
-
-    def pause_reason(self) -> str | None:
-        """Why this worker must not claim now (its disk is full), announced once per change."""
-        reason = self.disk_gate.reason()
-        if reason != self._paused:
-            if reason:
-                log.error("claiming paused: %s", reason)
-            else:
-                log.info("claiming resumed: %s has room again", self.runs_dir)
-            self._paused = reason
-        if reason:
-            self.publish("paused", note=reason)
-        return reason
-
-    def publish(self, state: str, job_id: str = "", note: str = "", max_age_s: float = 0.0) -> None:
-        """Keep this worker's entry in fleet's registry fresh (fleet status reads it); with
-        ``max_age_s``, skip it when this same entry was published less than that ago."""
-        if max_age_s and self._published[0] == (state, job_id, note) and \
-                time.monotonic() - self._published[1] < max_age_s:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        done = self.publish_into(pipe, state, job_id, note)
-        pipe.execute()
-        done()
-
-    def publish_into(self, pipe, state: str, job_id: str = "", note: str = "") -> Callable[[], None]:
-        """Queue this entry's update onto a caller's pipeline (to share its round trip); call
-        what it returns once the pipeline has run, so ``max_age_s`` knows it was said."""
-        now = time.time()
-        pipe.hset(self.keys.worker(self.worker_name), mapping={
-            "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id, "note": note,
-            "heartbeat": repr(now), "pid": os.getpid(), **self.host_info})
-        pipe.expire(self.keys.worker(self.worker_name), 86400)
-        pipe.zadd(self.keys.workers, {self.worker_name: now})
-
-        def said() -> None:
-            self._published = ((state, job_id, note), time.monotonic())
-        return said
-
-    def prepare(self, claim) -> Job | None:
-        """Build the horse's context for a claim and announce this worker busy with it; a job
-        that cannot start is failed, not retried forever.
-
-        fleet's record of the job, rq's, clearing rq's failed-registry entry (a retry starts
-        clean) and "busy" in fleet's registry go in one round trip: as separate calls they were
-        over 1 ms of every job's dispatch. A job that then cannot start shows busy only until
-        the worker's next publish."""
-        queries = JobQueries(self.redis, self.keys)
-        job = Job(claim.job_id, connection=self.redis)
-        pipe = self.redis.pipeline(transaction=False)
-        queries.queue_read(pipe, claim.job_id)
-        pipe.hgetall(job.key)
-        FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(claim.job_id, pipeline=pipe)
-        said_busy = self.publish_into(pipe, "busy", claim.job_id)
-        raw_record, raw_spec, raw_job, *rest = pipe.execute(raise_on_error=False)
-        for reply in rest:
-            if isinstance(reply, Exception):
-                raise reply
-        said_busy()
-        try:
-            record = queries.parse_read(claim.job_id, raw_record, raw_spec)
-            if record is None:
-                raise StoreError(f"job record {self.keys.job(claim.job_id)} vanished after the claim")
-            self._restore_rq_record(job, record.name, raw_job)
-        except StoreError as err:  # a corrupt record fails its own job, never the worker
-            log.error("job %s cannot start: %s", claim.job_id, err)
-            self.complete(claim, Outcome.FAILED, None, str(err))
-            return None
-        try:
-            out_dir = output_dir(self.runs_dir, record.name, record.job_id, claim.attempt)
-            os.makedirs(out_dir, mode=0o700, exist_ok=True)
-            parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
-            argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, parent_dirs)
-        except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
-            log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
-            self.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")
-            return None
-        env = dict(os.environ)
-        env.update({
-            "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
-            "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": job_file(out_dir),
-            "FLEET_METRICS": metrics_file(out_dir), "FLEET_HOST_NAME": self.host_name,
-            "FLEET_WORKER": self.worker_name, "FLEET_AFTER_DIRS": json.dumps(parent_dirs, sort_keys=True),
-            "CUDA_VISIBLE_DEVICES": self.cuda_visible(claim),
-        })
-        for secret in ("FLEET_REDIS_URL",):
-            env.pop(secret, None)  # jobs never see the Redis password
-        self.close_result_pipe()
-        self._result_pipe = os.pipe()
-        os.set_blocking(self._result_pipe[0], False)
-        execute.CURRENT = execute.ClaimContext(
-            job_id=record.job_id, name=record.name, spec=record.spec, attempt=claim.attempt, out_dir=out_dir,
-            argv=argv, env=env, timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(),
-            redis_url=self.redis_url, log_key=self.keys.log(record.job_id, claim.attempt),
-            metrics_key=self.keys.metrics(record.job_id, claim.attempt),
-            artifacts_key=self.keys.artifacts(record.job_id, claim.attempt), job_key=self.keys.job(record.job_id),
-            result_fd=self._result_pipe[1], lost_grace_s=lost_grace_s(self.claims.lease_s))
-        return job
-
-    def _restore_rq_record(self, job: Job, name: str, raw_job: Any) -> None:
-        """Load rq's record of the claimed job into ``job``, writing it back first if it is gone;
-        a value rq cannot read is a StoreError naming the key (it fails this attempt)."""
-        if isinstance(raw_job, Exception):  # not a hash: WRONGTYPE
-            raise StoreError(f"rq's job record {job.key} holds a value rq did not write ({raw_job}); delete it: "
-                             f"the job's next attempt writes it anew")
-        if not raw_job:
-            raw_job = restore_rq_job(self.redis, self.keys, job.id, name)
-        try:
-            job.restore(raw_job)
-        except Exception as err:  # rq decodes its fields with no error type of its own: any may come
-            raise StoreError(f"rq's job record {job.key} cannot be read by rq ({type(err).__name__}: {err}); "
-                             f"delete it: the job's next attempt writes it anew") from None
-
-    def receive_result(self):
-        """How the horse says its attempt ended (None: it died before saying)."""
-        return execute.receive_result(self._result_pipe[0]) if self._result_pipe else None
-
-    def close_result_pipe(self) -> None:
-        for fd in self._result_pipe or ():
-            os.close(fd)
-        self._result_pipe = None
-
-    def parent_output_dirs(self, parent_names: list[str]) -> dict[str, str]:
-        """Each parent's last finished attempt's output dir (on the host that ran it: shared
-        storage, or the same host, is the operator's business)."""
-        dirs = {}
-        claims = self.claims
-        for name in parent_names:
-            parent_id = self.redis.hget(self.keys.names, name)
-            if parent_id is None:
-                continue
-            last = claims.last_finished(parent_id.decode())
-            if last and output_dir_of(last):
-                dirs[name] = output_dir_of(last)
-        return dirs
-
-    def cuda_visible(self, claim) -> str:
-        """The reserved GPU as the job must address it; '' hides every GPU from CPU jobs."""
-        if not claim.gpu_pos:
-            return ""
-        gpu = self.gpus[claim.gpu_pos - 1]
-        return gpu.uuid or str(gpu.nvml_index if gpu.nvml_index is not None else gpu.index)
-
-    def complete(self, claim, outcome: Outcome, exit_code: int | None, reason: str) -> None:
-        """Record the attempt's end, waiting out a Redis outage or a damaged store (the script
-        writes nothing over a foreign value: see finish.lua) rather than losing the result."""
-        backoff = 0.5
-        damage_said = None
-        while True:
-            try:
-                ctx = execute.CURRENT
-                out_dir = ctx.out_dir if ctx is not None and ctx.job_id == claim.job_id else ""
-                ended = self.claims.complete(claim.job_id, claim.attempt, self.worker_name, outcome, exit_code,
-                                             reason, out_dir, read_summary(out_dir) if out_dir else None)
-                break
-            except REDIS_DOWN as err:
-                log.warning("cannot record %s of %s yet (%s); retrying in %.1fs", outcome.value, claim.job_id,
-                            type(err).__name__, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except (StoreError, redis.ResponseError) as err:
-                why = self.damage_reason(err)
-                if why != damage_said:
-                    log.error("cannot record %s of %s until the store is repaired, retrying every %.0fs: %s",
-                              outcome.value, claim.job_id, DAMAGE_RETRY_S, why)
-                    damage_said = why
-                    try:
-                        self.publish("paused", claim.job_id, note=f"cannot record its job's end: {why}")
-                    except redis.RedisError:
-                        pass
-                time.sleep(DAMAGE_RETRY_S)
-        if damage_said:
-            log.info("recorded %s of %s: the store reads as fleet's again", outcome.value, claim.job_id)
-        if ended is None:
-            log.warning("attempt %d of %s ended (%s) after its lease was lost; result not recorded", claim.attempt,
-                        claim.job_id, outcome.value)
-        else:
-            log.info("job %s attempt %d: %s -> %s%s", claim.job_id, claim.attempt, outcome.value,
-                     ended.state.value, f" ({reason})" if reason else "")
-            if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
-                log.info("job %s will be retried", claim.job_id)
-
-    def catch_up(self, claim, handoff: execute.Handoff | None) -> None:
-        """Send what the horse could not (Redis was away when the attempt ended), once Redis
-        answered again: the rest of its log and metrics streams, so `fleet metrics` keeps the
-        whole history, and its artifact manifest (also when the horse died without saying)."""
-        if handoff is not None:
-            self._send_unsent(handoff.unsent)
-        ctx = execute.CURRENT
-        if (handoff is None or handoff.artifacts_unsent) and ctx is not None and ctx.job_id == claim.job_id:
-            self._backfill_artifacts(claim, ctx.out_dir)
-
-    def _send_unsent(self, positions: list[list]) -> None:
-        for position in positions:
-            try:
-                streamer = LogStreamer.resume(self.redis, position)
-            except (ValueError, TypeError, AttributeError):
-                log.warning("ignoring a malformed stream position from the work horse: %r", position)
-                continue
-            if not streamer.flush():
-                log.warning("the last lines of %s stay in %s only (Redis unreachable)", streamer.key, streamer.path)
-
-    def _backfill_artifacts(self, claim, out_dir: str) -> None:
-        """The horse hashes the outputs and stores the manifest in Redis; if Redis was away at that
-        moment, the copy it left on disk is stored now, so `fleet verify` has something to check."""
-        try:
-            with open(manifest_file(out_dir), "rb") as fh:
-                raw = fh.read()
-            json.loads(raw)
-            self.redis.set(self.keys.artifacts(claim.job_id, claim.attempt), raw, nx=True)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, *REDIS_DOWN) as err:
-            log.warning("artifact manifest of %s attempt %d not stored (%s)", claim.job_id, claim.attempt,
-                        type(err).__name__)

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from scheduler.store.claims import Claims
     from worker.claim import ClaimLoop
     from worker.disk import DiskGate
-    from worker.rq_worker import FleetWorker, WorkerRuntime, renewal_interval_s
+    from worker.rq_worker import FleetWorker, renewal_interval_s
+    from worker.runtime import WorkerRuntime
 
     for note in host.notes:
         log.info("probe: %s", note)

@@ -5,21 +5,24 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+import redis
+
 from ..errors import StoreError
 from ..settings import Settings
+
+# redis-py's ways of saying Redis did not answer (down, restarting, a network cut): worth waiting out.
+UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 
 @contextlib.contextmanager
 def redis_errors(settings: Settings) -> Iterator[None]:
     """Wrap Redis calls: connection failures name the (password-free) URL and the fix."""
-    import redis
-
     try:
         yield
     except redis.AuthenticationError:
         raise StoreError(f"Redis at {settings.safe_url()} rejected the credentials; check the password in "
                          f"FLEET_REDIS_URL") from None
-    except (redis.ConnectionError, redis.TimeoutError) as err:
+    except UNREACHABLE as err:
         raise StoreError(f"cannot reach Redis at {settings.safe_url()} ({_first_line(err)}); start redis-server "
                          f"or pass --redis-url / set FLEET_REDIS_URL") from None
     except redis.ResponseError as err:

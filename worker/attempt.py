@@ -1,0 +1,112 @@
+"""One attempt of a claimed job: everything its run needs, built by the worker before the fork.
+
+The worker keeps the :class:`Attempt` beside its claim and hands it to the work horse as an
+argument (:meth:`worker.rq_worker.FleetWorker.perform_job`), so parent and horse share no module
+state, and the parent reads what it built (the output dir, the result pipe) from its own value
+when the attempt ends. An Attempt is the unit one slot of a worker runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from scheduler.keys import Keys
+from scheduler.resources import GpuInfo
+from scheduler.runs_layout import job_file, metrics_file, output_dir
+from scheduler.store.claims import Claim
+from scheduler.store.queries import JobRecord
+
+from .proctree import KILL_GRACE_S
+from .runner import build_argv
+
+# The worker's own environment variables a job must never see (the Redis URL carries the password).
+WORKER_SECRETS = ("FLEET_REDIS_URL",)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    claim: Claim
+    name: str
+    spec: dict[str, Any]
+    out_dir: str
+    argv: list[str]
+    env: dict[str, str] = field(repr=False)
+    timeout_s: float
+    parent_pid: int  # the worker's: a horse whose parent changed has lost its worker
+    redis_url: str = field(default="", repr=False)  # for a horse not run by rq, which has no connection to borrow
+    log_key: str = ""
+    metrics_key: str = ""
+    artifacts_key: str = ""
+    job_key: str = ""  # the job's record, whose cancel_requested the horse watches
+    lost_grace_s: float = KILL_GRACE_S  # a dead worker's job must be gone before its lease runs out
+    result_fd: int = -1  # write end of the pipe the horse sends its Handoff through
+    receive_fd: int = -1  # the worker's read end of that pipe
+
+    @property
+    def job_id(self) -> str:
+        return self.claim.job_id
+
+    @property
+    def number(self) -> int:
+        """1 for a job's first attempt."""
+        return self.claim.attempt
+
+
+@dataclass(frozen=True)
+class WorkerPlace:
+    """What an attempt learns from the worker that runs it."""
+
+    runs_dir: str
+    host_name: str
+    worker_name: str
+    gpus: Sequence[GpuInfo]  # the worker's GPUs, in the order a claim's gpu_pos counts them
+    redis_url: str = field(default="", repr=False)
+
+
+def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecord, parent_dirs: Mapping[str, str],
+                  lost_grace_s: float) -> Attempt:
+    """Make the attempt's output dir and its argv, env and result pipe.
+
+    Raises UnsafePathError (a name that would escape the runs dir), RunError (a command that
+    cannot be built) or OSError (an unwritable runs dir): the job fails, it is not retried forever."""
+    out_dir = output_dir(place.runs_dir, record.name, record.job_id, claim.attempt)
+    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, dict(parent_dirs))
+    env = dict(os.environ)
+    env.update({
+        "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
+        "FLEET_OUTPUT_DIR": out_dir, "FLEET_JOB_FILE": job_file(out_dir),
+        "FLEET_METRICS": metrics_file(out_dir), "FLEET_HOST_NAME": place.host_name,
+        "FLEET_WORKER": place.worker_name, "FLEET_AFTER_DIRS": json.dumps(dict(parent_dirs), sort_keys=True),
+        "CUDA_VISIBLE_DEVICES": cuda_visible(place.gpus, claim),
+    })
+    for secret in WORKER_SECRETS:
+        env.pop(secret, None)
+    receive_fd, result_fd = os.pipe()
+    os.set_blocking(receive_fd, False)
+    return Attempt(
+        claim=claim, name=record.name, spec=record.spec, out_dir=out_dir, argv=argv, env=env,
+        timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(), redis_url=place.redis_url,
+        log_key=keys.log(record.job_id, claim.attempt), metrics_key=keys.metrics(record.job_id, claim.attempt),
+        artifacts_key=keys.artifacts(record.job_id, claim.attempt), job_key=keys.job(record.job_id),
+        lost_grace_s=lost_grace_s, result_fd=result_fd, receive_fd=receive_fd)
+
+
+def close_pipe(attempt: Attempt | None) -> None:
+    """The worker's end of an attempt: both ends of its result pipe (the horse has its own copies)."""
+    if attempt is None:
+        return
+    for fd in (attempt.receive_fd, attempt.result_fd):
+        if fd >= 0:
+            os.close(fd)
+
+
+def cuda_visible(gpus: Sequence[GpuInfo], claim: Claim) -> str:
+    """The reserved GPU as the job must address it; '' hides every GPU from CPU jobs."""
+    if not claim.gpu_pos:
+        return ""
+    gpu = gpus[claim.gpu_pos - 1]
+    return gpu.uuid or str(gpu.nvml_index if gpu.nvml_index is not None else gpu.index)
