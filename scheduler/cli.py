@@ -16,7 +16,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import EXIT_USAGE, FleetError
-from .logs import setup_logging
+from .logging_setup import setup_logging
 from .settings import DEFAULT_MIN_FREE_MIB, ENV_NAMESPACE, ENV_REDIS_URL
 from .states import JobState
 from .table import printable

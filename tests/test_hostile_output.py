@@ -133,7 +133,7 @@ def test_log_lines_escape_what_they_quote(capsys):
     """A worker logs job names, reasons and keys: the journal gets them escaped, one line each."""
     import logging
 
-    from scheduler.logs import setup_logging
+    from scheduler.logging_setup import setup_logging
 
     setup_logging()
     logging.getLogger("fleet.worker").error("job %s failed: %s", "victim", EVIL)

@@ -7,5 +7,5 @@ leases renewed with rq's heartbeat) and ``runtime`` (the registry entry, pauses,
 claim into rq's job and an ``attempt``). One attempt: ``attempt`` (its output dir, argv,
 env and result pipe), ``execute`` (what the work horse runs), ``runner`` (the job's
 process, its timeout and stop), ``proctree`` (process groups, orphans, kills),
-``logstream`` (its output into Redis) and ``completion`` (recording its end).
+``output_stream`` (its output into Redis) and ``completion`` (recording its end).
 """

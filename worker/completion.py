@@ -25,7 +25,7 @@ from scheduler.store.errors import UNREACHABLE
 
 from .attempt import Attempt
 from .execute import Handoff
-from .logstream import LogStreamer
+from .output_stream import LogStreamer
 from .runner import read_summary
 
 log = logging.getLogger("fleet.worker")

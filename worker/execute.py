@@ -25,7 +25,7 @@ from scheduler.states import Outcome
 from scheduler.store.errors import UNREACHABLE
 
 from .attempt import Attempt
-from .logstream import LogStreamer, StreamThread
+from .output_stream import LogStreamer, StreamThread
 from .proctree import adopt_orphans
 from .runner import AttemptResult, run_attempt
 

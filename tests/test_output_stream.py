@@ -14,7 +14,7 @@ from pathlib import Path
 import fakeredis
 import redis
 
-from worker.logstream import LogStreamer, StreamThread
+from worker.output_stream import LogStreamer, StreamThread
 
 
 def _lines(client, key: str) -> list[bytes]:
@@ -129,7 +129,7 @@ def test_a_line_that_never_ends_keeps_the_streamer_small(tmp_path):
     up in the work horse (41 -> 213 MB in 45 s) while only its first 4 KiB could be sent."""
     import tracemalloc
 
-    from worker.logstream import pump
+    from worker.output_stream import pump
 
     client = fakeredis.FakeRedis()
     path = tmp_path / "log.txt"

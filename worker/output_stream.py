@@ -157,7 +157,7 @@ class StreamThread(threading.Thread):
     """
 
     def __init__(self, streams: list[LogStreamer], poll_s: float = 0.2):
-        super().__init__(daemon=True, name="fleet-logstream")
+        super().__init__(daemon=True, name="fleet-output-stream")
         self.streams = streams
         self.poll_s = poll_s
         self._stopping = threading.Event()
