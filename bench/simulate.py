@@ -95,7 +95,7 @@ class HostState:
 
 
 def fits(cls: ConstraintClass, h: HostState) -> bool:
-    return (static_reason(cls, h.res.hostname, True, h.res.cuda) is None
+    return (static_reason(cls, h.res, True) is None
             and resources_reason(cls, h.free()) is None)
 
 

@@ -8,9 +8,14 @@ these; claim.lua's resource check and GPU choice are proven to agree with
 Order of checks (the first failure is the reason reported):
 1. the host's ``deny_jobs`` then ``allow_jobs`` (model or job name globs);
 2. the job's ``denied_hosts`` then ``allowed_hosts`` (host name globs);
-3. ``require_cuda``; 4. ``min_vram_gib`` against the best free GPU;
-5. ``min_ram_gib`` and 6. ``min_cores`` against what the host has left after the
+3. CUDA (``require_cuda``, or ``gpus`` >= 1); 4. the kind of GPU: ``gpu_names``, then
+   ``min_compute_capability``, then whether the host has ``gpus`` such GPUs at all;
+5. the job's GPUs free now: ``min_vram_gib`` on each (a job with ``min_vram_gib = 0``
+   holds its GPUs whole, so it needs GPUs no fleet job has reserved);
+6. ``min_ram_gib`` and 7. ``min_cores`` against what the host has left after the
    jobs other fleet workers already run there.
+Steps 1-4 never change while a host stays as it is (:func:`static_reason`); 5-7 do
+(:func:`resources_reason`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from fnmatch import fnmatchcase
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from .manifest.identity import digest
 from .manifest.model import HostSpec, JobSpec
-from .resources import HostResources
+from .resources import GpuInfo, HostResources
 
 EPSILON = 1e-9
 
@@ -72,6 +77,9 @@ class ConstraintClass:
     allowed_hosts: tuple[str, ...]
     denied_hosts: tuple[str, ...]
     rejected_by: tuple[str, ...]
+    gpus: int | None = None  # None: the default, see gpu_count
+    gpu_names: tuple[str, ...] = ()
+    min_compute_capability: float = 0.0
 
     @cached_property
     def class_id(self) -> str:
@@ -87,6 +95,11 @@ class ConstraintClass:
             "allowed_hosts": list(self.allowed_hosts),
             "denied_hosts": list(self.denied_hosts),
             "rejected_by": list(self.rejected_by),
+            # Only when set: the class id of a job that does not use them stays what it was
+            # before they existed, so an upgrade re-indexes nothing.
+            **({"gpus": self.gpus} if self.gpus is not None else {}),
+            **({"gpu_names": list(self.gpu_names)} if self.gpu_names else {}),
+            **({"min_compute_capability": self.min_compute_capability} if self.min_compute_capability else {}),
         }
 
     @classmethod
@@ -100,6 +113,9 @@ class ConstraintClass:
             allowed_hosts=tuple(data["allowed_hosts"]),
             denied_hosts=tuple(data["denied_hosts"]),
             rejected_by=tuple(data["rejected_by"]),
+            gpus=None if data.get("gpus") is None else int(data["gpus"]),
+            gpu_names=tuple(data.get("gpu_names") or ()),
+            min_compute_capability=float(data.get("min_compute_capability") or 0),
         )
 
     @classmethod
@@ -115,7 +131,87 @@ class ConstraintClass:
             allowed_hosts=tuple(s["allowed_hosts"]),
             denied_hosts=tuple(s["denied_hosts"]),
             rejected_by=tuple(rejected),
+            gpus=None if s.get("gpus") is None else int(s["gpus"]),
+            gpu_names=tuple(s.get("gpu_names") or ()),
+            min_compute_capability=float(s.get("min_compute_capability") or 0),
         )
+
+    @property
+    def needs_cuda(self) -> bool:
+        return self.require_cuda or (self.gpus or 0) > 0
+
+    @property
+    def whole_gpus(self) -> bool:
+        """A GPU job without ``min_vram_gib`` holds its GPUs whole; with it, it shares them."""
+        return self.min_vram_gib <= 0
+
+
+def gpu_count(cls: ConstraintClass, cuda_host: bool) -> int:
+    """How many GPUs a job of ``cls`` gets on a host with (or without) CUDA: ``gpus`` where
+    set; else 1 for a job that runs on a GPU there (``require_cuda``, or on a CUDA host
+    ``min_vram_gib > 0`` or ``prefer_cuda``), else 0."""
+    if cls.gpus is not None:
+        return cls.gpus
+    if cls.require_cuda:
+        return 1
+    return 1 if cuda_host and (cls.min_vram_gib > 0 or cls.prefer_cuda) else 0
+
+
+def _capability(text: str | None) -> tuple[int, int] | None:
+    """NVML's "8.6" as (8, 6), comparable as CUDA compares them; None when unknown."""
+    try:
+        major, minor = (text or "").split(".")
+        return int(major), int(minor)
+    except ValueError:
+        return None
+
+
+def _wanted_capability(value: float) -> tuple[int, int]:
+    major = int(value)
+    return major, int(round((value - major) * 10))
+
+
+def gpu_kind_fits(cls: ConstraintClass, gpu: GpuInfo) -> bool:
+    """Whether ``gpu`` is of a kind the job accepts (``gpu_names``, ``min_compute_capability``)."""
+    if cls.gpu_names and _first_glob(cls.gpu_names, gpu.name) is None:
+        return False
+    if cls.min_compute_capability:
+        have = _capability(gpu.compute_capability)
+        return have is not None and have >= _wanted_capability(cls.min_compute_capability)
+    return True
+
+
+def gpu_kind_mask(cls: ConstraintClass, gpus: Sequence[GpuInfo]) -> str | None:
+    """The GPUs of a kind the job accepts as '0'/'1' per GPU (what claim.lua reads), or None
+    when the job accepts every kind."""
+    if not (cls.gpu_names or cls.min_compute_capability):
+        return None
+    return "".join("1" if gpu_kind_fits(cls, g) else "0" for g in gpus)
+
+
+def gpu_kind_reason(cls: ConstraintClass, gpus: Sequence[GpuInfo]) -> str | None:
+    """Why no waiting gets a job of ``cls`` its GPUs on a host with ``gpus``: none of the
+    names or the capability it asks for, or fewer such GPUs than it needs."""
+    needed = gpu_count(cls, bool(gpus))
+    if needed == 0 or not gpus:
+        return None
+    named = [g for g in gpus if not cls.gpu_names or _first_glob(cls.gpu_names, g.name) is not None]
+    if not named:
+        has = ", ".join(sorted({g.name for g in gpus}))
+        return f"no GPU matches gpu_names {list(cls.gpu_names)} (has {has})"
+    kind = [g for g in named if gpu_kind_fits(cls, g)]
+    if not kind:
+        known = [c for c in (_capability(g.compute_capability) for g in named) if c is not None]
+        best = "%d.%d" % max(known) if known else "unknown"
+        return f"compute capability {best} < {_n_cc(cls.min_compute_capability)}"
+    if len(kind) < needed:
+        such = " such" if len(kind) < len(gpus) else ""
+        return f"gpus {needed} > {len(kind)}{such} GPUs on the host"
+    return None
+
+
+def _n_cc(value: float) -> str:
+    return "%d.%d" % _wanted_capability(value)
 
 
 @dataclass(frozen=True)
@@ -125,6 +221,8 @@ class Free:
     ram_gib: float
     cores: float
     gpu_vram_gib: tuple[float, ...]  # free VRAM per visible GPU of this worker
+    gpu_reserved_gib: tuple[float, ...] = ()  # what fleet jobs reserved on each (0: nobody holds it)
+    gpus: tuple[GpuInfo, ...] = ()  # the GPUs themselves (kind, total), in the same order; () reads as any kind
 
 
 def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: float = 0.0,
@@ -141,6 +239,8 @@ def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: 
         cores=host.cores - reserved_cores,
         gpu_vram_gib=tuple(min(g.vram_free_gib, g.vram_total_gib - reserved_vram_gib.get(g.ledger_key, 0.0))
                            for g in host.gpus),
+        gpu_reserved_gib=tuple(reserved_vram_gib.get(g.ledger_key, 0.0) for g in host.gpus),
+        gpus=tuple(host.gpus),
     )
 
 
@@ -150,16 +250,18 @@ def ledger_free(host: HostResources, ledger: Mapping[str, float]) -> Free:
                    {k[5:]: v for k, v in ledger.items() if k.startswith("vram:")})
 
 
-def static_reason(cls: ConstraintClass, hostname: str, host_known: bool, cuda: bool) -> str | None:
-    """The reasons that no amount of waiting fixes: host rules, host lists, CUDA."""
-    if host_known and hostname in cls.rejected_by:
+def static_reason(cls: ConstraintClass, host: HostResources, host_known: bool) -> str | None:
+    """The reasons that no amount of waiting fixes: host rules, host lists, CUDA, the kind of GPU."""
+    if host_known and host.hostname in cls.rejected_by:
         return "host allow/deny table refuses it"
-    reason = job_host_reason(cls.allowed_hosts, cls.denied_hosts, hostname)
+    reason = job_host_reason(cls.allowed_hosts, cls.denied_hosts, host.hostname)
     if reason:
         return reason
-    if cls.require_cuda and not cuda:
-        return "require_cuda but host has no CUDA GPU"
-    return None
+    if cls.needs_cuda and not host.cuda:
+        if cls.require_cuda:
+            return "require_cuda but host has no CUDA GPU"
+        return f"gpus {cls.gpus} but host has no CUDA GPU"
+    return gpu_kind_reason(cls, host.gpus)
 
 
 def best_fit_gpu(min_vram_gib: float, gpu_free: tuple[float, ...]) -> int | None:
@@ -171,17 +273,61 @@ def best_fit_gpu(min_vram_gib: float, gpu_free: tuple[float, ...]) -> int | None
     return best
 
 
+def _kind_ok(cls: ConstraintClass, free: Free, i: int) -> bool:
+    return not free.gpus or gpu_kind_fits(cls, free.gpus[i])
+
+
+def _unheld(free: Free, i: int) -> bool:
+    return i >= len(free.gpu_reserved_gib) or free.gpu_reserved_gib[i] <= EPSILON
+
+
+def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
+    """Indices (into ``free``'s GPUs, ascending) of the GPUs a job of ``cls`` gets now; ``()``
+    when it needs none, None when too few are free.
+
+    Sharing (``min_vram_gib > 0``): the GPUs with the least free VRAM that still fit, so big
+    cards stay free for big jobs (one GPU: :func:`best_fit_gpu`). Whole: GPUs no fleet job
+    holds, the smallest first for the same reason. claim.lua chooses the same GPUs
+    (tests/test_claim_agreement.py)."""
+    needed = gpu_count(cls, bool(free.gpu_vram_gib))
+    if needed == 0:
+        return ()
+    kind = [i for i in range(len(free.gpu_vram_gib)) if _kind_ok(cls, free, i)]
+    if cls.whole_gpus:
+        fit = sorted((i for i in kind if _unheld(free, i)),
+                     key=lambda i: (free.gpus[i].vram_total_gib if free.gpus else 0.0, i))
+    else:
+        fit = sorted((i for i in kind if free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib),
+                     key=lambda i: (free.gpu_vram_gib[i], i))
+    return tuple(sorted(fit[:needed])) if len(fit) >= needed else None
+
+
+def _gpus_reason(cls: ConstraintClass, free: Free) -> str | None:
+    if choose_gpus(cls, free) is not None:
+        return None
+    needed = gpu_count(cls, bool(free.gpu_vram_gib))
+    kind = [i for i in range(len(free.gpu_vram_gib)) if _kind_ok(cls, free, i)]
+    if cls.whole_gpus:
+        unheld = sum(1 for i in kind if _unheld(free, i))
+        return f"gpus {needed} > {unheld} GPUs free (a job without min_vram_gib holds its GPUs whole)"
+    if needed == 1:
+        return f"min_vram_gib {_n(cls.min_vram_gib)} > free {_n(max((free.gpu_vram_gib[i] for i in kind), default=0.0))}"
+    enough = sum(1 for i in kind if free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib)
+    return f"gpus {needed} > {enough} GPUs free with {_n(cls.min_vram_gib)} GiB"
+
+
 def resources_reason(cls: ConstraintClass, free: Free, capacity: HostResources | None = None) -> str | None:
     """Why the job does not fit what the host has left now, or None.
 
     With ``capacity`` given, a job that could never fit even on an idle host says
     so (``> total``), which explain shows differently from "busy".
     """
-    # VRAM binds wherever the job will use a GPU: always with require_cuda, and on
-    # CUDA hosts otherwise (a CPU-only host runs a non-require_cuda job on its CPU).
-    if cls.min_vram_gib > 0 and (cls.require_cuda or free.gpu_vram_gib):
-        if best_fit_gpu(cls.min_vram_gib, free.gpu_vram_gib) is None:
-            return f"min_vram_gib {_n(cls.min_vram_gib)} > free {_n(max(free.gpu_vram_gib, default=0.0))}"
+    # GPUs bind wherever the job will use one: always when it needs CUDA, and on CUDA
+    # hosts otherwise (a CPU-only host runs a job that does not need CUDA on its CPU).
+    if cls.needs_cuda or free.gpu_vram_gib:
+        reason = _gpus_reason(cls, free)
+        if reason:
+            return reason
     if cls.min_ram_gib > free.ram_gib + EPSILON:
         total = f" (total {_n(capacity.ram_total_gib)})" if capacity else ""
         return f"min_ram_gib {_n(cls.min_ram_gib)} > free {_n(free.ram_gib)}{total}"
@@ -193,7 +339,7 @@ def resources_reason(cls: ConstraintClass, free: Free, capacity: HostResources |
 
 def class_reason(cls: ConstraintClass, host: HostResources, host_known: bool, free: Free) -> str | None:
     """First failing constraint of ``cls`` on ``host`` with ``free`` left, or None if it may run."""
-    return static_reason(cls, host.hostname, host_known, host.cuda) or resources_reason(cls, free, host)
+    return static_reason(cls, host, host_known) or resources_reason(cls, free, host)
 
 
 def job_reason(job: JobSpec, host_spec: HostSpec | None, host: HostResources, free: Free) -> str | None:

@@ -1,10 +1,11 @@
-"""claim.lua and scheduler.matching decide alike: whether a job fits, which GPU it gets, what it reserves.
+"""claim.lua and scheduler.matching decide alike: whether a job fits, which GPUs it gets, what it reserves.
 
 The claim script re-states the resource rule in Lua (it must decide atomically, in Redis);
 this holds the two to one answer, on fakeredis and a real redis-server, with the float
 sizes real cards and jobs have (23.5, 39.99, RAM fractions) and the dust the ledger's
 float sums leave. The Python side of each check is the pure rule on the very ledger the
-script reads: ``resources_reason`` for whether, ``best_fit_gpu`` for which card.
+script reads: ``resources_reason`` for whether, ``choose_gpus`` for which cards (and, for
+one GPU shared, ``best_fit_gpu``, which it must agree with).
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from scheduler.manifest import parse_manifest
-from scheduler.matching import ConstraintClass, Free, best_fit_gpu, ledger_free, resources_reason
+from scheduler.matching import (ConstraintClass, Free, best_fit_gpu, choose_gpus, gpu_count, ledger_free,
+                                resources_reason, static_reason)
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import JobState
 from scheduler.store.claims import Claims
 
 
-def rule_pick(cls: ConstraintClass, free: Free) -> int | None:
-    """The 0-based GPU the pure rule gives a job that fits: the best fit wherever the job uses a
-    GPU (require_cuda, or VRAM asked on a CUDA host, as resources_reason binds it), else none."""
-    if cls.require_cuda or (cls.min_vram_gib > 0 and free.gpu_vram_gib):
-        return best_fit_gpu(cls.min_vram_gib, free.gpu_vram_gib)
-    return None
+def rule_pick(cls: ConstraintClass, free: Free) -> tuple[int, ...]:
+    """The 0-based GPUs the pure rule gives a job that fits; for one shared GPU, also the card
+    best_fit_gpu names (the single-GPU rule the claim had before multi-GPU jobs)."""
+    picks = choose_gpus(cls, free)
+    assert picks is not None
+    if len(picks) == 1 and not cls.whole_gpus and not cls.gpu_names and not cls.min_compute_capability:
+        assert picks == (best_fit_gpu(cls.min_vram_gib, free.gpu_vram_gib),)
+    return picks
 
 
 def read_ledger(store, host: HostResources) -> dict[str, float]:
@@ -56,13 +60,17 @@ def claim_each_and_compare(store, host: HostResources, ledger: dict[str, float],
         if not lua_says:
             assert read_ledger(store, host) == before  # a refused claim reserves nothing
             return claimed
-        pick = rule_pick(cls, free)
-        assert claim.gpu_pos == (0 if pick is None else pick + 1), (need, free)
-        assert claim.gpu_key == ("" if pick is None else host.gpus[pick].ledger_key)
+        picks = rule_pick(cls, free)
+        assert len(picks) == gpu_count(cls, bool(host.gpus))
+        assert claim.gpu_positions == tuple(i + 1 for i in picks), (need, free)
+        assert claim.gpu_keys == tuple(host.gpus[i].ledger_key for i in picks)
         assert store.jobs.get(claim.job_id).state is JobState.RUNNING
         expected = dict(before)
-        for field, amount in (("ram", cls.min_ram_gib), ("cores", cls.min_cores),
-                              (f"vram:{claim.gpu_key}", cls.min_vram_gib if claim.gpu_key else 0)):
+        reservations = [("ram", cls.min_ram_gib), ("cores", cls.min_cores)]
+        for i in picks:  # min_vram_gib on each GPU shared; a GPU held whole, all of it
+            reservations.append((f"vram:{host.gpus[i].ledger_key}",
+                                 cls.min_vram_gib if cls.min_vram_gib > 0 else host.gpus[i].vram_total_gib))
+        for field, amount in reservations:
             if amount > 0:
                 expected[field] = expected.get(field, 0.0) + amount
         after = read_ledger(store, host)
@@ -70,10 +78,15 @@ def claim_each_and_compare(store, host: HostResources, ledger: dict[str, float],
     return jobs
 
 
+KINDS = [("NVIDIA A100-SXM4-40GB", "8.0"), ("Tesla V100-SXM2-16GB", "7.0"), ("NVIDIA H100 80GB HBM3", "9.0")]
+
+
 def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8) -> HostResources:
-    """``cards``: (total, free as probed) per GPU, in the worker's CUDA order."""
-    return HostResources("box", cores, ram, ram, tuple(GpuInfo(i, f"g{i}", total, free, uuid=f"GPU-{i}")
-                                                       for i, (total, free) in enumerate(cards)))
+    """``cards``: (total, free as probed) per GPU, in the worker's CUDA order; their kinds cycle
+    through KINDS."""
+    return HostResources("box", cores, ram, ram, tuple(
+        GpuInfo(i, KINDS[i % len(KINDS)][0], total, free, uuid=f"GPU-{i}", compute_capability=KINDS[i % len(KINDS)][1])
+        for i, (total, free) in enumerate(cards)))
 
 
 @pytest.mark.parametrize("host, ledger, need, jobs, claimed", [
@@ -87,8 +100,23 @@ def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8) -> 
     (gpu_host((48.0, 20.5), (24.0, 24.0)), {"vram:GPU-0": 8.01}, {"min_vram_gib": 20.5, "min_cores": 0}, 3, 2),
     # RAM fractions: four of 7.6875 fill the 30.75 GiB left exactly; no GPU for a job asking no VRAM
     (gpu_host((24.0, 24.0), ram=31.25), {"ram": 0.5}, {"min_ram_gib": 7.6875, "min_cores": 0}, 5, 4),
-    # require_cuda with no VRAM asked: the smallest card, reserving no VRAM
-    (gpu_host((80.0, 80.0), (16.0, 16.0)), {}, {"require_cuda": True, "min_vram_gib": 0, "min_cores": 3}, 3, 2),
+    # require_cuda with no VRAM asked: held whole, the smallest card first, then the other; then none
+    (gpu_host((80.0, 80.0), (16.0, 16.0)), {}, {"require_cuda": True, "min_vram_gib": 0, "min_cores": 0}, 3, 2),
+    # whole: a card a sharing job already reserved on is not free
+    (gpu_host((80.0, 80.0), (16.0, 16.0)), {"vram:GPU-1": 4.0}, {"require_cuda": True, "min_cores": 0}, 3, 1),
+    # two GPUs of four, 20 GiB on each: the two with the least room that fit (30 and 40), then the
+    # 20 left on the 40 with the 80; then only the 80 has room, and one GPU is not two
+    (gpu_host((40.0, 40.0), (16.0, 16.0), (80.0, 80.0), (40.0, 30.0)), {},
+     {"gpus": 2, "min_vram_gib": 20.0, "min_cores": 0}, 4, 2),
+    # four whole GPUs on a box of four, one of them in use by a sharing job: none fits
+    (gpu_host((80.0, 80.0), (80.0, 80.0), (80.0, 80.0), (80.0, 80.0)), {"vram:GPU-2": 1.0},
+     {"gpus": 4, "min_cores": 0}, 1, 0),
+    # only the A100s (positions 0 and 3) are of the kind asked: two jobs, one on each
+    (gpu_host((40.0, 40.0), (16.0, 16.0), (80.0, 80.0), (40.0, 40.0)), {},
+     {"gpus": 1, "gpu_names": ["*A100*"], "min_vram_gib": 30.0, "min_cores": 0}, 3, 2),
+    # capability 8.0 or better: the A100 and the H100, not the V100
+    (gpu_host((40.0, 40.0), (16.0, 16.0), (80.0, 80.0)), {},
+     {"require_cuda": True, "min_compute_capability": 8.0, "min_cores": 0}, 3, 2),
 ])
 def test_claims_take_the_gpu_and_reserve_what_the_rule_says(store, host, ledger, need, jobs, claimed):
     assert claim_each_and_compare(store, host, ledger, need, jobs) == claimed
@@ -125,7 +153,10 @@ def fleets(draw):
     vram_room = draw(st.sampled_from(room)) if room else 0.0
     ram_room, cores_room = ram - ledger["ram"], cores - int(ledger["cores"])
     part = st.floats(0, 1).map(lambda x: round(x, 2))
-    need = {"require_cuda": draw(st.booleans()),
+    kind = draw(st.sampled_from([{}, {}, {"gpu_names": ["*A100*", "*H100*"]}, {"min_compute_capability": 8.0},
+                                 {"gpu_names": ["*V100*"], "min_compute_capability": 7.0}]))
+    need = {**kind, **draw(st.sampled_from([{}, {}, {"gpus": 1}, {"gpus": 2}, {"gpus": 3}])),
+            "require_cuda": draw(st.booleans()),
             "min_vram_gib": draw(st.one_of(st.just(vram_room), part.map(lambda x: round(vram_room * x, 2)),
                                            part.map(lambda x: round(vram_room * x, 2)), sizes(0, 90))),
             "min_ram_gib": draw(st.one_of(st.just(ram_room), part.map(lambda x: round(ram_room * x, 2)),
@@ -139,7 +170,12 @@ def fleets(draw):
 @given(fleet=fleets(), jobs=st.integers(1, 4))
 def test_lua_claim_agrees_with_the_pure_rule(store, fleet, jobs):
     """claim.lua's resource check and scheduler.matching.resources_reason decide alike, and the
-    script takes the GPU best_fit_gpu names and reserves exactly the job's needs there."""
+    script takes the GPUs choose_gpus names and reserves exactly the job's needs there."""
     host, ledger, need = fleet
-    assume(not (need["require_cuda"] and not host.gpus))  # the static rule's, never offered to the script
+    if need.get("gpu_names") or need.get("min_compute_capability"):
+        need["require_cuda"] = True  # a kind asked without CUDA only warns; the rule is the same
+    parsed = parse_manifest(tomli_w.dumps({"schema_version": 1, "jobs": [{"name": "j", "model": "m", **need}]}),
+                            "m.toml")
+    cls = ConstraintClass.of(parsed.jobs[0], {})
+    assume(static_reason(cls, host, False) is None)  # the static rule's, never offered to the script
     claim_each_and_compare(store, host, ledger, need, jobs)

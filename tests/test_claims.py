@@ -52,9 +52,9 @@ def test_small_job_takes_the_smallest_gpu_that_fits(store):
                       job("large", require_cuda=True, min_vram_gib=60, priority=-1))
     claims = Claims(store.redis, store.keys)
     first = claims.claim("w", HOST, classes)
-    assert store.jobs.get(first.job_id).name == "small" and first.gpu_key == "GPU-small"
+    assert store.jobs.get(first.job_id).name == "small" and first.gpu_keys == ("GPU-small",)
     second = claims.claim("w", HOST, classes)
-    assert second.gpu_key == "GPU-big"
+    assert second.gpu_keys == ("GPU-big",)
 
 
 def test_ledger_stops_oversubscription_and_is_given_back(store):

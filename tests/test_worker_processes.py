@@ -455,3 +455,34 @@ def test_a_busy_worker_with_no_receiver_sees_no_outage(procs, real_store, tmp_pa
     assert worker.wait(60) == 0, procs.log_of(worker)
     assert real_store.jobs.counts()["finished"] == 2
     assert "no reaper" not in procs.log_of(worker), procs.log_of(worker)
+
+
+def test_a_job_sees_exactly_the_gpus_it_reserved(procs, real_store, tmp_path):
+    """CUDA_VISIBLE_DEVICES as the job's own process sees it: a 2-GPU job two distinct GPUs of the
+    four, a whole-GPU job one, a job that asks for none, none; a 3-GPU job on a 2-GPU host never starts."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    script = "import os, sys; open(sys.argv[1], 'w').write(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
+    command = [sys.executable, "-c", script, str(seen / "{name}")]
+    jobs = [{"name": "ddp-2", "model": "m", "gpus": 2, "command": command},
+            {"name": "whole-1", "model": "m", "seed": 1, "require_cuda": True, "command": command},
+            {"name": "shared-2", "model": "m", "seed": 2, "gpus": 2, "min_vram_gib": 30, "command": command},
+            {"name": "cpu", "model": "m", "seed": 3, "command": command},
+            {"name": "too-wide", "model": "m", "seed": 4, "gpus": 3, "command": command, "allowed_hosts": ["small"]}]
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": jobs})
+    procs.run("load", path)
+    big = write_profile(str(tmp_path / "big.toml"), "big", 8, 32, [80, 80, 40, 24])
+    small = write_profile(str(tmp_path / "small.toml"), "small", 8, 32, [80, 80])
+    assert procs.worker("--burst", profile=big, name="w-big").wait(60) == 0
+    assert procs.worker("--burst", profile=small, name="w-small").wait(60) == 0
+    got = {p.name: p.read_text() for p in seen.iterdir()}
+    assert sorted(got) == ["cpu", "ddp-2", "shared-2", "whole-1"]
+    assert len(set(got["ddp-2"].split(","))) == 2 and set(got["ddp-2"].split(",")) <= {"0", "1", "2", "3"}
+    assert got["whole-1"] in {"0", "1", "2", "3"}
+    assert len(set(got["shared-2"].split(","))) == 2 and set(got["shared-2"].split(",")) <= {"0", "1", "2"}
+    assert got["cpu"] == ""
+    too_wide = real_store.jobs.get(real_store.jobs.resolve("too-wide"))
+    assert too_wide.state is JobState.PENDING and too_wide.attempts == 0
+    small_host = load_host_profile(small)
+    assert job_reason(load_manifest(path).jobs[4], None, small_host, free_of(small_host)) == \
+        "gpus 3 > 2 GPUs on the host"

@@ -62,7 +62,7 @@ class WorkerPlace:
     runs_dir: str
     host_name: str
     worker_name: str
-    gpus: Sequence[GpuInfo]  # the worker's GPUs, in the order a claim's gpu_pos counts them
+    gpus: Sequence[GpuInfo]  # the worker's GPUs, in the order a claim's gpu_positions count them
     redis_url: str = field(default="", repr=False)
 
 
@@ -105,8 +105,10 @@ def close_pipe(attempt: Attempt | None) -> None:
 
 
 def cuda_visible(gpus: Sequence[GpuInfo], claim: Claim) -> str:
-    """The reserved GPU as the job must address it; '' hides every GPU from CPU jobs."""
-    if not claim.gpu_pos:
-        return ""
-    gpu = gpus[claim.gpu_pos - 1]
-    return gpu.uuid or str(gpu.nvml_index if gpu.nvml_index is not None else gpu.index)
+    """The reserved GPUs as the job must address them, comma-separated (each its UUID where
+    known, else its NVML index); '' hides every GPU from jobs that reserved none."""
+    out = []
+    for position in claim.gpu_positions:
+        gpu = gpus[position - 1]
+        out.append(gpu.uuid or str(gpu.nvml_index if gpu.nvml_index is not None else gpu.index))
+    return ",".join(out)

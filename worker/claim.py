@@ -84,7 +84,7 @@ class ClaimLoop:
                                   class_id.decode(), err)
                     continue
                 self._classes_seen[class_id.decode()] = cls
-            if static_reason(cls, host.hostname, bool(known), host.cuda) is None:
+            if static_reason(cls, host, bool(known)) is None:
                 out.append(cls)
         return out
 

@@ -43,7 +43,7 @@ def _fit_gpu_total(cls: ConstraintClass, host: HostResources) -> float | None:
 
 
 def _could_run(cls: ConstraintClass, host: HostResources, hosts: dict[str, HostSpec]) -> bool:
-    return (static_reason(cls, host.hostname, host.hostname in hosts, host.cuda) is None
+    return (static_reason(cls, host, host.hostname in hosts) is None
             and resources_reason(cls, free_of(host)) is None)
 
 

@@ -248,9 +248,9 @@ def _result(runs: str, name: str, job_id: str, attempt: int) -> dict:
         return {}
 
 
-def _why(job, record, workers, gpu_key: str) -> str:
-    """The constraints that decided the placement, in words, and the GPU (of ledger key
-    ``gpu_key``) the finished attempt had reserved."""
+def _why(job, record, workers, gpu_keys: str) -> str:
+    """The constraints that decided the placement, in words, and the GPUs (of ledger keys
+    ``gpu_keys``, comma-separated) the finished attempt had reserved."""
     if record.state is not JobState.FINISHED:
         return "-"
     s = job.scheduling
@@ -264,9 +264,12 @@ def _why(job, record, workers, gpu_key: str) -> str:
     if s["after"]:
         parts.append(f"waited for {', '.join(s['after'])}")
     worker = workers.get(record.worker or "")
-    gpu = next((g for g in worker.host.gpus if g.ledger_key == gpu_key), None) if worker and gpu_key else None
-    if gpu is not None:
-        parts.append(f"on GPU {gpu.index}: {gpu.name} {gpu.vram_total_gib:g}G")
+    wanted = gpu_keys.split(",") if gpu_keys else []
+    gpus = [g for g in worker.host.gpus if g.ledger_key in wanted] if worker else []
+    if len(gpus) == 1:
+        parts.append(f"on GPU {gpus[0].index}: {gpus[0].name} {gpus[0].vram_total_gib:g}G")
+    elif gpus:
+        parts.append(f"on GPUs {','.join(str(g.index) for g in gpus)}: {len(gpus)}x {gpus[0].name}")
     return "; ".join(parts) or "CPU job: CPU-only hosts first, then host priority"
 
 

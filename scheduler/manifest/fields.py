@@ -35,7 +35,14 @@ _FIELDS = [
     Field("priority", INT, 0, False, "higher runs first, -1000..1000; then bigger min_vram_gib, then load order"),
     Field("require_cuda", BOOL, False, False, "run only on a host with a CUDA GPU"),
     Field("prefer_cuda", BOOL, False, False, "go to an idle CUDA worker when one can take it"),
-    Field("min_vram_gib", NUMBER, 0, False, "free VRAM needed on the worker's GPU at claim time"),
+    Field("min_vram_gib", NUMBER, 0, False, "free VRAM needed on each of the job's GPUs at claim time (0: the "
+                                             "GPUs are held whole)"),
+    Field("gpus", INT, None, False, "GPUs the job needs, all on one host, 0..64 (unset: 1 for a job that runs on a "
+                                    "GPU, else 0)"),
+    Field("gpu_names", STR_LIST, None, False, "globs over the GPU product name NVML reports, e.g. [\"*A100*\"] "
+                                              "(unset: any)"),
+    Field("min_compute_capability", NUMBER, None, False, "lowest CUDA compute capability of the job's GPUs, e.g. "
+                                                         "8.0 (unset: any)"),
     Field("min_ram_gib", NUMBER, 0, False, "RAM reserved on the host while the job runs"),
     Field("min_cores", INT, 1, False, "cores reserved on the host while the job runs"),
     Field("allowed_hosts", STR_LIST, [], False, "host name globs the job may run on (empty: any)"),
@@ -62,6 +69,8 @@ TOP_LEVEL_KEYS = ("schema_version", "name", "defaults", "allowed", "hosts", "job
 SCHEMA_VERSION = 1
 PRIORITY_RANGE = (-1000, 1000)
 MAX_ATTEMPTS_RANGE = (1, 100)
+GPUS_RANGE = (0, 64)
+COMPUTE_CAPABILITY_RANGE = (0, 99)
 
 
 def kind_of(value: Any) -> str | None:

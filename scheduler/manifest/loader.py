@@ -22,7 +22,9 @@ from ..names import HOST_RE, JOB_NAME_RE
 from .bounds import INT_RANGE, MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
 from .command import RUNTIME_PLACEHOLDERS, CommandError, check_argv, fill_arg, runtime_fields
 from .fields import (
+    COMPUTE_CAPABILITY_RANGE,
     FIELDS,
+    GPUS_RANGE,
     HOST_FIELDS,
     INT,
     MAX_ATTEMPTS_RANGE,
@@ -352,7 +354,7 @@ class _Validator:
         values["after"] = self.unique_parents(values["after"], where)
         scheduling = {k: values[k] for k in sorted(SCHEDULING_FIELDS) if k in values}
         scheduling["name"] = values["name"]
-        if scheduling["min_vram_gib"] > 0 and not scheduling["require_cuda"]:
+        if scheduling["min_vram_gib"] > 0 and not scheduling["require_cuda"] and not scheduling.get("gpus"):
             self.warn("min_vram_gib > 0 but require_cuda = false: the job may run on CPU-only hosts, where "
                       "VRAM is ignored; set require_cuda = true if it needs a GPU", where, "min_vram_gib")
         spec = JobSpec(identity=identity, scheduling=scheduling, schema_version=SCHEMA_VERSION, index=index)
@@ -376,6 +378,7 @@ class _Validator:
         if not MAX_ATTEMPTS_RANGE[0] <= v["max_attempts"] <= MAX_ATTEMPTS_RANGE[1]:
             self.error(f"must be between {MAX_ATTEMPTS_RANGE[0]} and {MAX_ATTEMPTS_RANGE[1]}", where,
                        "max_attempts")
+        self.check_gpu_fields(v, where)
         both = sorted(set(v["allowed_hosts"]) & set(v["denied_hosts"]))
         if both:
             self.error(f"{both} also in denied_hosts; a host cannot be both allowed and denied", where,
@@ -393,6 +396,32 @@ class _Validator:
             for item in items:
                 if value is not None and item not in choices:
                     self.error(f"{_describe(item)} is not allowed; [allowed] {key} is {choices}", where, key)
+
+    def check_gpu_fields(self, v: dict[str, Any], where: str) -> None:
+        """``gpus``, ``gpu_names`` and ``min_compute_capability``: ranges, and the combinations that
+        contradict each other (a job that needs CUDA but asks for no GPU)."""
+        gpus = v.get("gpus")
+        if gpus is not None:
+            if not GPUS_RANGE[0] <= gpus <= GPUS_RANGE[1]:
+                self.error(f"must be between {GPUS_RANGE[0]} and {GPUS_RANGE[1]}, got {_describe(gpus)}", where,
+                           "gpus")
+            elif gpus == 0 and v["require_cuda"]:
+                self.error("0 with require_cuda = true: a job that needs CUDA needs a GPU; set gpus >= 1 or drop "
+                           "require_cuda", where, "gpus")
+            elif gpus == 0 and v["min_vram_gib"] > 0:
+                self.error("0 with min_vram_gib > 0: VRAM is reserved on the job's GPUs; set gpus >= 1 or "
+                           "min_vram_gib = 0", where, "gpus")
+        cc = v.get("min_compute_capability")
+        if cc is not None and not COMPUTE_CAPABILITY_RANGE[0] <= cc <= COMPUTE_CAPABILITY_RANGE[1]:
+            self.error(f"must be between {COMPUTE_CAPABILITY_RANGE[0]} and {COMPUTE_CAPABILITY_RANGE[1]} (e.g. 8.0 "
+                       f"for Ampere), got {_describe(cc)}", where, "min_compute_capability")
+        if v.get("gpu_names") is not None:
+            self.check_globs(v["gpu_names"], where, "gpu_names")
+        asks_kind = bool(v.get("gpu_names")) or bool(cc)
+        if asks_kind and not v["require_cuda"] and not gpus:
+            field = "gpu_names" if v.get("gpu_names") else "min_compute_capability"
+            self.warn("set, but the job may run without a GPU (require_cuda = false, gpus unset), where it does "
+                      "not apply; set require_cuda = true or gpus >= 1", where, field)
 
     def unique_parents(self, after: list[str], where: str) -> list[str]:
         """``after`` with each name once, in first-seen order: a name listed twice is one edge.

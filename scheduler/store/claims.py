@@ -10,7 +10,7 @@ from typing import Iterable
 
 from ..errors import StoreError
 from ..keys import Keys
-from ..matching import ConstraintClass
+from ..matching import ConstraintClass, gpu_kind_mask
 from ..resources import HostResources
 from ..states import JobState, Outcome, script_names
 from .errors import damage_message, refusal
@@ -25,8 +25,8 @@ DEFAULT_LEASE_S = 30.0
 class Claim:
     job_id: str
     attempt: int
-    gpu_key: str  # ledger key of the reserved GPU ("" for none)
-    gpu_pos: int  # 1-based position in the worker's GPU list (0 for none)
+    gpu_keys: tuple[str, ...] = ()  # ledger keys of the reserved GPUs, in the worker's GPU order
+    gpu_positions: tuple[int, ...] = ()  # their 1-based positions in the worker's GPU list
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,13 @@ class Claims:
         examines that class. The payload's fixed part is encoded once per worker and host:
         a claim is one round trip, and this keeps the client's share of it small.
         """
-        class_ids = [c.class_id for c in classes]
-        if not class_ids:
+        # A class that accepts only some kinds of GPU carries which of this worker's GPUs it
+        # accepts ("id/0110"): the script then needs neither names nor globs.
+        wanted = []
+        for c in classes:
+            mask = gpu_kind_mask(c, host.gpus)
+            wanted.append(c.class_id if mask is None else f"{c.class_id}/{mask}")
+        if not wanted:
             return None
         gpus = [{"key": g.ledger_key, "total": g.vram_total_gib,
                  "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g in host.gpus]
@@ -64,10 +69,12 @@ class Claims:
         with refusal():
             raw = json.loads(self.scripts.claim(
                 keys=[self.keys.running, self.keys.ledger(host.hostname), self.keys.classes],
-                args=[payload, f",{','.join(class_ids)},"]))
+                args=[payload, f",{','.join(wanted)},"]))
         if not raw or not isinstance(raw, dict) or "job_id" not in raw:
             return None
-        return Claim(raw["job_id"], int(raw["attempt"]), raw["gpu_key"], int(raw["gpu_pos"]))
+        keys, positions = raw.get("gpu_keys") or "", raw.get("gpu_pos") or ""
+        return Claim(raw["job_id"], int(raw["attempt"]), tuple(keys.split(",")) if keys else (),
+                     tuple(int(p) for p in positions.split(",")) if positions else ())
 
     def _fixed_payload(self, worker: str, host: HostResources) -> str:
         """The claim payload's fields that stay the same for a worker on a host, as JSON members."""

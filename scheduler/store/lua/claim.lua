@@ -9,8 +9,11 @@ ARGV  1 JSON {now, lease_s, worker, host, the key prefixes (scheduler/keys.py sc
       2 ids of the classes the pure rule already admits for this worker, each followed by a
         comma and the first preceded by one (",a,b,"): one argument, not one each (packing 50
         arguments cost the client more than the claim), searched, not split (splitting 50 ids
-        into a table cost a fifth of the claim's time in Redis)
-Returns JSON {job_id, attempt, gpu_key, gpu_pos} or {} when nothing fits.
+        into a table cost a fifth of the claim's time in Redis). A class that accepts only some
+        kinds of GPU (gpu_names, min_compute_capability) is followed by which of this worker's
+        GPUs it accepts, one '0' or '1' each (",a/0110,b,"): kinds are the pure rule's business.
+Returns JSON {job_id, attempt, gpu_keys, gpu_pos} (the reserved GPUs' ledger keys and their
+1-based positions, each comma-separated, "" for none) or {} when nothing fits.
 
 Invariants:
   * Atomic: a job id leaves its pending zset, enters `running` with a lease and its
@@ -18,16 +21,20 @@ Invariants:
   * Nothing half-written: the keys it reads fail before its first write, and each key it
     writes is checked first (types.lua); a foreign one is refused by name, nothing written.
   * The host ledger never exceeds capacity: RAM and cores are checked against
-    capacity minus what running fleet jobs on this host reserved; VRAM against
-    min(probed free, total - reserved) on one GPU, choosing the smallest that fits.
+    capacity minus what running fleet jobs on this host reserved. A job gets `gpus` GPUs
+    (scheduler.matching.gpu_count): sharing ones (min_vram_gib > 0) each with
+    min(probed free, total - reserved) >= min_vram_gib, the smallest that fit; whole ones
+    (min_vram_gib = 0) with nothing reserved, the smallest first, and it reserves each
+    whole (its total), so no sharing job fits beside it.
   * Cost: `heads` (one entry per class with pending jobs) read in pages of 16 until a
     class fits, plus O(log n) for the chosen class; only a class's head is ever examined
     (jobs of a class need the same resources), and the first class in heads order that
     fits holds the best job.
     Class constraints are read from `classes` only for the heads examined: decoding
     every admitted class from the payload cost more than the rest of the claim.
-  * The resource check is the same rule as scheduler.matching.resources_reason;
-    tests/test_claim_agreement.py proves they agree.
+  * The resource check and the GPU choice are the same rule as
+    scheduler.matching.resources_reason and choose_gpus; tests/test_claim_agreement.py
+    proves they agree.
 ]]
 
 local p = cjson.decode(ARGV[1])
@@ -54,20 +61,17 @@ for i, g in ipairs(p.gpus) do
   gpu_free[i] = math.min(g.free, g.total - (reserved['vram:' .. g.key] or 0))
 end
 
--- Smallest GPU whose free VRAM fits, so big cards stay free for big jobs.
-local function best_gpu(vram)
-  local best = nil
-  for i = 1, #gpu_free do
-    if gpu_free[i] + EPS >= vram and (best == nil or gpu_free[i] < gpu_free[best]) then best = i end
-  end
-  return best
-end
-
 -- Classes in the order of their best job (heads), so the first that fits holds the best job
 -- this worker may run: reading heads instead of every class's zset.
 local WANTED = ARGV[2]
+-- Whether this worker may run class_id (false) and, if so, which kinds of its GPUs ('' for all).
 local function wanted(class_id)
-  return string.find(WANTED, ',' .. class_id .. ',', 1, true) ~= nil
+  local _, e = string.find(WANTED, ',' .. class_id, 1, true)
+  if e == nil then return false end
+  local next_char = string.sub(WANTED, e + 1, e + 1)
+  if next_char == ',' then return '' end
+  if next_char ~= '/' then return false end
+  return string.sub(WANTED, e + 2, (string.find(WANTED, ',', e + 2, true) or 0) - 1)
 end
 
 -- A class's needs; nil (never claimed) if its record is missing or not fleet's JSON:
@@ -77,34 +81,73 @@ local function needs(class_id)
   if not ok or type(c) ~= 'table' then return nil end
   local ram, cores, vram = tonumber(c.min_ram_gib), tonumber(c.min_cores), tonumber(c.min_vram_gib)
   if not (ram and cores and vram) then return nil end
-  return {id = class_id, ram = ram, cores = cores, vram = vram, cuda = c.require_cuda == true}
+  local gpus = nil
+  if c.gpus ~= nil then
+    gpus = tonumber(c.gpus)
+    if gpus == nil then return nil end
+  end
+  return {id = class_id, ram = ram, cores = cores, vram = vram, cuda = c.require_cuda == true,
+          prefer = c.prefer_cuda == true, gpus = gpus}
 end
 
--- Whether class c fits what this worker has left, and on which GPU (nil: none needed).
-local function placement(c)
-  local gpu = nil
-  if c.vram > 0 and (c.cuda or #gpu_free > 0) then
-    gpu = best_gpu(c.vram)
-    if gpu == nil then return false end
-  elseif #gpu_free > 0 and c.cuda then
-    gpu = best_gpu(0)
+-- scheduler.matching.gpu_count: `gpus` where set, else 1 for a job that runs on a GPU here.
+local function gpu_count(c)
+  if c.gpus then return c.gpus end
+  if c.cuda then return 1 end
+  if #gpu_free > 0 and (c.vram > 0 or c.prefer) then return 1 end
+  return 0
+end
+
+-- The positions of the GPUs class c gets now, ascending ({} for none), or nil: too few free.
+local function choose_gpus(c, kinds)
+  local n = gpu_count(c)
+  if n == 0 then return {} end
+  local fit = {}
+  for i = 1, #gpu_free do
+    if kinds == '' or string.sub(kinds, i, i) == '1' then
+      if c.vram > 0 then
+        if gpu_free[i] + EPS >= c.vram then fit[#fit + 1] = i end
+      elseif (reserved['vram:' .. p.gpus[i].key] or 0) <= EPS then
+        fit[#fit + 1] = i
+      end
+    end
   end
-  return c.ram <= free_ram + EPS and c.cores <= free_cores + EPS, gpu
+  if #fit < n then return nil end
+  if n == 1 and #fit == 1 then return fit end
+  if c.vram > 0 then  -- least free VRAM that fits first, so big cards stay free for big jobs
+    table.sort(fit, function(a, b) if gpu_free[a] ~= gpu_free[b] then return gpu_free[a] < gpu_free[b] end
+                                   return a < b end)
+  else  -- whole: the smallest cards first, for the same reason
+    table.sort(fit, function(a, b) local ta, tb = p.gpus[a].total, p.gpus[b].total
+                                   if ta ~= tb then return ta < tb end return a < b end)
+  end
+  local chosen = {}
+  for k = 1, n do chosen[k] = fit[k] end
+  table.sort(chosen)
+  return chosen
+end
+
+-- Whether class c fits what this worker has left, and on which GPUs.
+local function placement(c, kinds)
+  if c.ram > free_ram + EPS or c.cores > free_cores + EPS then return false end
+  local gpus = choose_gpus(c, kinds)
+  return gpus ~= nil, gpus
 end
 
 -- heads in pages: the best job usually sits in the first few classes, and reading all
 -- of heads each claim cost more than the rest of the choice.
 local HEADS_PAGE = 16
-local chosen_class, chosen_gpu = nil, nil
+local chosen_class, chosen_gpus = nil, nil
 local start = 0
 repeat
   local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1)
   for _, class_id in ipairs(heads) do
-    local c = wanted(class_id) and needs(class_id)
+    local kinds = wanted(class_id)
+    local c = kinds and needs(class_id)
     if c then
-      local fits, gpu = placement(c)
+      local fits, gpus = placement(c, kinds)
       if fits then
-        chosen_class, chosen_gpu = c, gpu
+        chosen_class, chosen_gpus = c, gpus
         break
       end
     end
@@ -125,19 +168,25 @@ local attempt = redis.pcall('HINCRBY', key, 'attempts', 1)
 if type(attempt) == 'table' then return redis.error_reply(foreign(key, 'hash') or attempt.err) end
 pending_pop(chosen_class.id)
 redis.call('ZADD', RUNNING, p.now + p.lease_s, chosen)
-local gpu_key = ''
-local vram = 0
-if chosen_gpu then
-  gpu_key = p.gpus[chosen_gpu].key
-  vram = chosen_class.vram
+-- Each GPU's key and what the job reserves on it (min_vram_gib, or all of it when held whole),
+-- comma-separated in the job's record so that finish.lua gives back exactly that.
+local gpu_keys, gpu_vram, gpu_pos = {}, {}, {}
+for k, i in ipairs(chosen_gpus) do
+  gpu_keys[k] = p.gpus[i].key
+  gpu_vram[k] = chosen_class.vram > 0 and chosen_class.vram or p.gpus[i].total
+  gpu_pos[k] = i
 end
+local res_gpu, res_vram = table.concat(gpu_keys, ','), table.concat(gpu_vram, ',')
+if res_vram == '' then res_vram = '0' end
 move_state(chosen, p.states.pending, p.states.running, 'indexed', '0', 'last_worker', p.worker,
-           'last_host', p.host, 'res_ram', chosen_class.ram, 'res_cores', chosen_class.cores, 'res_vram', vram,
-           'res_gpu', gpu_key, 'lease_attempt', attempt)
+           'last_host', p.host, 'res_ram', chosen_class.ram, 'res_cores', chosen_class.cores, 'res_vram', res_vram,
+           'res_gpu', res_gpu, 'lease_attempt', attempt)
 -- A zero reservation changes nothing: skipping it spares a write most jobs (min_cores = 0) make.
 if chosen_class.ram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_class.ram) end
 if chosen_class.cores > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores) end
-if vram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'vram:' .. gpu_key, vram) end
+for k, key in ipairs(gpu_keys) do
+  if gpu_vram[k] > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'vram:' .. key, gpu_vram[k]) end
+end
 redis.call('RPUSH', p.attempts_prefix .. chosen, cjson.encode({attempt = attempt, worker = p.worker,
-           host = p.host, gpu = gpu_key, started_at = p.now}))
-return cjson.encode({job_id = chosen, attempt = attempt, gpu_key = gpu_key, gpu_pos = chosen_gpu or 0})
+           host = p.host, gpu = res_gpu, started_at = p.now}))
+return cjson.encode({job_id = chosen, attempt = attempt, gpu_keys = res_gpu, gpu_pos = table.concat(gpu_pos, ',')})

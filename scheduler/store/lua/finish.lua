@@ -44,6 +44,15 @@ local RUNNING, TICK, EVENTS = KEYS[1], KEYS[2], KEYS[3]
 local COUNTED = {}  -- outcomes that use up one of max_attempts (scheduler/states.py COUNTED_OUTCOMES)
 for _, o in ipairs(p.counted) do COUNTED[o] = true end
 
+-- "a,b" as {"a", "b"}; nil or "" as {}. A job's res_gpu and res_vram list its GPUs this way
+-- (claim.lua), one entry for a job on one GPU, as records written before multi-GPU jobs hold.
+local function split_commas(text)
+  local out = {}
+  if not text or text == '' then return out end
+  for item in string.gmatch(text, '[^,]+') do out[#out + 1] = item end
+  return out
+end
+
 local function release(host, fields)
   if not host or host == '' then return end
   local ledger = p.ledger_prefix .. host
@@ -56,7 +65,8 @@ local function release(host, fields)
   end
   give_back('ram', fields.res_ram)
   give_back('cores', fields.res_cores)
-  if fields.res_gpu and fields.res_gpu ~= '' then give_back('vram:' .. fields.res_gpu, fields.res_vram) end
+  local amounts = split_commas(fields.res_vram)
+  for k, gpu in ipairs(split_commas(fields.res_gpu)) do give_back('vram:' .. gpu, amounts[k]) end
 end
 
 -- The first key end_attempt would write that holds a value fleet did not write (types.lua), or
@@ -76,7 +86,7 @@ local function damaged(job_id, cur, new_state, record)
     bad = foreign(ledger, 'hash')
     if bad then return bad end
     local fields = {'ram', 'cores'}
-    if cur.res_gpu and cur.res_gpu ~= '' then table.insert(fields, 'vram:' .. cur.res_gpu) end
+    for _, gpu in ipairs(split_commas(cur.res_gpu)) do table.insert(fields, 'vram:' .. gpu) end
     for _, field in ipairs(fields) do
       local v = redis.call('HGET', ledger, field)
       if v and not tonumber(v) then return 'fleet: ledger ' .. ledger .. ' field ' .. field .. ' is not a number' end
