@@ -8,6 +8,7 @@ import json
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, UsageError
+from ..manifest.fields import SCHEDULING_FIELDS
 from ..table import printable, render, write_line
 from .common import connect, job_attempt, print_json
 
@@ -59,7 +60,7 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
     for record, raw in zip(records, results):
         if raw is None:
             continue
-        rows.append((record, _flatten(record.spec, skip=_SCHEDULING), json.loads(raw)))
+        rows.append((record, _flatten(record.spec, skip=SCHEDULING_FIELDS), json.loads(raw)))
     if not rows:
         raise NotFoundError("none of these jobs has a finished result yet (jobs write result.json; "
                             "see scheduler.report)")
@@ -78,11 +79,7 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-_SCHEDULING = {"name", "priority", "require_cuda", "prefer_cuda", "min_vram_gib", "min_ram_gib", "min_cores",
-               "allowed_hosts", "denied_hosts", "after", "max_attempts", "timeout_s", "command", "entrypoint"}
-
-
-def _flatten(spec: dict[str, Any], skip: set[str], prefix: str = "") -> dict[str, Any]:
+def _flatten(spec: dict[str, Any], skip: frozenset[str], prefix: str = "") -> dict[str, Any]:
     """Identity fields as flat columns: hyper.lr, hyper.epochs, seed, mode, ..."""
     flat = {}
     for key, value in spec.items():

@@ -47,10 +47,5 @@ class Store:
             if client is not self.redis:
                 client.close()
 
-    def namespace_keys(self) -> list[str]:
-        """Every key of this namespace (SCAN, for tests and admin tools, never on a hot path)."""
-        with self.errors():
-            return sorted(k.decode() for k in self.redis.scan_iter(match=self.keys.all_pattern(), count=1000))
-
 
 __all__ = ["Store", "StoreError"]
