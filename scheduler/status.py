@@ -7,11 +7,9 @@ jobs as at 100,000.
 
 from __future__ import annotations
 
-import json
 import time
 
-from .manifest.model import HostSpec
-from .matching import ConstraintClass, class_reason, free_of
+from .matching import class_reason, free_of
 from .states import JobState
 from .store.workers import list_workers
 
@@ -24,8 +22,8 @@ def status_document(store) -> dict:
     redis, keys = store.redis, store.keys
     counts = store.jobs.counts()
     workers = list_workers(redis, keys, now)
-    hosts = {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.hosts).items()}
-    classes = {k.decode(): ConstraintClass.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.classes).items()}
+    hosts = store.hosts()
+    classes = store.classes()
     pipe = redis.pipeline(transaction=False)
     for class_id in classes:
         pipe.zcard(keys.pending(class_id))
