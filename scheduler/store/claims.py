@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..errors import StoreError
 from ..keys import Keys
 from ..matching import ConstraintClass
 from ..resources import HostResources
 from ..states import JobState, Outcome, script_names
 from .errors import damage_message, refusal
+from .queries import decode_attempts
 from .scripts import Scripts
 
 log = logging.getLogger("fleet.claims")
@@ -156,14 +156,7 @@ class Claims:
         return finished[-1] if finished else None
 
     def decode_attempts(self, job_id: str, raw: list[bytes]) -> list[dict]:
-        try:
-            records = [json.loads(r) for r in raw]
-            if all(isinstance(r, dict) and isinstance(r.get("attempt"), int) for r in records):
-                return records
-        except ValueError:
-            pass
-        raise StoreError(f"attempt records at {self.keys.attempts(job_id)} are not fleet's JSON; inspect them "
-                         f"with redis-cli LRANGE, fix or delete the key")
+        return decode_attempts(self.keys.attempts(job_id), raw)
 
 
 def output_dir_of(attempt: dict) -> str | None:

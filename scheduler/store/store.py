@@ -14,11 +14,13 @@ from ..keys import Keys
 from ..manifest.model import HostSpec, Manifest
 from ..matching import ConstraintClass
 from ..settings import Settings
+from .actions import ActionResult, act, drain
 from .catalog import Catalog
 from .errors import redis_errors
 from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries
+from .streams import Streams
 from .workers import WorkerInfo, list_workers
 
 LOAD_TIMEOUT_S = 600.0
@@ -31,6 +33,7 @@ class Store:
         self.keys = keys
         self.settings = settings or Settings(namespace=keys.namespace)
         self.jobs = JobQueries(redis, keys)
+        self.streams = Streams(redis, keys)
         self.catalog = Catalog(keys)  # remembers the damaged records it said, for as long as this store lives
 
     @classmethod
@@ -71,6 +74,14 @@ class Store:
     def workers(self, now: float | None = None) -> list[WorkerInfo]:
         """Every worker seen in the last day (:func:`list_workers`)."""
         return list_workers(self.redis, self.keys, time.time() if now is None else now)
+
+    def act(self, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
+        """Apply an operator action to the jobs, all or nothing (:func:`act`)."""
+        return act(self.redis, self.keys, action, job_ids, reset=reset)
+
+    def drain(self, worker: str, undo: bool = False) -> bool:
+        """Ask a worker to claim no more, or to resume (:func:`drain`); False if there is no such worker."""
+        return drain(self.redis, self.keys, worker, undo=undo)
 
     def event_waiter(self) -> EventWaiter:
         """A cursor into the events stream for one waiting worker."""
