@@ -19,8 +19,9 @@ from .catalog import Catalog
 from .errors import redis_errors
 from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
-from .queries import JobQueries
+from .queries import JobQueries, JobRecord
 from .streams import Streams
+from .views import ExplainView, FleetView, pending_names, read_explain, read_fleet
 from .workers import WorkerInfo, list_workers
 
 LOAD_TIMEOUT_S = 600.0
@@ -74,6 +75,21 @@ class Store:
     def workers(self, now: float | None = None) -> list[WorkerInfo]:
         """Every worker seen in the last day (:func:`list_workers`)."""
         return list_workers(self.redis, self.keys, time.time() if now is None else now)
+
+    def fleet_view(self, failures: int, now: float | None = None) -> FleetView:
+        """What `fleet status` shows, with the newest ``failures`` failed jobs, in two round trips
+        whatever the store's size (:func:`read_fleet`)."""
+        return read_fleet(self, time.time() if now is None else now, failures)
+
+    def pending_names(self, class_ids: list[str], per_class: int) -> dict[str, list[str]]:
+        """The names of the first ``per_class`` waiting jobs of each class (:func:`pending_names`)."""
+        return pending_names(self, class_ids, per_class)
+
+    def explain_view(self, job: JobRecord, workers: list[WorkerInfo] | None = None,
+                     now: float | None = None) -> ExplainView:
+        """What decides where ``job`` is, in at most three round trips (:func:`read_explain`);
+        the registry is read unless ``workers`` are given."""
+        return read_explain(self, job, time.time() if now is None else now, workers)
 
     def act(self, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
         """Apply an operator action to the jobs, all or nothing (:func:`act`)."""
