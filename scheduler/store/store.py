@@ -15,6 +15,7 @@ from ..manifest.model import HostSpec, Manifest
 from ..matching import ConstraintClass
 from ..settings import Settings
 from .actions import ActionResult, act, drain
+from .archive import AttemptArchive
 from .catalog import Catalog
 from .errors import redis_errors
 from .events import EventWaiter
@@ -35,6 +36,7 @@ class Store:
         self.settings = settings or Settings(namespace=keys.namespace)
         self.jobs = JobQueries(redis, keys)
         self.streams = Streams(redis, keys)
+        self.archive = AttemptArchive(redis, keys)
         self.catalog = Catalog(keys)  # remembers the damaged records it said, for as long as this store lives
 
     @classmethod
