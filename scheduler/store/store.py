@@ -17,6 +17,7 @@ from ..settings import Settings
 from .actions import ActionResult, act, drain
 from .archive import AttemptArchive
 from .catalog import Catalog
+from .claims import DEFAULT_LEASE_S, Claims
 from .errors import redis_errors
 from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
@@ -92,6 +93,10 @@ class Store:
         """What decides where ``job`` is, in at most three round trips (:func:`read_explain`);
         the registry is read unless ``workers`` are given."""
         return read_explain(self, job, time.time() if now is None else now, workers)
+
+    def claims(self, lease_s: float = DEFAULT_LEASE_S) -> Claims:
+        """Claims, leases and the reaper (claim.lua, finish.lua, renew.lua) on this store's client."""
+        return Claims(self.redis, self.keys, lease_s=lease_s)
 
     def act(self, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
         """Apply an operator action to the jobs, all or nothing (:func:`act`)."""
