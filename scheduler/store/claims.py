@@ -13,7 +13,7 @@ from ..matching import ConstraintClass
 from ..resources import HostResources
 from ..states import JobState, Outcome, script_names
 from .errors import damage_message, refusal
-from .queries import decode_attempts
+from .queries import JobQueries, decode_attempts
 from .scripts import Scripts
 
 log = logging.getLogger("fleet.claims")
@@ -148,7 +148,8 @@ class Claims:
         return found
 
     def attempts(self, job_id: str) -> list[dict]:
-        return self.decode_attempts(job_id, self.redis.lrange(self.keys.attempts(job_id), 0, -1))
+        """The job's attempt records (:meth:`JobQueries.attempts`: one read, one place)."""
+        return JobQueries(self.redis, self.keys).attempts(job_id)
 
     def last_finished(self, job_id: str) -> dict | None:
         """The job's latest attempt that finished (its outputs are the job's result), or None."""

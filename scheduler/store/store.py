@@ -1,7 +1,7 @@
 """The store facade: one Redis client, one namespace's keys, and every read and write of them.
 
-Callers ask the store and format what it returns; none of them calls Redis itself (as
-dramatiq's broker and huey's storage own their I/O). Methods raise redis-py's errors
+Callers ask the store and format what it returns, as dramatiq's broker and huey's storage
+own their I/O (the callers not moved yet are named in scheduler/store/__init__.py). Methods raise redis-py's errors
 as they come: callers wrap them in :meth:`Store.errors`, so the CLI prints one line.
 """
 
@@ -70,10 +70,6 @@ class Store:
         """The manifest's ``[hosts]`` by name; a damaged record is left out, said once, unless it
         is ``own``'s (StoreError: see :meth:`Catalog.hosts`)."""
         return self.catalog.hosts(self.redis.hgetall(self.keys.hosts), own)
-
-    def classes(self) -> dict[str, ConstraintClass]:
-        """Every constraint class by id; a damaged record is left out, said once."""
-        return self.catalog.classes(self.redis.hgetall(self.keys.classes))
 
     def workers(self, now: float | None = None) -> list[WorkerInfo]:
         """Every worker seen in the last day (:func:`list_workers`)."""
