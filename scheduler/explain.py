@@ -3,20 +3,20 @@
 For a pending job every live worker is asked the pure matching rule with what its
 host has left right now (the ledger), so the first failing constraint is named
 per worker, e.g. ``gpu-24: min_vram_gib 40 > free 23.5``; the same rule the claim
-uses, so explain can't disagree with what workers do.
+uses, so explain can't disagree with what workers do. Pure: the store reads what
+it needs (:class:`ExplainView`) and :func:`explanation` decides.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .keys import Keys
 from .manifest.model import HostSpec, JobSpec
 from .matching import host_rule_reason, job_host_reason, job_reason, ledger_free
 from .states import JobState
 from .store.queries import JobRecord
+from .store.views import ExplainView
 from .store.workers import WorkerInfo
 from .table import age
 
@@ -42,14 +42,16 @@ class Explanation:
                 "runnable_by": self.runnable_by, "waiting_for": self.waiting_for}
 
 
-def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attempts: list[dict]) -> Explanation:
+def explanation(view: ExplainView) -> Explanation:
+    """Why ``view.job`` is where it is; pure, over what :meth:`Store.explain_view` read."""
+    job = view.job
     spec = JobSpec.from_flat(job.spec)
     if job.state is JobState.RUNNING:
         return Explanation(job, f"Running on {job.host} (worker {job.worker}), attempt {job.attempts}.")
     if job.state is JobState.FINISHED:
         return Explanation(job, f"Finished on {job.host} after {job.attempts} attempt(s); a reload never reruns it.")
     if job.state in (JobState.FAILED, JobState.CANCELED):
-        last = attempts[-1] if attempts else {}
+        last = view.attempts[-1] if view.attempts else {}
         why = last.get("reason") or last.get("outcome") or "no attempt recorded"
         return Explanation(job, f"Last attempt: {why}. `fleet retry {job.name}` makes it pending again.")
     if job.state is JobState.BLOCKED:
@@ -61,26 +63,24 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
         return Explanation(job, "Orphaned: the manifest no longer lists it, so it will not start; add it back or "
                                 "cancel it.")
     if job.spec.get("after") and not job.indexed:
-        parents = [m.decode() for m in redis.smembers(keys.deps_prefix + job.job_id)]
-        pipe = redis.pipeline(transaction=False)
-        for parent in parents:
-            pipe.hmget(keys.job(parent), "name", "state")
-        waiting = [f"{n.decode()} ({st.decode()})" for n, st in pipe.execute()
-                   if n and st and st != JobState.FINISHED.value.encode()]
+        waiting = [f"{name} ({state})" for name, state in view.parents if state != JobState.FINISHED.value]
         return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} to finish (after = "
                                 f"{job.spec['after']}).")
-    live = [w for w in workers if w.live]
-    hosts = {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.hosts).items()}
+    live = [w for w in view.workers if w.live]
     if not live:
-        return _with_no_live_worker(job, spec, workers, hosts)
-    pipe = redis.pipeline(transaction=False)
-    for w in live:
-        pipe.hgetall(keys.ledger(w.host.hostname))
-    ledgers = [{k.decode(): float(v) for k, v in raw.items()} for raw in pipe.execute()]
+        return _with_no_live_worker(job, spec, view.workers, view.hosts, view.now)
+    return _per_live_worker(view, spec, live)
+
+
+def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -> Explanation:
+    """A queued pending job against every live worker: what its host has left now (the ledger)
+    and what it could offer when idle, so "busy" is told apart from "never"."""
+    job, hosts = view.job, view.hosts
     result = Explanation(job, "")
     idle_capacity = []
-    for w, ledger in zip(live, ledgers):
+    for w in live:
         who = f"{w.name}@{w.host.hostname}"
+        ledger = view.ledgers.get(w.host.hostname, {})
         reason = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, ledger))
         never = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, {}))
         if w.state == "paused":
@@ -99,9 +99,8 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
         else:
             result.per_worker.append((who, reason))
     if result.runnable_by:
-        ahead = redis.zrank(keys.pending(job.class_id), job.job_id)
-        if ahead:
-            result.waiting_for.append(f"{ahead} job(s) of the same constraints ahead of it (priority, then FIFO)")
+        if view.ahead:
+            result.waiting_for.append(f"{view.ahead} job(s) of the same constraints ahead of it (priority, then FIFO)")
         busy = [n for n in result.runnable_by if next(w for w in live if w.name == n).state != "idle"]
         if len(busy) == len(result.runnable_by):
             result.waiting_for.append("every worker that can run it is busy")
@@ -113,13 +112,22 @@ def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attemp
     return result
 
 
+def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attempts: list[dict]) -> Explanation:
+    """:func:`explanation` of ``job`` read through a store on ``redis``, judged against ``workers``
+    and ``attempts`` as given: the entry point scheduler/demo/run.py calls (``fleet explain``
+    asks the store itself)."""
+    from .store import Store
+
+    view = Store(redis, keys).explain_view(job, workers=workers)
+    return explanation(replace(view, attempts=attempts))
+
+
 def _with_no_live_worker(job: JobRecord, spec: JobSpec, workers: list[WorkerInfo],
-                         hosts: dict[str, HostSpec]) -> Explanation:
+                         hosts: dict[str, HostSpec], now: float) -> Explanation:
     """No worker is alive (burst workers that exited, a fleet being restarted): the job is judged,
     as `condor_q -better-analyze` does, against the workers seen in the last day, at their whole
     capacity, and against the declared hosts no worker was seen on, by their rules alone."""
     result = Explanation(job, "")
-    now = time.time()
     seen_hosts = set()
     for w in workers:
         seen_hosts.add(w.host.hostname)

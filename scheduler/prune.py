@@ -16,12 +16,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Iterator
-
 from .errors import UsageError
-from .keys import Keys
 from .runs_layout import archive_dir, archived_path, is_archived_attempt_dir, is_attempt_dir
-from .store.claims import Claims
+from .store import Store
 
 DAY_S = 86400.0
 PAGE = 1000
@@ -86,10 +83,8 @@ def select(attempts: list[dict], keep: int, cutoff: float,
 
 
 class Pruner:
-    def __init__(self, redis, keys: Keys, runs_dir: str, now: float | None = None):
-        self.redis = redis
-        self.keys = keys
-        self.claims = Claims(redis, keys)
+    def __init__(self, store: Store, runs_dir: str, now: float | None = None):
+        self.records = store.archive  # the attempt records: read, and marked before each move
         self.runs_dir = os.path.realpath(runs_dir)
         if not os.path.isdir(self.runs_dir):
             raise UsageError(f"--runs-dir {runs_dir}: no such directory on this host; pass the dir the "
@@ -100,7 +95,7 @@ class Pruner:
     def plan(self, keep: int, older_than_days: float, include_last: bool) -> PrunePlan:
         cutoff = self.now - older_than_days * DAY_S
         plan = PrunePlan(self.archive_dir, [], [], [])
-        for job_id, name, attempts in self._jobs():
+        for job_id, name, attempts in self.records.jobs_with_attempts(PAGE):
             for a in attempts:  # a move an interrupted prune recorded but never made
                 target = a.get("archived_to")
                 if target and self._here(a.get("output_dir") or "") and self._archive_path(target) \
@@ -133,13 +128,11 @@ class Pruner:
 
     def _move(self, move: Move) -> tuple[str | None, str | None]:
         """(why the move failed, why it was not ours to make); both None once moved."""
-        script = self.claims.scripts.archive
-        key = [self.keys.attempts(move.job_id)]
         racing = "archived by another prune running at the same time"
         if not move.resumed:
             if os.path.lexists(move.target):
                 return None, racing
-            marked = script(keys=key, args=["mark", move.attempt, move.source, move.target, self.now]).decode()
+            marked = self.records.mark(move.job_id, move.attempt, move.source, move.target, self.now)
             if marked != "ok":
                 return None, {"gone": "its attempt record is gone", "running": "it is running again",
                               "moved": "its record changed meanwhile", "other": racing}[marked]
@@ -150,7 +143,7 @@ class Pruner:
             if not os.path.lexists(move.source) and os.path.isdir(move.target):
                 return None, racing
             if os.path.isdir(move.source) and not os.path.lexists(move.target):
-                script(keys=key, args=["unmark", move.attempt, move.source, move.target, self.now])
+                self.records.unmark(move.job_id, move.attempt, move.source, move.target, self.now)
             return f"cannot move {move.source} to {move.target}: {err.strerror}; it stays where it was", None
         return None, None
 
@@ -172,22 +165,6 @@ class Pruner:
         if not _real_dir(path):
             return f"output dir not on this host (ran on {where}); prune there"
         return None
-
-    def _jobs(self) -> Iterator[tuple[str, str, list[dict]]]:
-        offset = 0
-        while True:
-            ids = [i.decode() for i in self.redis.zrange(self.keys.jobs, offset, offset + PAGE - 1)]
-            if not ids:
-                return
-            pipe = self.redis.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.hget(self.keys.job(job_id), "name")
-                pipe.lrange(self.keys.attempts(job_id), 0, -1)
-            replies = pipe.execute()
-            for job_id, name, raw in zip(ids, replies[::2], replies[1::2]):
-                if raw:
-                    yield job_id, (name or b"?").decode(), self.claims.decode_attempts(job_id, raw)
-            offset += PAGE
 
 
 def _real_dir(path: str) -> bool:

@@ -1,61 +1,50 @@
 """The ``fleet status`` document: counts, workers, what nobody can run, recent failures.
 
-Built from counters and indexes only (per-state sizes, per-class sizes, the worker
-registry), never by scanning jobs, so it costs the same few round trips at 100
-jobs as at 100,000.
+Pure functions over what the store reads (:class:`FleetView`, from counters and indexes
+only, never by scanning jobs, so it costs the same few round trips at 100 jobs as at
+100,000); :func:`status_document` is the one place that asks the store.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
-from .manifest.model import HostSpec
-from .matching import ConstraintClass, class_reason, free_of
-from .states import JobState
-from .store.workers import list_workers
+from .matching import class_reason, free_of
+from .store.views import FleetView
 
 RECENT_FAILURES = 5
 SAMPLE_NAMES = 5
 
 
 def status_document(store) -> dict:
-    now = time.time()
-    redis, keys = store.redis, store.keys
-    counts = store.jobs.counts()
-    workers = list_workers(redis, keys, now)
-    hosts = {k.decode(): HostSpec.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.hosts).items()}
-    classes = {k.decode(): ConstraintClass.from_dict(json.loads(v)) for k, v in redis.hgetall(keys.classes).items()}
-    pipe = redis.pipeline(transaction=False)
-    for class_id in classes:
-        pipe.zcard(keys.pending(class_id))
-    sizes = dict(zip(classes, pipe.execute()))
-    live = [w for w in workers if w.live]
-    stuck = []
-    for class_id, cls in classes.items():
-        if not sizes[class_id]:
-            continue
-        if not any(class_reason(cls, w.host, w.host.hostname in hosts, free_of(w.host)) is None for w in live):
-            stuck.append((class_id, cls))
-    pipe = redis.pipeline(transaction=False)
-    for class_id, _ in stuck:
-        pipe.zrange(keys.pending(class_id), 0, SAMPLE_NAMES - 1)
-    pipe.zrevrange(keys.state(JobState.FAILED.value), 0, RECENT_FAILURES - 1)
-    replies = pipe.execute()
-    sample_ids = [[i.decode() for i in ids] for ids in replies[:-1]]
-    failed_ids = [i.decode() for i in replies[-1]]
-    names, failed = store.jobs.names_and_records([i for ids in sample_ids for i in ids], failed_ids)
-    records = {r.job_id: r for r in failed}
+    """The document `fleet status --json` prints, from four round trips at most."""
+    view = store.fleet_view(RECENT_FAILURES, now=time.time())
+    stuck = unrunnable(view)
+    return document(view, store.pending_names(stuck, SAMPLE_NAMES))
+
+
+def unrunnable(view: FleetView) -> list[str]:
+    """The classes with pending jobs that no live worker can run even when idle, in the store's
+    order: the same rule (and the same host defaults for a host not in [hosts]) as the claim."""
+    live = [w for w in view.workers if w.live]
+    return [class_id for class_id, cls in view.classes.items() if view.pending.get(class_id) and
+            not any(class_reason(cls, w.host, w.host.hostname in view.hosts, free_of(w.host)) is None
+                    for w in live)]
+
+
+def document(view: FleetView, sample_names: dict[str, list[str]]) -> dict:
+    """The documented ``fleet status --json`` shape; ``sample_names`` names a few waiting jobs of
+    each unrunnable class (those without a name left out)."""
     worker_docs = []
-    for w in workers:
-        doc = w.to_json(now)
-        doc["declared"] = w.host.hostname in hosts  # False: not in [hosts], admitted with defaults
+    for w in view.workers:
+        doc = w.to_json(view.now)
+        doc["declared"] = w.host.hostname in view.hosts  # False: not in [hosts], admitted with defaults
         worker_docs.append(doc)
     return {
-        "jobs": counts,
+        "jobs": view.counts,
         "workers": worker_docs,
-        "unrunnable": [{"pending": int(sizes[cid]), "jobs": [names[i] for i in ids if i in names],
-                        "needs": cls.to_dict()} for (cid, cls), ids in zip(stuck, sample_ids)],
-        "recent_failures": [{"job_id": i, "name": records[i].name, "reason": records[i].reason,
-                             "host": records[i].host} for i in failed_ids if i in records],
+        "unrunnable": [{"pending": int(view.pending[cid]), "jobs": sample_names.get(cid, []),
+                        "needs": view.classes[cid].to_dict()} for cid in unrunnable(view)],
+        "recent_failures": [{"job_id": r.job_id, "name": r.name, "reason": r.reason, "host": r.host}
+                            for r in view.recent_failures],
     }

@@ -90,7 +90,7 @@ def test_prune_moves_old_attempts_and_keeps_the_result(real_store, runs):
     job_id = make_attempts(real_store, runs, "flaky", [Outcome.FAILED, Outcome.FAILED, Outcome.FINISHED])
     before = [a["output_dir"] for a in attempts_of(real_store, job_id)]
 
-    pruner = Pruner(real_store.redis, real_store.keys, runs, now=LATER)
+    pruner = Pruner(real_store, runs, now=LATER)
     plan = pruner.apply(pruner.plan(keep=0, older_than_days=30, include_last=False))
 
     assert [m.attempt for m in plan.moves] == [1, 2] and not plan.failed
@@ -106,7 +106,7 @@ def test_prune_moves_old_attempts_and_keeps_the_result(real_store, runs):
 
 def test_archived_outputs_still_verify_and_show_in_fleet_job(real_store, runs, redis_server, monkeypatch, capsys):
     job_id = make_attempts(real_store, runs, "done", [Outcome.FINISHED])
-    pruner = Pruner(real_store.redis, real_store.keys, runs, now=LATER)
+    pruner = Pruner(real_store, runs, now=LATER)
     plan = pruner.apply(pruner.plan(keep=0, older_than_days=30, include_last=True))
     assert [m.attempt for m in plan.moves] == [1]
     archived = attempts_of(real_store, job_id)[0]["archived_to"]
@@ -124,9 +124,9 @@ def test_archived_outputs_still_verify_and_show_in_fleet_job(real_store, runs, r
 
 def test_keep_and_age_limit_what_moves(real_store, runs):
     job_id = make_attempts(real_store, runs, "j", [Outcome.FAILED, Outcome.FAILED, Outcome.FAILED])
-    young = Pruner(real_store.redis, real_store.keys, runs, now=time.time() + 29 * DAY_S)
+    young = Pruner(real_store, runs, now=time.time() + 29 * DAY_S)
     assert young.plan(keep=0, older_than_days=30, include_last=False).moves == []
-    old = Pruner(real_store.redis, real_store.keys, runs, now=LATER)
+    old = Pruner(real_store, runs, now=LATER)
     assert [m.attempt for m in old.plan(keep=2, older_than_days=30, include_last=False).moves] == [1]
     assert all("archived_to" not in a for a in attempts_of(real_store, job_id))  # plan() writes nothing
 
@@ -149,7 +149,7 @@ def test_outputs_elsewhere_or_outside_the_runs_dir_are_never_touched(real_store,
         record = json.loads(real_store.redis.lindex(key, index))  # a foreign or stale record in Redis
         real_store.redis.lset(key, index, json.dumps({**record, "output_dir": path, "host": "other-box"}))
 
-    pruner = Pruner(real_store.redis, real_store.keys, runs, now=LATER)
+    pruner = Pruner(real_store, runs, now=LATER)
     plan = pruner.apply(pruner.plan(keep=0, older_than_days=30, include_last=False))
 
     assert [m.attempt for m in plan.moves] == [3]
@@ -168,7 +168,7 @@ def test_an_interrupted_prune_is_finished_by_the_next(real_store, runs):
                                   args=["mark", 1, source, target, time.time()]) == b"ok"
     assert output_dir_of(attempts_of(real_store, job_id)[0]) == target and os.path.isdir(source)
 
-    pruner = Pruner(real_store.redis, real_store.keys, runs, now=time.time())
+    pruner = Pruner(real_store, runs, now=time.time())
     plan = pruner.apply(pruner.plan(keep=5, older_than_days=30, include_last=False))
 
     assert [(m.attempt, m.resumed) for m in plan.moves] == [(1, True)]

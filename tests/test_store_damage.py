@@ -4,6 +4,7 @@ real redis-server."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -106,3 +107,14 @@ def test_foreign_keys_names_every_shared_key_a_worker_touches(store, any_redis):
         found = claims.foreign_keys("w", "box")
         assert len(found) == 1 and found[0].startswith(f"key {key} holds a") and "reload the manifest" in found[0], key
         any_redis.delete(key)
+
+
+def test_a_damaged_host_record_is_left_out_and_said_once_unless_it_is_the_readers_own(store, caplog):
+    """One host read for the claim loop, status, explain and probe: a record fleet did not write
+    is skipped, logged once however often it is read; the reader's own host is refused by name."""
+    load(store, job("a"), '[hosts.box]\n[hosts.other]\n')
+    store.redis.hset(store.keys.hosts, "other", "{not json")
+    assert list(store.hosts()) == ["box"] and list(store.hosts(own="box")) == ["box"]
+    assert caplog.text.count(f"host record {store.keys.hosts}[other] is not fleet's JSON") == 1
+    with pytest.raises(StoreError, match=re.escape(f"host record {store.keys.hosts}[other]") + ".*reload the manifest"):
+        store.hosts(own="other")

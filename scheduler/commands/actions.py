@@ -6,7 +6,6 @@ import argparse
 from typing import TextIO
 
 from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
-from ..store.actions import act, drain
 from ..table import write_line
 from .common import connect, print_json
 
@@ -17,7 +16,7 @@ def run_job_action(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
         refs = {store.jobs.resolve(ref): ref for ref in args.jobs}  # all resolved before anything changes
-        results = act(store.redis, store.keys, args.command, list(refs), reset=getattr(args, "reset", False))
+        results = store.act(args.command, list(refs), reset=getattr(args, "reset", False))
         names = store.jobs.names(list(refs))
     if args.json:
         print_json([{"job_id": r.job_id, "name": names.get(r.job_id), "ok": r.ok, "from": r.from_state,
@@ -36,7 +35,7 @@ def run_job_action(args: argparse.Namespace, out: TextIO) -> int:
 def run_drain(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
-        if not drain(store.redis, store.keys, args.worker, undo=args.undo):
+        if not store.drain(args.worker, undo=args.undo):
             raise NotFoundError(f"no worker named {args.worker!r}; list them with `fleet status`")
     write_line(out, f"{args.worker}: {'resumed' if args.undo else 'draining: finishes its current job, claims no more'}")
     return EXIT_OK

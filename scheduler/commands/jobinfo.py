@@ -8,23 +8,19 @@ import time
 from typing import TextIO
 
 from ..manifest.model import JobSpec
-from ..store.claims import Claims, output_dir_of
-from ..store.workers import list_workers
+from ..store.claims import output_dir_of
 from ..table import age, render, write_line
 from .common import connect, print_json
-from .results import latest_metrics
 
 
 def run_job(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
         record = store.jobs.get(store.jobs.resolve(args.job))
-        attempts = Claims(store.redis, store.keys).attempts(record.job_id)
-        raw = store.redis.get(store.keys.spec(record.job_id))
-        summary = store.redis.get(store.keys.result(record.job_id))
-        latest = latest_metrics(store.redis, store.keys.metrics(record.job_id, record.attempts)) \
-            if record.attempts else None
-    identity = json.loads(raw)["identity"] if raw else {}
+        attempts = store.jobs.attempts(record.job_id)
+        identity = store.jobs.identity(record.job_id)
+        result = store.jobs.result(record.job_id)
+        latest = store.streams.latest_metrics(record.job_id, record.attempts) if record.attempts else None
     last = next((a for a in reversed(attempts) if output_dir_of(a)), None)  # the newest attempt with outputs
     spec = JobSpec.from_flat(record.spec)
     data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
@@ -32,7 +28,7 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
             "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
             "after": spec.scheduling.get("after", []),
             "output_dir": output_dir_of(last) if last else None,
-            "result": json.loads(summary) if summary else None, "latest_metrics": latest}
+            "result": result, "latest_metrics": latest}
     if args.json:
         print_json(data, out)
         return 0
@@ -77,7 +73,7 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     now = time.time()
     with store.errors():
-        workers = list_workers(store.redis, store.keys, now)
+        workers = store.workers(now)
     if args.json:
         print_json([w.to_json(now) for w in workers], out)
         return 0

@@ -16,7 +16,7 @@ SHOW_KEPT = 20  # on a shared fleet most old attempts ran on other hosts; a scre
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
-        pruner = Pruner(store.redis, store.keys, args.runs_dir)
+        pruner = Pruner(store, args.runs_dir)
         plan = pruner.plan(args.keep, args.older_than, args.include_last)
         if not args.dry_run:
             pruner.apply(plan)

@@ -8,7 +8,6 @@ from typing import TextIO
 
 from ..manifest import locate_manifest
 from ..receiver import Receiver
-from ..store.claims import Claims
 from .common import connect
 
 log = logging.getLogger("fleet.receiver")
@@ -17,7 +16,7 @@ log = logging.getLogger("fleet.receiver")
 def run(args: argparse.Namespace, out: TextIO) -> int:
     path = locate_manifest(args.manifest)
     store = connect(args)
-    claims = Claims(store.redis, store.keys, lease_s=args.lease_s)
+    claims = store.claims(lease_s=args.lease_s)
 
     def reap() -> None:
         with store.errors():

@@ -8,6 +8,7 @@ import json
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, UsageError
+from ..manifest.fields import SCHEDULING_FIELDS
 from ..table import printable, render, write_line
 from .common import connect, job_attempt, print_json
 
@@ -16,28 +17,9 @@ def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
         record, attempt = job_attempt(store, args.job, args.attempt)
-        rows = metric_rows(store.redis.xrange(store.keys.metrics(record.job_id, attempt)))
+        rows = store.streams.metrics(record.job_id, attempt)
     _emit(rows, args, out, empty=f"no metrics recorded for {record.name} attempt {attempt}")
     return 0
-
-
-def metric_rows(entries) -> list[dict]:
-    """The JSON objects in metrics stream entries; a line that is not one stays only in the job's file."""
-    rows = []
-    for _, fields in entries:
-        try:
-            row = json.loads(fields.get(b"line", b"{}"))
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def latest_metrics(redis, key: str) -> dict | None:
-    """The newest metrics line of an attempt (what `fleet job` shows while it trains)."""
-    rows = metric_rows(redis.xrevrange(key, count=20))
-    return rows[0] if rows else None
 
 
 def run_compare(args: argparse.Namespace, out: TextIO) -> int:
@@ -49,17 +31,11 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
         if args.jobs:
             ids = [store.jobs.resolve(ref) for ref in args.jobs]
         else:
-            ids = [m.decode() for m in store.redis.zrange(store.keys.jobs, 0, -1)]
+            ids = store.jobs.all_ids()
         records = [r for r in store.jobs.many(ids) if not args.model or r.model == args.model]
-        pipe = store.redis.pipeline(transaction=False)
-        for r in records:
-            pipe.get(store.keys.result(r.job_id))
-        results = pipe.execute()
-    rows = []
-    for record, raw in zip(records, results):
-        if raw is None:
-            continue
-        rows.append((record, _flatten(record.spec, skip=_SCHEDULING), json.loads(raw)))
+        results = store.jobs.results([r.job_id for r in records])
+    rows = [(record, _flatten(record.spec, skip=SCHEDULING_FIELDS), result)
+            for record, result in zip(records, results) if result is not None]
     if not rows:
         raise NotFoundError("none of these jobs has a finished result yet (jobs write result.json; "
                             "see scheduler.report)")
@@ -78,11 +54,7 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-_SCHEDULING = {"name", "priority", "require_cuda", "prefer_cuda", "min_vram_gib", "min_ram_gib", "min_cores",
-               "allowed_hosts", "denied_hosts", "after", "max_attempts", "timeout_s", "command", "entrypoint"}
-
-
-def _flatten(spec: dict[str, Any], skip: set[str], prefix: str = "") -> dict[str, Any]:
+def _flatten(spec: dict[str, Any], skip: frozenset[str], prefix: str = "") -> dict[str, Any]:
     """Identity fields as flat columns: hyper.lr, hyper.epochs, seed, mode, ..."""
     flat = {}
     for key, value in spec.items():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TextIO
 
 from ..artifacts import verify
 from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
-from ..store.claims import Claims, output_dir_of
+from ..store.claims import output_dir_of
 from ..table import write_line
 from .common import connect, print_json
 
@@ -17,7 +16,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
         record = store.jobs.get(store.jobs.resolve(args.job))
-        attempts = Claims(store.redis, store.keys).attempts(record.job_id)
+        attempts = store.jobs.attempts(record.job_id)
         ended = [a for a in attempts if output_dir_of(a)]
         if args.attempt:
             ended = [a for a in ended if a["attempt"] == args.attempt]
@@ -25,10 +24,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise NotFoundError(f"{record.name} has no ended attempt{' ' + str(args.attempt) if args.attempt else ''} "
                                 f"with outputs; `fleet job {record.name}` lists its attempts")
         attempt = ended[-1]
-        raw = store.redis.get(store.keys.artifacts(record.job_id, attempt["attempt"]))
-    if raw is None:
+        manifest = store.jobs.artifacts(record.job_id, attempt["attempt"])
+    if manifest is None:
         raise NotFoundError(f"no artifact manifest recorded for {record.name} attempt {attempt['attempt']}")
-    manifest = json.loads(raw)
     where = output_dir_of(attempt)
     result = verify(where, manifest)
     data = {"job_id": record.job_id, "name": record.name, "attempt": attempt["attempt"],

@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..errors import StoreError
 from ..keys import Keys
 from ..matching import ConstraintClass, gpu_kind_mask
 from ..resources import HostResources
 from ..states import JobState, Outcome, script_names
 from .errors import damage_message, refusal
+from .queries import JobQueries, decode_attempts
 from .scripts import Scripts
 
 log = logging.getLogger("fleet.claims")
@@ -155,7 +155,8 @@ class Claims:
         return found
 
     def attempts(self, job_id: str) -> list[dict]:
-        return self.decode_attempts(job_id, self.redis.lrange(self.keys.attempts(job_id), 0, -1))
+        """The job's attempt records (:meth:`JobQueries.attempts`: one read, one place)."""
+        return JobQueries(self.redis, self.keys).attempts(job_id)
 
     def last_finished(self, job_id: str) -> dict | None:
         """The job's latest attempt that finished (its outputs are the job's result), or None."""
@@ -163,14 +164,7 @@ class Claims:
         return finished[-1] if finished else None
 
     def decode_attempts(self, job_id: str, raw: list[bytes]) -> list[dict]:
-        try:
-            records = [json.loads(r) for r in raw]
-            if all(isinstance(r, dict) and isinstance(r.get("attempt"), int) for r in records):
-                return records
-        except ValueError:
-            pass
-        raise StoreError(f"attempt records at {self.keys.attempts(job_id)} are not fleet's JSON; inspect them "
-                         f"with redis-cli LRANGE, fix or delete the key")
+        return decode_attempts(self.keys.attempts(job_id), raw)
 
 
 def output_dir_of(attempt: dict) -> str | None:

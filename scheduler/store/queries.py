@@ -85,6 +85,18 @@ def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None, s
                          f"fleet version: inspect it with redis-cli HGETALL and delete it if foreign") from None
 
 
+def decode_attempts(key: str, raw: list[bytes]) -> list[dict]:
+    """A job's attempt records (the list at ``key``, as LRANGE returns it), oldest first."""
+    try:
+        records = [json.loads(r) for r in raw]
+        if all(isinstance(r, dict) and isinstance(r.get("attempt"), int) for r in records):
+            return records
+    except ValueError:
+        pass
+    raise StoreError(f"attempt records at {key} are not fleet's JSON; inspect them "
+                     f"with redis-cli LRANGE, fix or delete the key")
+
+
 def _refuse_foreign(key: str, reply: Any) -> None:
     """A pipelined read's reply (``execute(raise_on_error=False)``) that is Redis's refusal, e.g.
     WRONGTYPE: the key holds something fleet did not write, and the error names it."""
@@ -165,6 +177,35 @@ class JobQueries:
         if not raw:
             return None
         return parse_job(self.keys.job(job_id), _decode(raw), spec, self.keys.spec(job_id))
+
+    def attempts(self, job_id: str) -> list[dict]:
+        """The job's attempt records, oldest first (what finish.lua and the claim wrote)."""
+        return decode_attempts(self.keys.attempts(job_id), self.redis.lrange(self.keys.attempts(job_id), 0, -1))
+
+    def identity(self, job_id: str) -> dict[str, Any]:
+        """The fields hashed into the job's id, as the load recorded them ({} if none)."""
+        raw = self.redis.get(self.keys.spec(job_id))
+        return json.loads(raw)["identity"] if raw else {}
+
+    def result(self, job_id: str) -> dict | None:
+        """The job's result (its finished attempt's result.json), or None."""
+        return self.results([job_id])[0]
+
+    def results(self, job_ids: list[str]) -> list[dict | None]:
+        """The results of ``job_ids`` (None where there is none), in one round trip: `fleet compare`."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.get(self.keys.result(job_id))
+        return [json.loads(raw) if raw else None for raw in pipe.execute()]
+
+    def artifacts(self, job_id: str, attempt: int) -> dict | None:
+        """The artifact manifest (sha256 of every output file) recorded when the attempt ended, or None."""
+        raw = self.redis.get(self.keys.artifacts(job_id, attempt))
+        return None if raw is None else json.loads(raw)
+
+    def all_ids(self) -> list[str]:
+        """Every job's id, in load order: `fleet compare --all` (an admin read, O(jobs))."""
+        return [m.decode() for m in self.redis.zrange(self.keys.jobs, 0, -1)]
 
     def resolve(self, ref: str) -> str:
         """A job id from a full id, a name or a unique id prefix (at least 4 hex digits).

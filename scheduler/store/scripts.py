@@ -25,6 +25,7 @@ class Scripts:
 
     NAMES = ("apply_manifest", "claim", "finish", "renew", "operate", "archive")
 
-    def __init__(self, redis):
-        for name in self.NAMES:
+    def __init__(self, redis, names: tuple[str, ...] = NAMES):
+        """Register ``names`` (default all): a caller that runs one script registers only that one."""
+        for name in names:
             setattr(self, name, redis.register_script(lua_source(name)))

@@ -47,12 +47,35 @@ class WorkerInfo:
 def list_workers(redis, keys: Keys, now: float | None = None) -> list[WorkerInfo]:
     """Every worker seen in the last day; one whose heartbeat is older than its lease is dead."""
     now = time.time() if now is None else now
-    names = [n.decode() for n in redis.zrangebyscore(keys.workers, now - REGISTRY_WINDOW_S, "+inf")]
     pipe = redis.pipeline(transaction=False)
+    queue_registry(pipe, keys, now)
+    names = worker_names(pipe.execute()[0])
+    pipe = redis.pipeline(transaction=False)
+    queue_workers(pipe, keys, names)
+    return parse_workers(keys, names, pipe.execute(), now)
+
+
+def queue_registry(pipe, keys: Keys, now: float) -> None:
+    """Add the read of the names of the workers seen in the last day to ``pipe``, so a caller
+    can share its round trip (`fleet status` reads it with the counters)."""
+    pipe.zrangebyscore(keys.workers, now - REGISTRY_WINDOW_S, "+inf")
+
+
+def worker_names(reply: list) -> list[str]:
+    """The names in the reply of :func:`queue_registry`'s read."""
+    return [n.decode() for n in reply]
+
+
+def queue_workers(pipe, keys: Keys, names: list[str]) -> None:
+    """Add the reads of the workers' records to ``pipe`` (one reply each, for :func:`parse_workers`)."""
     for name in names:
         pipe.hgetall(keys.worker(name))
+
+
+def parse_workers(keys: Keys, names: list[str], replies: list, now: float) -> list[WorkerInfo]:
+    """The workers from the replies of :func:`queue_workers`; a record gone meanwhile is left out."""
     out = []
-    for name, raw in zip(names, pipe.execute()):
+    for name, raw in zip(names, replies):
         if not raw:
             continue
         data = {k.decode(): v.decode() for k, v in raw.items()}

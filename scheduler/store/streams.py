@@ -1,0 +1,57 @@
+"""An attempt's output and metrics as they reached Redis: the streams the horse writes
+(worker/output_stream.py) and ``fleet logs``, ``fleet metrics`` and ``fleet job`` read."""
+
+from __future__ import annotations
+
+import json
+
+from ..keys import Keys
+
+LATEST_METRICS_WINDOW = 20  # the newest entries `fleet job` looks through for a metrics line
+
+
+def metric_rows(entries: list) -> list[dict]:
+    """The JSON objects in metrics stream entries; a line that is not one stays only in the job's file."""
+    rows = []
+    for _, fields in entries:
+        try:
+            row = json.loads(fields.get(b"line", b"{}"))
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _lines(entries: list) -> list[tuple[str, str]]:
+    """(entry id, line) of log stream entries; a line that is not UTF-8 is shown with U+FFFD."""
+    return [(entry_id.decode(), fields.get(b"line", b"").decode("utf-8", errors="replace"))
+            for entry_id, fields in entries]
+
+
+class Streams:
+    def __init__(self, redis, keys: Keys):
+        self.redis = redis
+        self.keys = keys
+
+    def metrics(self, job_id: str, attempt: int) -> list[dict]:
+        """Every metrics line of an attempt, oldest first."""
+        return metric_rows(self.redis.xrange(self.keys.metrics(job_id, attempt)))
+
+    def latest_metrics(self, job_id: str, attempt: int) -> dict | None:
+        """The newest metrics line of an attempt (what `fleet job` shows while it trains)."""
+        rows = metric_rows(self.redis.xrevrange(self.keys.metrics(job_id, attempt), count=LATEST_METRICS_WINDOW))
+        return rows[0] if rows else None
+
+    def log(self, job_id: str, attempt: int) -> list[tuple[str, str]]:
+        """The attempt's output so far as (entry id, line), oldest first."""
+        return _lines(self.redis.xrange(self.keys.log(job_id, attempt)))
+
+    def has_log(self, job_id: str, attempt: int) -> bool:
+        """Whether any output of the attempt reached Redis."""
+        return bool(self.redis.exists(self.keys.log(job_id, attempt)))
+
+    def follow_log(self, job_id: str, attempt: int, after: str, block_ms: int, count: int) -> list[tuple[str, str]]:
+        """Up to ``count`` lines after entry ``after``, waiting up to ``block_ms`` for the first ([] if none came)."""
+        reply = self.redis.xread({self.keys.log(job_id, attempt): after}, block=block_ms, count=count)
+        return [line for _, entries in reply or [] for line in _lines(entries)]

@@ -1,0 +1,140 @@
+"""What ``fleet status`` and ``fleet explain`` are computed from, read in a few pipelined round
+trips and handed over as plain data: scheduler/status.py and scheduler/explain.py are pure
+functions over these, testable without Redis.
+
+Status reads counters and indexes only (per-state and per-class sizes, the worker
+registry), never every job, so it costs the same round trips at 100 jobs as at 100,000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..manifest.model import HostSpec
+from ..matching import ConstraintClass
+from ..states import JobState
+from .queries import JobRecord, decode_attempts
+from .workers import WorkerInfo, parse_workers, queue_registry, queue_workers, worker_names
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """The fleet as `fleet status` shows it, read at ``now``."""
+
+    now: float
+    counts: dict[str, int]  # jobs per state, plus "orphaned"
+    workers: list[WorkerInfo]
+    hosts: dict[str, HostSpec]  # the manifest's [hosts]
+    classes: dict[str, ConstraintClass]  # by class id
+    pending: dict[str, int]  # class id -> its pending jobs
+    recent_failures: list[JobRecord]  # newest first
+
+
+@dataclass(frozen=True)
+class ExplainView:
+    """One job and what decides whether it can run, read at ``now``."""
+
+    now: float
+    job: JobRecord
+    attempts: list[dict]
+    workers: list[WorkerInfo]
+    hosts: dict[str, HostSpec]
+    ledgers: dict[str, dict[str, float]]  # host -> what running attempts hold there (live workers' hosts)
+    parents: list[tuple[str, str]]  # (name, state) of each job it runs after
+    ahead: int | None  # jobs of its class ahead of it in the pending queue; None if not queued
+
+
+def _raise_refused(replies: list) -> None:
+    """A reply of ``execute(raise_on_error=False)`` that is Redis's refusal, raised as ``execute()``
+    would have: the store's error handling says it as one line."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+
+
+def read_fleet(store: Store, now: float, failures: int) -> FleetView:
+    """Two round trips: the counters, the registry, [hosts], the classes and the newest
+    ``failures`` failed ids; then the workers, the classes' sizes and those jobs' records."""
+    redis, keys = store.redis, store.keys
+    pipe = redis.pipeline(transaction=False)
+    states = list(JobState)
+    for state in states:
+        pipe.zcard(keys.state(state.value))
+    pipe.zcard(keys.orphaned)
+    queue_registry(pipe, keys, now)
+    pipe.hgetall(keys.hosts)
+    pipe.hgetall(keys.classes)
+    pipe.zrevrange(keys.state(JobState.FAILED.value), 0, failures - 1)
+    *sizes, orphaned, registry, raw_hosts, raw_classes, failed = pipe.execute()
+    counts = {state.value: int(n) for state, n in zip(states, sizes)}
+    counts["orphaned"] = int(orphaned)
+    names = worker_names(registry)
+    hosts, classes = store.catalog.hosts(raw_hosts), store.catalog.classes(raw_classes)
+    failed_ids = [i.decode() for i in failed]
+
+    pipe = redis.pipeline(transaction=False)
+    queue_workers(pipe, keys, names)
+    for class_id in classes:
+        pipe.zcard(keys.pending(class_id))
+    for job_id in failed_ids:
+        store.jobs.queue_read(pipe, job_id)
+    replies = pipe.execute(raise_on_error=False)
+    head = len(names) + len(classes)
+    _raise_refused(replies[:head])  # a job's own keys are named by parse_read instead
+    workers = parse_workers(keys, names, replies[:len(names)], now)
+    pending = {class_id: int(n) for class_id, n in zip(classes, replies[len(names):head])}
+    records = [store.jobs.parse_read(job_id, replies[head + 2 * i], replies[head + 2 * i + 1])
+               for i, job_id in enumerate(failed_ids)]
+    return FleetView(now, counts, workers, hosts, classes, pending, [r for r in records if r is not None])
+
+
+def pending_names(store: Store, class_ids: list[str], per_class: int) -> dict[str, list[str]]:
+    """The names of the first ``per_class`` waiting jobs of each class (queue order), in two
+    round trips whatever the store's size; none if ``class_ids`` is empty."""
+    if not class_ids:
+        return {}
+    pipe = store.redis.pipeline(transaction=False)
+    for class_id in class_ids:
+        pipe.zrange(store.keys.pending(class_id), 0, per_class - 1)
+    ids = {class_id: [i.decode() for i in reply] for class_id, reply in zip(class_ids, pipe.execute())}
+    names, _ = store.jobs.names_and_records([i for some in ids.values() for i in some], [])
+    return {class_id: [names[i] for i in some if i in names] for class_id, some in ids.items()}
+
+
+def read_explain(store: Store, job: JobRecord, now: float, workers: list[WorkerInfo] | None = None) -> ExplainView:
+    """At most three round trips: the attempts, [hosts], the job's parents and its place in
+    its class's queue (and the registry, unless ``workers`` are given); then the workers and
+    the parents' states; then the ledgers of the live workers' hosts."""
+    redis, keys = store.redis, store.keys
+    pipe = redis.pipeline(transaction=False)
+    pipe.lrange(keys.attempts(job.job_id), 0, -1)
+    pipe.hgetall(keys.hosts)
+    pipe.smembers(keys.deps_prefix + job.job_id)
+    pipe.zrank(keys.pending(job.class_id), job.job_id)
+    if workers is None:
+        queue_registry(pipe, keys, now)
+    raw_attempts, raw_hosts, deps, ahead, *registry = pipe.execute()
+    names = worker_names(registry[0]) if registry else []
+    parents = [m.decode() for m in deps]
+
+    pipe = redis.pipeline(transaction=False)
+    queue_workers(pipe, keys, names)
+    for parent in parents:
+        pipe.hmget(keys.job(parent), "name", "state")
+    replies = pipe.execute() if names or parents else []
+    if workers is None:
+        workers = parse_workers(keys, names, replies[:len(names)], now)
+    states = [(n.decode(), st.decode()) for n, st in replies[len(names):] if n and st]
+
+    live_hosts = list(dict.fromkeys(w.host.hostname for w in workers if w.live))
+    pipe = redis.pipeline(transaction=False)
+    for host in live_hosts:
+        pipe.hgetall(keys.ledger(host))
+    ledgers = {host: {k.decode(): float(v) for k, v in raw.items()}
+               for host, raw in zip(live_hosts, pipe.execute() if live_hosts else [])}
+    return ExplainView(now, job, decode_attempts(keys.attempts(job.job_id), raw_attempts), workers,
+                       store.catalog.hosts(raw_hosts), ledgers, states, ahead)
