@@ -10,7 +10,7 @@ behind big ones only on hosts big enough for both; wherever only it fits, it is 
 
 A job's pending score is ``rank + seq``. The rank is computed here, once per load,
 and stored with the job, so every Lua script that re-queues a job (finish, deps,
-operate) uses exactly this order without knowing the rule. Scores must stay exact
+actions) uses exactly this order without knowing the rule. Scores must stay exact
 in a double (below 2**53): ranks step by 1e12 per priority level and 1e9 per GiB of
 VRAM, which leaves load order (seq) a billion jobs per namespace.
 """

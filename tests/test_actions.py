@@ -6,7 +6,7 @@ from support.stores import lua_heap_bytes
 from test_claims import HOST, job, load
 
 from scheduler.states import JobState, Outcome
-from scheduler.store.actions import act
+from scheduler.store.actions import apply_action
 from scheduler.store.claims import Claims
 
 
@@ -16,7 +16,7 @@ def state(store, name):
 
 def test_cancel_pending_never_runs(store):
     _, classes = load(store, job("a"))
-    [r] = act(store.redis, store.keys, "cancel", [store.jobs.resolve("a")])
+    [r] = apply_action(store.redis, store.keys, "cancel", [store.jobs.resolve("a")])
     assert r.ok and state(store, "a") is JobState.CANCELED
     assert Claims(store.redis, store.keys).claim("w", HOST, classes) is None
 
@@ -24,10 +24,10 @@ def test_cancel_pending_never_runs(store):
 def test_hold_and_release(store):
     _, classes = load(store, job("a"))
     job_id = store.jobs.resolve("a")
-    act(store.redis, store.keys, "hold", [job_id])
+    apply_action(store.redis, store.keys, "hold", [job_id])
     claims = Claims(store.redis, store.keys)
     assert claims.claim("w", HOST, classes) is None
-    act(store.redis, store.keys, "release", [job_id])
+    apply_action(store.redis, store.keys, "release", [job_id])
     assert claims.claim("w", HOST, classes).job_id == job_id
 
 
@@ -35,7 +35,7 @@ def test_cancel_running_asks_its_worker_and_the_worker_records_it(store):
     _, classes = load(store, job("a"))
     claims = Claims(store.redis, store.keys)
     c = claims.claim("w", HOST, classes)
-    [r] = act(store.redis, store.keys, "cancel", [c.job_id])
+    [r] = apply_action(store.redis, store.keys, "cancel", [c.job_id])
     assert r.ok and state(store, "a") is JobState.RUNNING
     assert claims.renew(c.job_id, "w", c.attempt) == "cancel"
     assert claims.complete(c.job_id, c.attempt, "w", Outcome.CANCELED).state is JobState.CANCELED
@@ -51,11 +51,11 @@ def test_retry_failed_with_and_without_reset(store):
 
     assert [run_and_fail(), run_and_fail()] == [JobState.PENDING, JobState.FAILED]
     job_id = store.jobs.resolve("a")
-    [r] = act(store.redis, store.keys, "retry", [job_id])
+    [r] = apply_action(store.redis, store.keys, "retry", [job_id])
     assert r.ok and state(store, "a") is JobState.PENDING
     # Without --reset the failure budget stays spent: one more failure fails it for good.
     assert run_and_fail() is JobState.FAILED
-    act(store.redis, store.keys, "retry", [job_id], reset=True)
+    apply_action(store.redis, store.keys, "retry", [job_id], reset=True)
     assert run_and_fail() is JobState.PENDING
     assert store.jobs.get(job_id).attempts == 4
 
@@ -66,7 +66,7 @@ def test_illegal_actions_are_refused_and_change_nothing(store):
     c = claims.claim("w", HOST, classes)
     claims.complete(c.job_id, c.attempt, "w", Outcome.FINISHED)
     for action in ("cancel", "retry", "hold", "release"):
-        [r] = act(store.redis, store.keys, action, [c.job_id])
+        [r] = apply_action(store.redis, store.keys, action, [c.job_id])
         assert not r.ok and r.message
         assert state(store, "a") is JobState.FINISHED
 
@@ -75,7 +75,7 @@ def test_cancel_requested_while_running_wins_over_a_retry(store):
     _, classes = load(store, job("a", max_attempts=3))
     claims = Claims(store.redis, store.keys)
     c = claims.claim("w", HOST, classes)
-    act(store.redis, store.keys, "cancel", [c.job_id])
+    apply_action(store.redis, store.keys, "cancel", [c.job_id])
     # The attempt fails before the worker heard of the cancel: it must not come back as pending.
     assert claims.complete(c.job_id, c.attempt, "w", Outcome.FAILED, 1).state is JobState.CANCELED
 
@@ -85,9 +85,9 @@ def test_a_bulk_action_leaves_no_garbage_in_redis(real_store, real_redis):
     garbage, it would slow every later claim while Lua's collector reclaims it a step a call."""
     load(real_store, "".join(f'[[jobs]]\nname = "j{i}"\nmodel = "m"\nseed = {i}\n' for i in range(2000)))
     ids = [real_store.jobs.resolve(f"j{i}") for i in range(2000)]
-    act(real_redis, real_store.keys, "release", ids[:1])  # the script loaded, the heap at its working size
+    apply_action(real_redis, real_store.keys, "release", ids[:1])  # the script loaded, the heap at its working size
     before = lua_heap_bytes(real_redis)
-    assert all(r.ok for r in act(real_redis, real_store.keys, "hold", ids))
+    assert all(r.ok for r in apply_action(real_redis, real_store.keys, "hold", ids))
     grown = lua_heap_bytes(real_redis) - before
     assert grown < 256 * 1024, f"Redis's Lua heap grew by {grown} bytes over a hold of 2,000 jobs"
     assert state(real_store, "j1999") is JobState.HELD
@@ -107,13 +107,13 @@ def test_a_bulk_action_is_all_or_nothing(store):
     running = claims.claim("w", HOST, classes)
     assert running.job_id == a
     before = dump_namespace(store.redis)
-    results = act(store.redis, store.keys, "hold", [c, a, b])  # a is running: hold does not apply to it
+    results = apply_action(store.redis, store.keys, "hold", [c, a, b])  # a is running: hold does not apply to it
     assert [r.ok for r in results] == [False, False, False]
     assert "cannot hold a running job" in results[1].message and "another job" in results[0].message
     assert dump_namespace(store.redis) == before
     store.redis.delete(store.keys.job(a))
     store.redis.set(store.keys.job(a), "not a hash")
     with pytest.raises(StoreError, match=f"key {store.keys.job(a)} holds a string"):
-        act(store.redis, store.keys, "hold", [c, a])
+        apply_action(store.redis, store.keys, "hold", [c, a])
     assert state(store, "c") is JobState.PENDING
-    assert [r.ok for r in act(store.redis, store.keys, "hold", [c, b, c])] == [True, True]  # each job once
+    assert [r.ok for r in apply_action(store.redis, store.keys, "hold", [c, b, c])] == [True, True]  # each job once

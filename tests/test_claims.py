@@ -179,7 +179,7 @@ def heads_consistent(store) -> None:
 def test_heads_stay_consistent_through_random_operations(store):
     import random
 
-    from scheduler.store.actions import act
+    from scheduler.store.actions import apply_action
 
     rng = random.Random(11)
     jobs = "".join(job(f"j{i}", priority=rng.randint(-3, 3), min_ram_gib=rng.choice([1, 8, 30])) for i in range(40))
@@ -198,7 +198,7 @@ def test_heads_stay_consistent_through_random_operations(store):
                                                                   Outcome.INTERRUPTED]))
         else:
             ids = [m.decode() for m in store.redis.zrange(store.keys.jobs, 0, -1)]
-            act(store.redis, store.keys, rng.choice(["hold", "release", "cancel", "retry"]), [rng.choice(ids)])
+            apply_action(store.redis, store.keys, rng.choice(["hold", "release", "cancel", "retry"]), [rng.choice(ids)])
         heads_consistent(store)
 
 

@@ -7,7 +7,7 @@ from test_claims import HOST
 from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass
 from scheduler.states import JobState, Outcome
-from scheduler.store.actions import act
+from scheduler.store.actions import apply_action
 from scheduler.store.claims import Claims
 
 PIPELINE = """schema_version = 1
@@ -60,7 +60,7 @@ def test_failure_blocks_descendants_and_retry_unblocks_them(store):
                                                                         JobState.BLOCKED]
     assert "train did not finish" in store.jobs.get(store.jobs.resolve("eval")).reason
     assert claims.claim("w", HOST, classes) is None
-    act(store.redis, store.keys, "retry", [store.jobs.resolve("train")], reset=True)
+    apply_action(store.redis, store.keys, "retry", [store.jobs.resolve("train")], reset=True)
     assert [state(store, n) for n in ("eval", "deploy")] == [JobState.PENDING, JobState.PENDING]
     assert store.jobs.get(run(claims, classes)).name == "train"
     assert store.jobs.get(run(claims, classes)).name == "eval"
@@ -68,7 +68,7 @@ def test_failure_blocks_descendants_and_retry_unblocks_them(store):
 
 def test_cancelled_parent_blocks_and_a_new_child_of_a_failed_parent_starts_blocked(store):
     claims, classes = setup(store)
-    act(store.redis, store.keys, "cancel", [store.jobs.resolve("train")])
+    apply_action(store.redis, store.keys, "cancel", [store.jobs.resolve("train")])
     assert state(store, "eval") is JobState.BLOCKED
     more = PIPELINE + '[[jobs]]\nname = "report"\nmodel = "cnn"\nmode = "report"\nafter = ["train"]\n'
     setup(store, more)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scheduler.manifest import parse_manifest
 from scheduler.states import JobState
-from scheduler.store.actions import act
+from scheduler.store.actions import apply_action
 
 JOBS = 'schema_version = 1\n[[jobs]]\nname = "target"\nmodel = "m"\n[[jobs]]\nname = "other"\nmodel = "m"\nseed = 1\n'
 
@@ -19,7 +19,8 @@ def test_an_exact_job_id_means_that_job_even_when_another_job_is_named_so(store)
     store.redis.hset(store.keys.names, target, other)
     store.redis.hset(store.keys.job(other), "name", target)
     assert store.jobs.resolve(target) == target
-    act(store.redis, store.keys, "cancel", [store.jobs.resolve(target)])  # what `fleet cancel <target's id>` does
+    # what `fleet cancel <target's id>` does
+    apply_action(store.redis, store.keys, "cancel", [store.jobs.resolve(target)])
     assert store.jobs.get(target).state is JobState.CANCELED
     assert store.jobs.get(other).state is JobState.PENDING
     assert store.jobs.resolve(other) == other  # the renamed job stays reachable by its own id

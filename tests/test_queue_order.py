@@ -15,7 +15,7 @@ from scheduler.matching import ConstraintClass
 from scheduler.queue_order import queue_rank
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import JobState, Outcome
-from scheduler.store.actions import act
+from scheduler.store.actions import apply_action
 from scheduler.store.claims import Claims
 
 def test_higher_priority_first_then_fifo(store):
@@ -39,14 +39,14 @@ def test_within_a_priority_the_biggest_gpu_need_goes_first_and_equal_needs_keep_
 
 def test_a_record_stored_before_ranks_queues_by_priority_until_the_next_load_ranks_it(store):
     from scheduler.queue_order import queue_rank
-    from scheduler.store.actions import act
+    from scheduler.store.actions import apply_action
 
     manifest, classes = load(store, job("old", require_cuda=True, min_vram_gib=40, priority=3))
     job_id = manifest.jobs[0].job_id
     r, k = store.redis, store.keys
     r.hdel(k.job(job_id), "rank")  # as an earlier fleet stored it
-    act(r, k, "hold", [job_id])
-    act(r, k, "release", [job_id])  # re-queued by deps.lua from the record alone
+    apply_action(r, k, "hold", [job_id])
+    apply_action(r, k, "release", [job_id])  # re-queued by deps.lua from the record alone
     seq = int(r.hget(k.job(job_id), "seq"))
     assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 0) + seq
     plan = store.load(manifest)
@@ -129,6 +129,6 @@ def test_a_failed_attempt_goes_back_to_its_place_ahead_of_jobs_loaded_after_it(s
 def test_a_released_job_keeps_its_place(store):
     _, classes = load(store, job("a") + job("b") + job("c"))
     ids = [store.jobs.resolve(n) for n in "ab"]
-    act(store.redis, store.keys, "hold", ids)
-    act(store.redis, store.keys, "release", ids[::-1])
+    apply_action(store.redis, store.keys, "hold", ids)
+    apply_action(store.redis, store.keys, "release", ids[::-1])
     assert claim_order(store, classes) == ["a", "b", "c"]

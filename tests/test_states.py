@@ -21,7 +21,7 @@ from test_claims import HOST
 from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass
 from scheduler.states import TRANSITIONS, JobState, Outcome
-from scheduler.store.actions import act, drain
+from scheduler.store.actions import apply_action, drain
 from scheduler.store.claims import Claims
 from scheduler.store.rq_bridge import absorb_rq_requeues
 
@@ -96,9 +96,9 @@ class Fleet:
                                          else 1)
         assert ended.state is expect, (name, outcome, ended)
 
-    def act(self, action: str, *names: str, **kw) -> None:
+    def apply_action(self, action: str, *names: str, **kw) -> None:
         with self.log.op(action):
-            results = act(self.store.redis, self.store.keys, action, [self.id(n) for n in names], **kw)
+            results = apply_action(self.store.redis, self.store.keys, action, [self.id(n) for n in names], **kw)
         assert all(r.ok for r in results), results
 
     def state(self, name: str) -> JobState:
@@ -116,27 +116,27 @@ def test_every_operation_makes_only_listed_transitions_and_every_listed_one_happ
     fleet.load("load: drop, edit", edited)
     fleet.load("load: re-add", jobs)
 
-    fleet.act("hold", "held-child", "x", "b")  # pending -> held, a waiting child too
-    fleet.act("release", "x")  # held -> pending
-    fleet.act("cancel", "b")  # held -> canceled
+    fleet.apply_action("hold", "held-child", "x", "b")  # pending -> held, a waiting child too
+    fleet.apply_action("release", "x")  # held -> pending
+    fleet.apply_action("cancel", "b")  # held -> canceled
     fleet.end("parent", Outcome.FAILED, JobState.FAILED)  # max_attempts 1: failed for good
     assert [fleet.state(n) for n in ("child", "grandchild", "held-child")] == [JobState.BLOCKED] * 3
-    fleet.act("cancel", "held-child")  # blocked -> canceled
-    fleet.act("retry", "parent")  # failed -> pending; its blocked descendants -> pending
+    fleet.apply_action("cancel", "held-child")  # blocked -> canceled
+    fleet.apply_action("retry", "parent")  # failed -> pending; its blocked descendants -> pending
     assert [fleet.state(n) for n in ("child", "grandchild")] == [JobState.PENDING] * 2
     fleet.end("parent", Outcome.FINISHED, JobState.FINISHED)
 
     c = fleet.claim("child")
-    fleet.act("cancel", "child")  # running: its worker is asked; no state change yet
+    fleet.apply_action("cancel", "child")  # running: its worker is asked; no state change yet
     assert fleet.state("child") is JobState.RUNNING
     with fleet.log.op("finish failed"):  # the operator's cancel outranks the retry a failure earns
         assert fleet.claims.complete(c.job_id, c.attempt, "w", Outcome.FAILED, exit_code=1).state is JobState.CANCELED
     assert fleet.state("grandchild") is JobState.BLOCKED
-    fleet.act("retry", "child")  # canceled -> pending, and the grandchild with it
+    fleet.apply_action("retry", "child")  # canceled -> pending, and the grandchild with it
 
     fleet.end("a", Outcome.TIMEOUT, JobState.PENDING)  # an attempt left
     fleet.end("a", Outcome.CRASHED, JobState.FAILED)
-    fleet.act("retry", "a", reset=True)
+    fleet.apply_action("retry", "a", reset=True)
     fleet.end("a", Outcome.INTERRUPTED, JobState.PENDING)  # not counted
     fleet.end("a", Outcome.CANCELED, JobState.CANCELED)
 
@@ -153,7 +153,7 @@ def test_every_operation_makes_only_listed_transitions_and_every_listed_one_happ
     with fleet.log.op("rq requeue"):
         store.redis.rpush("rq:queue:fleet-test", fleet.id("x"))
         assert absorb_rq_requeues(store.redis, store.keys, "rq:queue:fleet-test") == 1
-    fleet.act("cancel", "y")  # pending -> canceled
+    fleet.apply_action("cancel", "y")  # pending -> canceled
     fleet.end("z", Outcome.FINISHED, JobState.FINISHED)
 
     assert set(fleet.log.seen) == LISTED, f"listed in TRANSITIONS but never made: {LISTED - set(fleet.log.seen)}"
@@ -202,8 +202,8 @@ def test_a_random_walk_over_every_operation_makes_only_listed_transitions(store)
         elif roll < 0.75:
             action = rng.choice(["cancel", "retry", "hold", "release"])
             with log.op(action):
-                act(store.redis, store.keys, action, rng.sample(ids, rng.randint(1, 3)), reset=rng.random() < 0.5,
-                    all_or_nothing=rng.random() < 0.5)
+                apply_action(store.redis, store.keys, action, rng.sample(ids, rng.randint(1, 3)),
+                             reset=rng.random() < 0.5, all_or_nothing=rng.random() < 0.5)
         elif roll < 0.9:
             now += 1
             with log.op("reap"):

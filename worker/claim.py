@@ -26,7 +26,7 @@ REAP_EVERY_S = 1.0
 REGISTRY_MAX_AGE_S = 0.25
 
 
-class ClaimLoop:
+class Claimer:
     def __init__(self, redis, keys: Keys, claims: Claims, worker_name: str,
                  host: Callable[[], HostResources]):
         self.store = Store(redis, keys)  # its catalog says each damaged host or class record once

@@ -20,7 +20,7 @@ from rq.job import Job
 
 from scheduler.errors import StoreError, UsageError
 from scheduler.states import Outcome
-from scheduler.store.actions import act
+from scheduler.store.actions import apply_action
 from scheduler.store.errors import UNREACHABLE
 from scheduler.store.loading import RQ_FUNC
 from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued
@@ -63,7 +63,7 @@ class FleetQueue(Queue):
         if self.fleet_keys is None or pipeline is not None:
             # Inside an rq pipeline the id goes onto the list; the worker absorbs it right after.
             return super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
-        act(self.connection, self.fleet_keys, "retry", [job_id])
+        apply_action(self.connection, self.fleet_keys, "retry", [job_id])
 
 
 class FleetWorker(Worker):

@@ -26,7 +26,7 @@ from scheduler.store.queries import JobQueries
 from scheduler.store.rq_bridge import restore_rq_job
 
 from .attempt import Attempt, WorkerPlace, build_attempt
-from .claim import ClaimLoop
+from .claim import Claimer
 from .completion import Completion
 from .disk import DiskGate
 from .rq_worker import FleetQueue, lost_grace_s
@@ -38,7 +38,7 @@ log = logging.getLogger("fleet.worker")
 class WorkerRuntime:
     """Everything fleet needs around one rq worker: the claim loop, registry entry, attempts."""
 
-    def __init__(self, redis_client, keys, claims: Claims, loop: ClaimLoop, host_name: str, runs_dir: str,
+    def __init__(self, redis_client, keys, claims: Claims, loop: Claimer, host_name: str, runs_dir: str,
                  host_info: dict, heartbeat_s: float, worker_name: str, gpus, redis_url: str = "",
                  disk_gate: DiskGate | None = None):
         self.redis = redis_client
@@ -153,7 +153,7 @@ class WorkerRuntime:
             parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
             attempt = build_attempt(self.place, self.keys, claim, record, parent_dirs,
                                     lost_grace_s(self.claims.lease_s))
-        except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir: fail, don't loop
+        except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir
             log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
             self.completion.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")
             return None

@@ -10,13 +10,13 @@ from ..table import write_line
 from .common import connect, print_json
 
 
-def run_job_action(args: argparse.Namespace, out: TextIO) -> int:
-    """All or nothing (see scheduler.store.actions.act): one job the action does not apply to
+def run_action(args: argparse.Namespace, out: TextIO) -> int:
+    """All or nothing (see scheduler.store.actions.apply_action): one job the action does not apply to
     and no job changes; each refusal is said, and the exit status is 2."""
     store = connect(args)
     with store.errors():
         refs = {store.jobs.resolve(ref): ref for ref in args.jobs}  # all resolved before anything changes
-        results = store.act(args.command, list(refs), reset=getattr(args, "reset", False))
+        results = store.apply_action(args.command, list(refs), reset=getattr(args, "reset", False))
         names = store.jobs.names(list(refs))
     if args.json:
         print_json([{"job_id": r.job_id, "name": names.get(r.job_id), "ok": r.ok, "from": r.from_state,

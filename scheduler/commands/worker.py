@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     keys: Keys = store.keys
     use_rq_prefix(keys)
     from scheduler.store.claims import Claims
-    from worker.claim import ClaimLoop
+    from worker.claim import Claimer
     from worker.disk import DiskGate
     from worker.rq_worker import FleetWorker, renewal_interval_s
     from worker.runtime import WorkerRuntime
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                          f"directory") from None
     lease_s = args.lease_s
     claims = Claims(store.redis, keys, lease_s=lease_s)
-    loop = ClaimLoop(store.redis, keys, claims, name, _live_host(args, host))
+    loop = Claimer(store.redis, keys, claims, name, _live_host(args, host))
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus,

@@ -23,9 +23,9 @@ class ActionResult:
     message: str
 
 
-def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False,
+def apply_action(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False,
         all_or_nothing: bool = True) -> list[ActionResult]:
-    """Apply ``action`` to the jobs in one atomic step (operate.lua), each named once.
+    """Apply ``action`` to the jobs in one atomic step (actions.lua), each named once.
 
     All or nothing: a job the action does not apply to comes back not ok with the reason,
     and then nothing changes for any job (every result not ok); without ``all_or_nothing``
@@ -40,7 +40,7 @@ def act(redis, keys: Keys, action: str, job_ids: list[str], reset: bool = False,
         "transitions": {src.value: sorted(d.value for d in dst) for src, dst in TRANSITIONS.items()},
     }
     with refusal():
-        raw = json.loads(Scripts(redis).operate(keys=[keys.events], args=[json.dumps(payload)]))
+        raw = json.loads(Scripts(redis, ("actions",)).actions(keys=[keys.events], args=[json.dumps(payload)]))
     return [ActionResult(r["job_id"], bool(r["ok"]), r.get("from"), r.get("to"), r.get("message") or "")
             for r in (raw if isinstance(raw, list) else [])]
 

@@ -15,7 +15,7 @@ UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.Timeout
 
 
 @contextlib.contextmanager
-def redis_errors(settings: Settings) -> Iterator[None]:
+def store_errors(settings: Settings) -> Iterator[None]:
     """Wrap Redis calls: connection failures name the (password-free) URL and the fix."""
     try:
         yield

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from ..keys import Keys
-from .actions import act
+from .actions import apply_action
 
 log = logging.getLogger("fleet.rq")
 BATCH = 100
@@ -36,7 +36,8 @@ def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str, popped: list | No
     if foreign:
         redis.rpush(queue_list_key, *foreign)  # not fleet's: give them back to rq untouched
     retried = 0
-    for result in act(redis, keys, "retry", ours, all_or_nothing=False):  # each requeue is a request of its own
+    # Each requeue is a request of its own: one that does not apply leaves the others alone.
+    for result in apply_action(redis, keys, "retry", ours, all_or_nothing=False):
         if result.ok:
             retried += 1
             log.info("rq requeued %s: pending in fleet again", result.job_id)

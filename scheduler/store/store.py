@@ -14,11 +14,11 @@ from ..keys import Keys
 from ..manifest.model import HostSpec, Manifest
 from ..matching import ConstraintClass
 from ..settings import Settings
-from .actions import ActionResult, act, drain
+from .actions import ActionResult, apply_action, drain
 from .archive import AttemptArchive
 from .catalog import Catalog
 from .claims import DEFAULT_LEASE_S, Claims
-from .errors import redis_errors
+from .errors import store_errors
 from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries, JobRecord
@@ -44,13 +44,13 @@ class Store:
     def connect(cls, settings: Settings) -> "Store":
         """Connect and PING, so an unreachable Redis is one clear error up front."""
         client = settings.connect()
-        with redis_errors(settings):
+        with store_errors(settings):
             client.ping()
         return cls(client, Keys(settings.namespace), settings, connected=True)
 
     def errors(self):
         """Context manager turning redis-py failures into StoreError for this store's URL."""
-        return redis_errors(self.settings)
+        return store_errors(self.settings)
 
     def load(self, manifest: Manifest, dry_run: bool = False, allow_orphaning: bool = False) -> LoadPlan:
         """Apply on a connection of its own with a long read timeout: the one atomic script for a
@@ -94,9 +94,9 @@ class Store:
         """Claims, leases and the reaper (claim.lua, finish.lua, renew.lua) on this store's client."""
         return Claims(self.redis, self.keys, lease_s=lease_s)
 
-    def act(self, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
-        """Apply an operator action to the jobs, all or nothing (:func:`act`)."""
-        return act(self.redis, self.keys, action, job_ids, reset=reset)
+    def apply_action(self, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
+        """Apply an operator action to the jobs, all or nothing (:func:`scheduler.store.actions.apply_action`)."""
+        return apply_action(self.redis, self.keys, action, job_ids, reset=reset)
 
     def drain(self, worker: str, undo: bool = False) -> bool:
         """Ask a worker to claim no more, or to resume (:func:`drain`); False if there is no such worker."""

@@ -1,4 +1,4 @@
---[[ deps: helpers for `after` dependencies, included by finish.lua and operate.lua.
+--[[ deps: helpers for `after` dependencies, included by finish.lua and actions.lua.
 
 Included textually where a script says `-- #include deps`, after it has defined
 `p` (its decoded JSON payload, with job_prefix, pending_prefix, heads_key, state_prefix,

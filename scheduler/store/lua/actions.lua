@@ -1,4 +1,4 @@
---[[ operate: an operator's action on jobs: cancel, retry, hold, release.
+--[[ actions: an operator's action on jobs: cancel, retry, hold, release.
 
 KEYS  1 events (stream); declared so the script routes to the namespace's slot, whose
         prefixes in ARGV build every other key
@@ -21,7 +21,7 @@ Invariants:
 ]]
 
 -- One function, so that everything it decoded is garbage once it returns (see the end).
-local function operate()
+local function apply_action()
   local p = cjson.decode(ARGV[1])
   ARGV[1] = ''  -- the payload text too: ARGV stays referenced until the next script call
   local S = p.states
@@ -112,6 +112,6 @@ end
 -- replies in Redis's Lua heap, reclaimed a step per later script call: every claim pays
 -- for that while it lasts (apply_manifest.lua says how much). The full collection adds
 -- ~13 us to an action on one job (27 -> 40 us in Redis); actions are an operator's, and rare.
-local result = operate()
+local result = apply_action()
 collectgarbage('collect')
 return result
