@@ -9,6 +9,8 @@ import os
 import pytest
 from fake_nvml import FakeGpu, FakeNvml, mig_a100, nvlink_box
 
+from scheduler.cli import build_parser, main
+from scheduler.commands.worker import describe_host
 from scheduler.errors import ProbeError
 from worker.host_profile import dump_host_profile, load_host_profile
 from worker.probe import probe_host
@@ -123,6 +125,23 @@ def test_a_partial_nvlink_mesh_is_not_overstated_in_a_dump(tmp_path):
     path = tmp_path / "ring.toml"
     path.write_text(dump_host_profile(probed))
     assert load_host_profile(path).links == ()
+
+
+def test_gpu_flag_picks_the_profiles_gpus_renumbered_as_the_worker_sees_them():
+    args = build_parser().parse_args(["worker", "--host-profile", DGX, "--gpu", "5,4", "--gpu", "0"])
+    host = describe_host(args)
+    assert [(g.index, g.nvml_index) for g in host.gpus] == [(0, 5), (1, 4), (2, 0)]
+    assert len({g.ledger_key for g in host.gpus}) == 3 and host.gpus[0].ledger_key == "gpu5"  # as workers share it
+    assert host.links == ((0, 1, "nvlink"),) and host.link(1, 2) == "unknown"
+    whole = describe_host(build_parser().parse_args(["worker", "--host-profile", DGX]))
+    assert len(whole.gpus) == 8
+
+
+@pytest.mark.parametrize("gpus,words", [("8", "has no GPU 8 (it declares 8 [[gpus]], 0-7)"), ("1,1", "given twice")])
+def test_a_gpu_the_profile_lacks_is_one_line_naming_the_profile(capsys, gpus, words):
+    assert main(["probe", "--host-profile", DGX, "--gpu", gpus, "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and DGX in err and len(err.strip().splitlines()) == 1
 
 
 def test_missing_file(tmp_path):

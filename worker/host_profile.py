@@ -30,7 +30,7 @@ import os
 import re
 import tomllib
 from itertools import combinations
-from typing import Any
+from typing import Any, Sequence
 
 import tomli_w
 
@@ -167,6 +167,18 @@ def _positions(count: int) -> str:
     if count == 0:
         return "it declares no [[gpus]]"
     return f"it declares {count} [[gpus]], {'0' if count == 1 else f'0-{count - 1}'}"
+
+
+def select_gpus(host: HostResources, indices: Sequence[int], path: str | os.PathLike) -> HostResources:
+    """A profile's host with only ``--gpu``'s GPUs, renumbered 0.. in the order given, as a worker
+    started with CUDA_VISIBLE_DEVICES set to them sees them (links and UUIDs follow)."""
+    for n, i in enumerate(indices):
+        if i not in range(len(host.gpus)):
+            raise ProbeError(f"--gpu {i}: {os.fspath(path)} has no GPU {i} ("
+                             f"{_positions(len(host.gpus))})")
+        if i in indices[:n]:
+            raise ProbeError(f"--gpu {i}: given twice; name each GPU of {os.fspath(path)} once")
+    return host.with_gpus(indices)
 
 
 def dump_host_profile(host: HostResources) -> str:
