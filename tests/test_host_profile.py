@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import pytest
@@ -135,6 +136,17 @@ def test_gpu_flag_picks_the_profiles_gpus_renumbered_as_the_worker_sees_them():
     assert host.links == ((0, 1, "nvlink"),) and host.link(1, 2) == "unknown"
     whole = describe_host(build_parser().parse_args(["worker", "--host-profile", DGX]))
     assert len(whole.gpus) == 8
+
+
+def test_probe_cli_with_a_profile_and_gpu_shows_capability_uuid_and_links(capsys):
+    assert main(["probe", "--host-profile", DGX, "--gpu", "1,2", "--offline", "--json"]) == 0
+    host = json.loads(capsys.readouterr().out)["host"]
+    assert [(g["index"], g["nvml_index"], g["compute_capability"], g["uuid"]) for g in host["gpus"]] == [
+        (0, 1, "9.0", ""), (1, 2, "9.0", "")]
+    assert host["links"] == [[0, 1, "nvlink"]] and host["nvlink_islands"] == [[0, 1]]
+    assert main(["probe", "--host-profile", DGX, "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "compute 9.0" in out and "NVLink: [0 1 2 3] [4 5 6 7]" in out
 
 
 @pytest.mark.parametrize("gpus,words", [("8", "has no GPU 8 (it declares 8 [[gpus]], 0-7)"), ("1,1", "given twice")])
