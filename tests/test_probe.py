@@ -128,6 +128,27 @@ def test_nvlink_unknown_still_leaves_the_pcie_path_nvml_knows():
     assert len(host.notes) == 1 and "NVLink state" in host.notes[0]
 
 
+def test_a_record_from_an_older_or_newer_worker_still_parses():
+    old = {"hostname": "box", "cores": 4, "ram_total_gib": 8, "ram_available_gib": 8,
+           "gpus": [{"index": 0, "name": "A100", "vram_total_gib": 80, "vram_free_gib": 80, "from_the_future": 1}]}
+    host = HostResources.from_dict(old)  # no "links" (written before them), an unknown GPU field (after)
+    assert host.links == () and host.link(0, 1) == "unknown" and host.gpus[0].name == "A100"
+
+
+def test_the_fake_speaks_pynvml_names_and_the_probe_its_constants():
+    """The fake stands in for pynvml only while its functions are pynvml's, and the codes the
+    probe hard-codes are the C API's."""
+    from worker import topology
+    assert [n for n in dir(FakeNvml) if n.startswith("nvml") and not hasattr(pynvml, n)] == []
+    assert topology.ANCESTOR_KINDS == {pynvml.NVML_TOPOLOGY_INTERNAL: "board", pynvml.NVML_TOPOLOGY_SINGLE:
+                                       "pcie-switch", pynvml.NVML_TOPOLOGY_MULTIPLE: "pcie-switch",
+                                       pynvml.NVML_TOPOLOGY_HOSTBRIDGE: "pcie-host",
+                                       pynvml.NVML_TOPOLOGY_NODE: "numa", pynvml.NVML_TOPOLOGY_SYSTEM: "system"}
+    assert topology._NO_SUCH_LINK == (pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_INVALID_ARGUMENT)
+    assert (topology._FEATURE_ENABLED, topology._NVLINK_SWITCH) == (pynvml.NVML_FEATURE_ENABLED,
+                                                                    pynvml.NVML_NVLINK_DEVICE_TYPE_SWITCH)
+
+
 def test_not_supported_calls_leave_fields_unknown_not_errors():
     nvml = FakeNvml([FakeGpu("Old", 12, mig=None, fail={"nvmlDeviceGetCudaComputeCapability": 3}),
                      FakeGpu("Weird", 16, fail={"nvmlDeviceGetMemoryInfo": 3}, no_memory_v2=True),
