@@ -74,6 +74,9 @@ def test_mig_instances_are_gpus_of_their_own_when_nothing_is_hidden():
     picked = probe(mig_a100(), "MIG-22222222-bbbb").gpus
     assert [(g.index, g.uuid, g.vram_total_gib, g.compute_capability) for g in picked] == [
         (0, "MIG-22222222-bbbb", 5, "8.0")]
+    lost = mig_a100()
+    lost.gpus[0].fail["nvmlDeviceGetMigDeviceHandleByIndex"] = pynvml.NVML_ERROR_GPU_IS_LOST
+    assert any("MIG 0: handle" in n and "GPU is lost" in n for n in probe(lost).notes)  # said, not skipped silently
 
 
 def test_a_mig_card_without_instances_offers_nothing_and_says_so():
@@ -138,12 +141,13 @@ def test_a_record_from_an_older_or_newer_worker_still_parses():
 def test_the_fake_speaks_pynvml_names_and_the_probe_its_constants():
     """The fake stands in for pynvml only while its functions are pynvml's, and the codes the
     probe hard-codes are the C API's."""
-    from worker import topology
+    from worker import gpus, topology
     assert [n for n in dir(FakeNvml) if n.startswith("nvml") and not hasattr(pynvml, n)] == []
     assert topology.ANCESTOR_KINDS == {pynvml.NVML_TOPOLOGY_INTERNAL: "board", pynvml.NVML_TOPOLOGY_SINGLE:
                                        "pcie-switch", pynvml.NVML_TOPOLOGY_MULTIPLE: "pcie-switch",
                                        pynvml.NVML_TOPOLOGY_HOSTBRIDGE: "pcie-host",
                                        pynvml.NVML_TOPOLOGY_NODE: "numa", pynvml.NVML_TOPOLOGY_SYSTEM: "system"}
+    assert gpus._NOT_FOUND == pynvml.NVML_ERROR_NOT_FOUND
     assert topology._NO_SUCH_LINK == (pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_INVALID_ARGUMENT)
     assert (topology._FEATURE_ENABLED, topology._NVLINK_SWITCH) == (pynvml.NVML_FEATURE_ENABLED,
                                                                     pynvml.NVML_NVLINK_DEVICE_TYPE_SWITCH)

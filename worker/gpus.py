@@ -20,6 +20,7 @@ from scheduler.resources import GIB, GpuInfo
 from .topology import probe_links
 
 Links = tuple[tuple[int, int, str], ...]
+_NOT_FOUND = 6  # NVML_ERROR_NOT_FOUND
 
 
 def _text(value: Any) -> str:
@@ -108,13 +109,15 @@ class _Prober:
         except self.nvml.NVMLError:
             return None  # NOT_SUPPORTED on pre-Ampere cards is normal, not worth a note
 
-    def mig_instance(self, position: int, handle, parent, label: str) -> GpuInfo | None:
-        """One MIG instance as a GPU: its memory and UUID, its parent's capability (and name,
-        where NVML has none for the instance). None (with a note) if it cannot be addressed."""
+    def mig_instance(self, position: int, handle, parent, label: str, uuid_given: str = "") -> GpuInfo | None:
+        """One MIG instance as a GPU: its memory and UUID (``uuid_given``: the one
+        CUDA_VISIBLE_DEVICES named), its parent's capability (and name, where NVML has
+        none for the instance). None (with a note) if it cannot be addressed."""
         basics = self.basics(handle, label)
         if basics is None:
             return None
         mem, name, uuid = basics
+        uuid = uuid or uuid_given
         if not uuid.startswith("MIG-"):
             self.notes.append(f"{label}: skipped, its MIG UUID is unknown (CUDA_VISIBLE_DEVICES needs it)")
             return None
@@ -133,8 +136,10 @@ class _Prober:
         for slot in range(count):
             try:
                 handle = self.nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, slot)
-            except self.nvml.NVMLError:
-                continue  # NOT_FOUND: no instance in this slot
+            except self.nvml.NVMLError as err:
+                if getattr(err, "value", None) != _NOT_FOUND:  # NOT_FOUND: no instance in this slot
+                    self.notes.append(f"{label} MIG {slot}: handle: {err}")
+                continue
             gpu = self.mig_instance(first + len(found), handle, parent, f"{label} MIG {slot}")
             if gpu is not None:
                 found.append(gpu)
@@ -175,7 +180,7 @@ def probe_gpus(nvml: Any, environ: Mapping[str, str], notes: list[str]) -> tuple
             if isinstance(entry, str):  # a MIG instance named by its UUID
                 handle = prober.call(f"{entry}: handle", nvml.nvmlDeviceGetHandleByUUID, entry)
                 if handle is not None:
-                    gpu = prober.mig_instance(len(gpus), handle, prober.mig_parent(handle, entry), entry)
+                    gpu = prober.mig_instance(len(gpus), handle, prober.mig_parent(handle, entry), entry, entry)
                     gpus += [gpu] if gpu is not None else []
                 continue
             handle, label = handles[entry], f"GPU {entry}"
