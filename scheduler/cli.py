@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host-profile", metavar="FILE.toml", help="declare the host instead of probing it "
                                                              "(simulation, tests, demo)")
     p.add_argument("--host-name", help="the name manifests' host lists match (default: short hostname)")
-    p.add_argument("--gpu", type=_non_negative_int, action="append", metavar="INDEX",
-                   help="use only this visible GPU (repeatable)")
+    p.add_argument("--gpu", type=_gpu_indices, action="extend", metavar="INDEX[,INDEX]",
+                   help="use only these visible GPUs (repeatable); with --host-profile, these of the profile, "
+                        "renumbered 0.. in this order")
     p.add_argument("--runs-dir", default="runs", help="where each attempt's output dir is created (default ./runs)")
     p.add_argument("--burst", action="store_true", help="exit 0 once nothing is claimable by this worker")
     p.add_argument("--name", help="worker name (default host.pid)")
@@ -159,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("probe", "what this host offers and which jobs it could run, and why not the others")
     p.add_argument("--host-profile", metavar="FILE.toml", help="describe a declared host instead of this one")
     p.add_argument("--host-name", help="the name manifests' host lists match (default: short hostname)")
-    p.add_argument("--gpu", type=_non_negative_int, action="append", metavar="INDEX", help="only this visible GPU")
+    p.add_argument("--gpu", type=_gpu_indices, action="extend", metavar="INDEX[,INDEX]",
+                   help="only these visible GPUs (of the profile, with --host-profile)")
     p.add_argument("--manifest", help="judge this manifest's jobs instead of the live store's")
     p.add_argument("--offline", action="store_true", help="only describe the host; do not contact Redis")
     p.add_argument("--limit", type=_positive_int, default=1000, help="jobs to judge from the store (default 1000)")
@@ -211,6 +213,11 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
+
+
+def _gpu_indices(text: str) -> list[int]:
+    """``--gpu 2,0`` (CUDA_VISIBLE_DEVICES's spelling) or ``--gpu 2 --gpu 0``: the same list."""
+    return [_non_negative_int(part.strip()) for part in text.split(",")]
 
 
 # command -> (module in scheduler.commands, function): a command imports only its own

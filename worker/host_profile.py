@@ -1,15 +1,25 @@
 """Declared hosts (``--host-profile FILE.toml``) for simulation, tests and the demo.
 
 Format (more optional keys: ``ram_available_gib``, ``description``; per GPU
-``vram_free_gib``, ``uuid``, ``compute_capability``)::
+``vram_free_gib``, ``uuid`` (``GPU-...`` or ``MIG-...``), ``compute_capability``
+(``8.0`` or ``"8.0"``); top-level ``nvlink``)::
 
     hostname = "bigbox"
     cuda = true
     cores = 32
     ram_gib = 256
+    nvlink = [[0, 1]]  # islands: every pair of GPUs in one island shares NVLink
     [[gpus]]
     name = "A100-SXM4-80GB"
     vram_gib = 80
+    compute_capability = 8.0
+    [[gpus]]
+    name = "A100-SXM4-80GB"
+    vram_gib = 80
+
+Islands are disjoint lists of ``[[gpus]]`` positions, so a profile gives the same
+``HostResources.links`` a probe would for NVLink; what a profile does not declare
+(PCIe distance) stays unknown, and no pair is guessed.
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ import math
 import os
 import re
 import tomllib
-from typing import Any
+from itertools import combinations
+from typing import Any, Sequence
 
 import tomli_w
 
@@ -27,8 +38,11 @@ from scheduler.errors import ProbeError
 from scheduler.names import HOST_RE
 from scheduler.resources import GpuInfo, HostResources
 
-TOP_KEYS = ("hostname", "cuda", "cores", "ram_gib", "ram_available_gib", "description", "gpus")
+TOP_KEYS = ("hostname", "cuda", "cores", "ram_gib", "ram_available_gib", "description", "gpus", "nvlink")
 GPU_KEYS = ("name", "vram_gib", "vram_free_gib", "uuid", "compute_capability")
+# What CUDA_VISIBLE_DEVICES and the host ledger accept: no commas, spaces or control characters.
+UUID_RE = re.compile(r"(?:GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]{0,95}")
+CC_RE = re.compile(r"([1-9]|1[0-9])\.([0-9])")  # 1.0 (Tesla) .. 19.9: room for cards to come, none for typos
 
 
 def _hint(key: str, choices: tuple[str, ...]) -> str:
@@ -96,13 +110,75 @@ def load_host_profile(path: str | os.PathLike) -> HostResources:
         free = _number(path, f"{where}.vram_free_gib", gpu.get("vram_free_gib", total), positive=False)
         if free > total:
             raise ProbeError(f"{path}: {where}.vram_free_gib: {free:g} exceeds vram_gib {total:g}")
-        cc = gpu.get("compute_capability")
-        if cc is not None and not (isinstance(cc, str) and re.fullmatch(r"\d+\.\d+", cc)):
-            raise ProbeError(f"{path}: {where}.compute_capability: must look like \"8.0\", got {cc!r}")
-        gpus.append(GpuInfo(index=i, name=name, vram_total_gib=total, vram_free_gib=free, uuid=str(gpu.get("uuid", "")),
+        uuid = gpu.get("uuid", "")
+        if uuid != "" and not (isinstance(uuid, str) and UUID_RE.fullmatch(uuid)):
+            raise ProbeError(f"{path}: {where}.uuid: must be a GPU-... or MIG-... UUID as nvidia-smi -L prints it, "
+                             f"got {uuid!r}")
+        if uuid and uuid in (g.uuid for g in gpus):
+            raise ProbeError(f"{path}: {where}.uuid: {uuid} is already gpus[{[g.uuid for g in gpus].index(uuid)}]'s; "
+                             f"each GPU has its own")
+        cc = _capability(path, f"{where}.compute_capability", gpu.get("compute_capability"))
+        gpus.append(GpuInfo(index=i, name=name, vram_total_gib=total, vram_free_gib=free, uuid=uuid,
                             vram_used_gib=total - free, compute_capability=cc, nvml_index=i))
+    links = _nvlink_links(path, data.get("nvlink", []), len(gpus))
     return HostResources(hostname=hostname, cores=cores, ram_total_gib=ram, ram_available_gib=available,
-                         gpus=tuple(gpus), simulated=True)
+                         gpus=tuple(gpus), simulated=True, links=links)
+
+
+def _capability(path: str, where: str, value: Any) -> str | None:
+    """``8.0``, ``8`` or ``"8.0"`` as the probe's "8.0"; anything else is an error naming the field."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = f"{value}.0" if isinstance(value, int) else repr(value)
+    else:
+        text = value if isinstance(value, str) else ""
+    match = CC_RE.fullmatch(text)
+    if not match:
+        raise ProbeError(f"{path}: {where}: must be the card's compute capability, 1.0 to 19.9 (8.0 for an A100, "
+                         f"\"8.9\" for an RTX 4090), got {value!r}")
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+def _nvlink_links(path: str, islands: Any, count: int) -> tuple[tuple[int, int, str], ...]:
+    """``nvlink = [[0, 1], [2, 3]]`` as links: every pair within an island is "nvlink"."""
+    if not isinstance(islands, list) or not all(isinstance(isl, list) for isl in islands):
+        raise ProbeError(f"{path}: nvlink: must be a list of islands of [[gpus]] positions, e.g. [[0, 1], [2, 3]]")
+    seen: dict[int, int] = {}
+    links = []
+    for k, island in enumerate(islands):
+        where = f"nvlink[{k}]"
+        if len(island) < 2:
+            raise ProbeError(f"{path}: {where}: an island needs two or more GPUs, got {island!r}")
+        for i in island:
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < count:
+                raise ProbeError(f"{path}: {where}: {i!r} is not a GPU of this profile ("
+                                 f"{_positions(count)})")
+            if i in seen:
+                raise ProbeError(f"{path}: {where}: GPU {i} is already in nvlink[{seen[i]}]; islands are disjoint, "
+                                 f"so merge the two if all their GPUs share NVLink")
+            seen[i] = k
+        links += [(min(a, b), max(a, b), "nvlink") for a, b in combinations(island, 2)]
+    return tuple(sorted(links))
+
+
+def _positions(count: int) -> str:
+    """How a one-line error names a profile's GPUs: "it declares 8 [[gpus]], 0-7"."""
+    if count == 0:
+        return "it declares no [[gpus]]"
+    return f"it declares {count} [[gpus]], {'0' if count == 1 else f'0-{count - 1}'}"
+
+
+def select_gpus(host: HostResources, indices: Sequence[int], path: str | os.PathLike) -> HostResources:
+    """A profile's host with only ``--gpu``'s GPUs, renumbered 0.. in the order given, as a worker
+    started with CUDA_VISIBLE_DEVICES set to them sees them (links and UUIDs follow)."""
+    for n, i in enumerate(indices):
+        if i not in range(len(host.gpus)):
+            raise ProbeError(f"--gpu {i}: {os.fspath(path)} has no GPU {i} ("
+                             f"{_positions(len(host.gpus))})")
+        if i in indices[:n]:
+            raise ProbeError(f"--gpu {i}: given twice; name each GPU of {os.fspath(path)} once")
+    return host.with_gpus(indices)
 
 
 def dump_host_profile(host: HostResources) -> str:
@@ -120,4 +196,15 @@ def dump_host_profile(host: HostResources) -> str:
             if g.compute_capability:
                 entry["compute_capability"] = g.compute_capability
             data["gpus"].append(entry)
+        islands = _cliques(host)
+        if islands:
+            data["nvlink"] = islands
     return tomli_w.dumps(data)
+
+
+def _cliques(host: HostResources) -> list[list[int]]:
+    """NVLink islands a profile can declare: those in which every pair is linked. A partial mesh
+    (each GPU linked to some others, as on a DGX-1) is left out rather than overstated."""
+    positions = {g.index: pos for pos, g in enumerate(host.gpus)}
+    return [[positions[i] for i in island] for island in host.nvlink_islands()
+            if all(host.link(a, b) == "nvlink" for a, b in combinations(island, 2))]

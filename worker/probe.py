@@ -39,13 +39,14 @@ def probe_host(host_name: str | None = None, *, nvml: Any = None, gpu_indices: S
         raise ProbeError(f"host name {name!r} cannot match a manifest's [hosts]; pass --host-name with 1-63 "
                          f"letters, digits, '_', '.' or '-'")
     notes: list[str] = []
-    gpus, driver = probe_gpus(nvml, environ, notes)
+    gpus, driver, links = probe_gpus(nvml, environ, notes)
     if gpu_indices:
         missing = sorted(set(gpu_indices) - {g.index for g in gpus})
         if missing:
             raise ProbeError(f"--gpu {missing[0]}: no such visible GPU (this worker sees "
                              f"{len(gpus)}); check CUDA_VISIBLE_DEVICES and nvidia-smi")
         gpus = tuple(g for g in gpus if g.index in set(gpu_indices))
+        links = tuple(link for link in links if {link[0], link[1]} <= set(gpu_indices))
     limits = read_limits(cgroup_root, proc_self_cgroup)
     vm = psutil.virtual_memory()
     total, available = vm.total, vm.available
@@ -63,4 +64,4 @@ def probe_host(host_name: str | None = None, *, nvml: Any = None, gpu_indices: S
     for note in notes:
         log.info("probe: %s", note)
     return HostResources(hostname=name, cores=cores, ram_total_gib=total / GIB, ram_available_gib=available / GIB,
-                         gpus=gpus, cuda_driver_version=driver, notes=tuple(notes))
+                         gpus=gpus, cuda_driver_version=driver, notes=tuple(notes), links=links)

@@ -29,9 +29,11 @@ def describe_host(args: argparse.Namespace):
         raise UsageError(f"--host-name {args.host_name!r}: must be 1-63 letters, digits, '_', '.' or '-', as "
                          f"`hostname -s` prints and [hosts] names it")
     if args.host_profile:
-        from worker.host_profile import load_host_profile
+        from worker.host_profile import load_host_profile, select_gpus
 
         host = load_host_profile(args.host_profile)
+        if args.gpu:  # --gpu 2,0: the profile's GPUs 2 and 0, seen as 0 and 1
+            host = select_gpus(host, args.gpu, args.host_profile)
         if args.host_name:
             from dataclasses import replace
 
