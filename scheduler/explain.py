@@ -9,9 +9,8 @@ it needs (:class:`ExplainView`) and :func:`explanation` decides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from .keys import Keys
 from .manifest.model import HostSpec, JobSpec
 from .matching import host_rule_reason, job_host_reason, job_reason, ledger_free
 from .states import JobState
@@ -110,16 +109,6 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
     else:
         result.summary = "No live worker can ever run it as the fleet is now; it waits for a host that satisfies it."
     return result
-
-
-def explain(redis, keys: Keys, job: JobRecord, workers: list[WorkerInfo], attempts: list[dict]) -> Explanation:
-    """:func:`explanation` of ``job`` read through a store on ``redis``, judged against ``workers``
-    and ``attempts`` as given: the entry point scheduler/demo/run.py calls (``fleet explain``
-    asks the store itself)."""
-    from .store import Store
-
-    view = Store(redis, keys).explain_view(job, workers=workers)
-    return explanation(replace(view, attempts=attempts))
 
 
 def _with_no_live_worker(job: JobRecord, spec: JobSpec, workers: list[WorkerInfo],

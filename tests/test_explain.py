@@ -9,7 +9,7 @@ from support.views import NOW, RTX, manifest, record
 from support.views import worker as seen_worker
 from test_claims import job, load
 
-from scheduler.explain import explain, explanation
+from scheduler.explain import explanation
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import JobState
 from scheduler.store.views import ExplainView
@@ -53,16 +53,6 @@ def test_with_every_worker_gone_the_job_is_judged_against_recent_workers_and_dec
     assert huge.summary.startswith("No live worker is registered, and none seen recently could run it")
     fits = explained(store, "fits", gone)
     assert fits.runnable_by == ["a100-1"] and "seen recently could run it" in fits.summary
-
-
-def test_the_demos_entry_point_judges_the_workers_and_attempts_it_is_given(store):
-    """scheduler/demo/run.py calls explain(redis, keys, ...) with workers and attempts it read."""
-    load(store, job("small", require_cuda=True, min_vram_gib=8))
-    record = store.jobs.get(store.jobs.resolve("small"))
-    workers = [worker("w1", A100, "idle")]
-    assert explain(store.redis, store.keys, record, workers, []).to_json() == \
-        explanation(store.explain_view(record, workers=workers)).to_json()
-    assert explain(store.redis, store.keys, record, workers, []).runnable_by == ["w1"]
 
 
 def view_of(spec, workers, ledgers=None, hosts=None, attempts=(), parents=(), ahead=None, **state) -> ExplainView:

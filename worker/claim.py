@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from scheduler.keys import Keys
 from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass, static_reason
 from scheduler.resources import HostResources
@@ -27,10 +26,12 @@ REGISTRY_MAX_AGE_S = 0.25
 
 
 class Claimer:
-    def __init__(self, redis, keys: Keys, claims: Claims, worker_name: str,
-                 host: Callable[[], HostResources]):
-        self.store = Store(redis, keys)  # its catalog says each damaged host or class record once
-        self.keys = keys
+    """What a worker claims: the classes its host may run (the static rule), which of them to
+    leave to a better-placed idle worker, the atomic claim, and the wait for new work."""
+
+    def __init__(self, store: Store, claims: Claims, worker_name: str, host: Callable[[], HostResources]):
+        self.store = store  # its catalog says each damaged host or class record once
+        self.keys = store.keys
         self.claims = claims
         self.worker_name = worker_name
         self.host = host  # re-probed per claim where the probe is live (free VRAM changes)

@@ -22,6 +22,7 @@ from scheduler.runs_layout import manifest_file
 from scheduler.states import JobState, Outcome
 from scheduler.store.claims import Claim, Claims
 from scheduler.store.errors import UNREACHABLE
+from scheduler.store.running import save_artifacts
 
 from .attempt import Attempt
 from .execute import Handoff
@@ -109,7 +110,7 @@ class Completion:
             with open(manifest_file(attempt.out_dir), "rb") as fh:
                 raw = fh.read()
             json.loads(raw)
-            self.redis.set(self.keys.artifacts(attempt.job_id, attempt.number), raw, nx=True)
+            save_artifacts(self.redis, attempt.artifacts_key, raw, only_if_absent=True)
         except FileNotFoundError:
             return
         except (OSError, ValueError, *UNREACHABLE) as err:

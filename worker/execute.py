@@ -23,6 +23,7 @@ from scheduler.artifacts import write_manifest
 from scheduler.runs_layout import job_file, log_file
 from scheduler.states import Outcome
 from scheduler.store.errors import UNREACHABLE
+from scheduler.store.running import cancel_requested, save_artifacts
 
 from .attempt import Attempt
 from .output_stream import LogStreamer, StreamThread
@@ -118,7 +119,7 @@ def _cancel_requested(client, job_key: str) -> bool:
     grace to save a checkpoint (run_attempt's stop); the worker only notices at its next lease
     renewal, and then kills outright. Redis away: not canceled, the check comes again."""
     try:
-        return client.hget(job_key, "cancel_requested") == b"1"
+        return cancel_requested(client, job_key)
     except UNREACHABLE:
         return False
 
@@ -176,7 +177,7 @@ def _record_artifacts(ctx: Attempt, client) -> bool:
         return False
     if client is not None and ctx.artifacts_key:
         try:
-            client.set(ctx.artifacts_key, json.dumps(manifest, sort_keys=True))
+            save_artifacts(client, ctx.artifacts_key, json.dumps(manifest, sort_keys=True))
         except UNREACHABLE as err:
             log.warning("artifact manifest of %s kept on disk only (Redis: %s)", ctx.name, type(err).__name__)
             return True

@@ -21,12 +21,12 @@ import os
 import re
 import threading
 
-import redis
+from scheduler.store.errors import UNREACHABLE
+from scheduler.store.streams import queue_append
 
 log = logging.getLogger("fleet.worker")
 DEFAULT_MAXLEN = 10_000
 MAX_LINE = 4096
-STREAM_TTL_S = 30 * 86400
 STOP_WAIT_S = 30.0  # above fleet's 10 s socket timeout
 READ_BYTES = 1 << 20  # read per file per pump; a bigger backlog is first cut to what the stream keeps
 TAIL_BLOCK = 1 << 16  # looking back for where the last maxlen lines start, this much at a time
@@ -113,15 +113,13 @@ def pump(streams: list[LogStreamer], final: bool = False) -> bool:
                 continue
             offset, lines, rest, looked = new
             pipe = pipe if pipe is not None else streamer.client.pipeline(transaction=False)
-            for line in lines:
-                pipe.xadd(streamer.key, {"line": line}, maxlen=streamer.maxlen, approximate=True)
-            pipe.expire(streamer.key, STREAM_TTL_S)
+            queue_append(pipe, streamer.key, lines, streamer.maxlen)
             sent.append((streamer, offset, rest, looked))
         if pipe is None:
             return True
         try:
             pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNREACHABLE:
             for streamer, *_ in sent:
                 streamer.behind = True
             log.debug("log stream paused: Redis unreachable")

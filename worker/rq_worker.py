@@ -24,6 +24,7 @@ from scheduler.store.actions import apply_action
 from scheduler.store.errors import UNREACHABLE
 from scheduler.store.loading import RQ_FUNC
 from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued
+from scheduler.store.workers import last_heartbeat, queue_drain_read
 
 from . import execute
 from .attempt import Attempt, close_pipe
@@ -220,7 +221,7 @@ class FleetWorker(Worker):
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             said_idle = self.fleet.publish_into(pipe, "idle")
         self.heartbeat(pipeline=pipe)
-        pipe.hget(self.fleet.keys.worker(self.fleet.worker_name), "drain")
+        queue_drain_read(pipe, self.fleet.keys, self.fleet.worker_name)
         pop_requeued(pipe, self.fleet.queue.key)
         *_, drain, requeued = pipe.execute()
         if said_idle:
@@ -389,10 +390,9 @@ class FleetWorker(Worker):
         from rq import worker_registration
 
         if self.connection.exists(self.key) and not self.connection.hexists(self.key, "death"):
-            beat = self.connection.hget(self.fleet.keys.worker(self.name), "heartbeat")
-            lease = float(self.connection.hget(self.fleet.keys.worker(self.name), "lease_s") or 30)
-            if beat is not None and time.time() - float(beat) < lease:
-                raise UsageError(f"a live worker named {self.name!r} heartbeated {time.time() - float(beat):.0f}s ago; "
+            beat, lease = last_heartbeat(self.connection, self.fleet.keys, self.name)
+            if beat is not None and time.time() - beat < lease:
+                raise UsageError(f"a live worker named {self.name!r} heartbeated {time.time() - beat:.0f}s ago; "
                                  f"stop it or pick another --name")
             log.info("clearing the stale rq record of dead worker %s", self.name)
             worker_registration.unregister(self)

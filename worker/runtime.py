@@ -23,7 +23,8 @@ from scheduler.runs_layout import UnsafePathError
 from scheduler.states import Outcome
 from scheduler.store.claims import Claim, Claims, output_dir_of
 from scheduler.store.queries import JobQueries
-from scheduler.store.rq_bridge import restore_rq_job
+from scheduler.store.rq_bridge import queue_rq_job_read, register_rq_queue, restore_rq_job
+from scheduler.store.workers import queue_publish
 
 from .attempt import Attempt, WorkerPlace, build_attempt
 from .claim import Claimer
@@ -58,9 +59,7 @@ class WorkerRuntime:
         self._published: tuple[tuple, float] = ((), 0.0)  # (state, job_id, note), when
         self.queue = FleetQueue(keys.queue_name, connection=redis_client)
         FleetQueue.fleet_keys = keys
-        # rq lists queues from this set (rq info, rq-dashboard); fleet never pushes to the
-        # queue's list, so register it explicitly.
-        redis_client.sadd(FleetQueue.redis_queues_keys, self.queue.key)
+        register_rq_queue(redis_client, self.queue)
 
     def check_store(self) -> None:
         """Raise StoreError naming the first key every claim of this worker touches that holds a
@@ -109,12 +108,9 @@ class WorkerRuntime:
     def publish_into(self, pipe, state: str, job_id: str = "", note: str = "") -> Callable[[], None]:
         """Queue this entry's update onto a caller's pipeline (to share its round trip); call
         what it returns once the pipeline has run, so ``max_age_s`` knows it was said."""
-        now = time.time()
-        pipe.hset(self.keys.worker(self.worker_name), mapping={
+        queue_publish(pipe, self.keys, self.worker_name, {
             "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id, "note": note,
-            "heartbeat": repr(now), "pid": os.getpid(), **self.host_info})
-        pipe.expire(self.keys.worker(self.worker_name), 86400)
-        pipe.zadd(self.keys.workers, {self.worker_name: now})
+            "pid": os.getpid(), **self.host_info}, time.time())
 
         def said() -> None:
             self._published = ((state, job_id, note), time.monotonic())
@@ -132,7 +128,7 @@ class WorkerRuntime:
         job = Job(claim.job_id, connection=self.redis)
         pipe = self.redis.pipeline(transaction=False)
         queries.queue_read(pipe, claim.job_id)
-        pipe.hgetall(job.key)
+        queue_rq_job_read(pipe, job)
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(claim.job_id, pipeline=pipe)
         said_busy = self.publish_into(pipe, "busy", claim.job_id)
         raw_record, raw_spec, raw_job, *rest = pipe.execute(raise_on_error=False)
@@ -177,12 +173,10 @@ class WorkerRuntime:
         """Each parent's last finished attempt's output dir (on the host that ran it: shared
         storage, or the same host, is the operator's business)."""
         dirs = {}
-        claims = self.claims
+        queries = JobQueries(self.redis, self.keys)
         for name in parent_names:
-            parent_id = self.redis.hget(self.keys.names, name)
-            if parent_id is None:
-                continue
-            last = claims.last_finished(parent_id.decode())
+            parent_id = queries.id_of_name(name)
+            last = queries.last_finished(parent_id) if parent_id else None
             if last and output_dir_of(last):
                 dirs[name] = output_dir_of(last)
         return dirs

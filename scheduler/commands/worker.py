@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                          f"directory") from None
     lease_s = args.lease_s
     claims = Claims(store.redis, keys, lease_s=lease_s)
-    loop = Claimer(store.redis, keys, claims, name, _live_host(args, host))
+    loop = Claimer(store, claims, name, _live_host(args, host))
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus,

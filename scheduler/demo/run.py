@@ -27,7 +27,7 @@ from typing import TextIO
 from ..artifacts import verify
 from ..embedded_redis import FakeRedisServer, start_local_redis
 from ..errors import FleetError, UsageError
-from ..explain import explain
+from ..explain import explanation
 from ..libc import die_with_parent
 from ..manifest import load_manifest
 from ..matching import free_of, job_reason
@@ -35,8 +35,7 @@ from ..runs_layout import UnsafePathError, output_dir, result_file
 from ..settings import Settings
 from ..states import JobState
 from ..store import Store
-from ..store.claims import Claims, output_dir_of
-from ..store.workers import list_workers
+from ..store.claims import output_dir_of
 from ..table import render, write_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -151,7 +150,7 @@ class Demo:
         while True:
             self._check_children()
             counts = store.jobs.counts()
-            workers = [w for w in list_workers(store.redis, store.keys) if w.live]
+            workers = [w for w in store.workers() if w.live]
             unrunnable = self._unrunnable(store, manifest, workers)
             done = counts["finished"] + counts["failed"]
             self._progress(counts, len(workers), total)
@@ -168,13 +167,11 @@ class Demo:
     def _verify_line(self, store: Store, manifest) -> str:
         """`fleet verify` over every finished job: re-hash its outputs against its manifest."""
         checked, files, bad = 0, 0, []
-        claims = Claims(store.redis, store.keys)
         for job in manifest.jobs:
-            last = claims.last_finished(job.job_id)
-            raw = store.redis.get(store.keys.artifacts(job.job_id, last["attempt"])) if last else None
-            if raw is None:
+            last = store.jobs.last_finished(job.job_id)
+            recorded = store.jobs.artifacts(job.job_id, last["attempt"]) if last else None
+            if recorded is None:
                 continue
-            recorded = json.loads(raw)
             checked += 1
             files += len(recorded["files"])
             if not verify(output_dir_of(last), recorded).ok:
@@ -211,8 +208,7 @@ class Demo:
         return names
 
     def _summary(self, store: Store, manifest, runs: str, unrunnable: list[str]) -> None:
-        workers = {w.name: w for w in list_workers(store.redis, store.keys)}
-        claims = Claims(store.redis, store.keys)
+        workers = {w.name: w for w in store.workers()}
         rows, best = [], None
         for job in manifest.jobs:
             record = store.jobs.get(job.job_id)
@@ -220,7 +216,7 @@ class Demo:
             acc = result.get("accuracy")
             if acc is not None and (best is None or acc > best[1]):
                 best = (job.name, acc, record.host)
-            last = claims.last_finished(job.job_id)
+            last = store.jobs.last_finished(job.job_id)
             gpu_key = last.get("gpu", "") if last else ""
             rows.append([job.name, record.state.value, record.host or "-", _why(job, record, workers, gpu_key),
                          f"{acc:.3f}" if acc is not None else "-"])
@@ -233,8 +229,7 @@ class Demo:
         self.out.write(self._verify_line(store, manifest) + "\n")
         for name in unrunnable:
             record = store.jobs.get(store.jobs.resolve(name))
-            why = explain(store.redis, store.keys, record, list_workers(store.redis, store.keys),
-                          claims.attempts(record.job_id))
+            why = explanation(store.explain_view(record))
             self.out.write("\n`fleet explain " + name + "`:\n")
             for line in why.lines():
                 write_line(self.out, line)

@@ -159,9 +159,8 @@ class Claims:
         return JobQueries(self.redis, self.keys).attempts(job_id)
 
     def last_finished(self, job_id: str) -> dict | None:
-        """The job's latest attempt that finished (its outputs are the job's result), or None."""
-        finished = [a for a in self.attempts(job_id) if a.get("outcome") == Outcome.FINISHED.value]
-        return finished[-1] if finished else None
+        """:meth:`JobQueries.last_finished`."""
+        return JobQueries(self.redis, self.keys).last_finished(job_id)
 
     def decode_attempts(self, job_id: str, raw: list[bytes]) -> list[dict]:
         return decode_attempts(self.keys.attempts(job_id), raw)

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from ..errors import NotFoundError, StoreError, UsageError
 from ..keys import Keys
-from ..states import JobState
+from ..states import JobState, Outcome
 
 HEX = frozenset("0123456789abcdef")
 
@@ -181,6 +181,16 @@ class JobQueries:
     def attempts(self, job_id: str) -> list[dict]:
         """The job's attempt records, oldest first (what finish.lua and the claim wrote)."""
         return decode_attempts(self.keys.attempts(job_id), self.redis.lrange(self.keys.attempts(job_id), 0, -1))
+
+    def id_of_name(self, name: str) -> str | None:
+        """The id of the job named ``name`` exactly (no prefixes, no ids), or None."""
+        found = self.redis.hget(self.keys.names, name)
+        return found.decode() if found is not None else None
+
+    def last_finished(self, job_id: str) -> dict | None:
+        """The job's latest attempt that finished (its outputs are the job's result), or None."""
+        finished = [a for a in self.attempts(job_id) if a.get("outcome") == Outcome.FINISHED.value]
+        return finished[-1] if finished else None
 
     def identity(self, job_id: str) -> dict[str, Any]:
         """The fields hashed into the job's id, as the load recorded them ({} if none)."""

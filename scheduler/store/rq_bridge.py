@@ -18,6 +18,17 @@ log = logging.getLogger("fleet.rq")
 BATCH = 100
 
 
+def register_rq_queue(redis, queue) -> None:
+    """rq lists queues from a set of its own (rq info, rq-dashboard); fleet never pushes to the
+    queue's list, where rq would add it, so it is added here."""
+    redis.sadd(queue.redis_queues_keys, queue.key)
+
+
+def queue_rq_job_read(pipe, job) -> None:
+    """Add the read of rq's record of ``job`` (its hash, for ``Job.restore``) to ``pipe``."""
+    pipe.hgetall(job.key)
+
+
 def pop_requeued(pipe, queue_list_key: str) -> None:
     """Queue the pop :func:`absorb_rq_requeues` makes onto a caller's pipeline, to save a round
     trip; hand the reply to it as ``popped``."""

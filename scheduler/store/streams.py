@@ -55,3 +55,16 @@ class Streams:
         """Up to ``count`` lines after entry ``after``, waiting up to ``block_ms`` for the first ([] if none came)."""
         reply = self.redis.xread({self.keys.log(job_id, attempt): after}, block=block_ms, count=count)
         return [line for _, entries in reply or [] for line in _lines(entries)]
+
+
+# How long an attempt's log and metrics streams stay after their last line (the files stay for good).
+STREAM_TTL_S = 30 * 86400
+
+
+def queue_append(pipe, key: str, lines: list[str], maxlen: int) -> None:
+    """Add ``lines`` to the stream ``key`` on ``pipe``, capped near ``maxlen`` entries (a
+    chatty job cannot fill Redis), its expiry pushed back: the work horse sends every file's
+    new lines in one round trip."""
+    for line in lines:
+        pipe.xadd(key, {"line": line}, maxlen=maxlen, approximate=True)
+    pipe.expire(key, STREAM_TTL_S)

@@ -92,3 +92,27 @@ def parse_workers(keys: Keys, names: list[str], replies: list, now: float) -> li
         out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", data.get("job_id") or None,
                               heartbeat, lease_s, data.get("note", "") if state == "paused" else ""))
     return out
+
+
+REGISTRY_ENTRY_TTL_S = 86400  # a worker that stops publishing leaves the registry a day later
+
+
+def queue_publish(pipe, keys: Keys, name: str, fields: dict, now: float) -> None:
+    """Add a worker's registry entry (its state, job, heartbeat and resources) to ``pipe``: a
+    worker publishes inside the pipelines its dispatch already makes, never in a round trip
+    of its own."""
+    pipe.hset(keys.worker(name), mapping={**fields, "heartbeat": repr(now)})
+    pipe.expire(keys.worker(name), REGISTRY_ENTRY_TTL_S)
+    pipe.zadd(keys.workers, {name: now})
+
+
+def queue_drain_read(pipe, keys: Keys, name: str) -> None:
+    """Add the read of whether `fleet drain` asked worker ``name`` to claim no more; its reply
+    is b"1" when it did."""
+    pipe.hget(keys.worker(name), "drain")
+
+
+def last_heartbeat(redis, keys: Keys, name: str) -> tuple[float | None, float]:
+    """When worker ``name`` last heartbeated (None: never, or its entry expired) and its lease."""
+    beat, lease = redis.hmget(keys.worker(name), "heartbeat", "lease_s")
+    return (float(beat) if beat is not None else None), float(lease or 30)
