@@ -208,10 +208,3 @@ class Keys:
         """The rq queue name fleet's jobs carry as ``origin``."""
         return self.namespace
 
-    def all_pattern(self) -> str:
-        """A SCAN pattern for every key of the namespace (tests and `fleet` admin tools)."""
-        return "{" + _glob_escape(self.namespace) + "}:*"
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
