@@ -223,6 +223,7 @@ class Free:
     gpu_vram_gib: tuple[float, ...]  # free VRAM per visible GPU of this worker
     gpu_reserved_gib: tuple[float, ...] = ()  # what fleet jobs reserved on each (0: nobody holds it)
     gpus: tuple[GpuInfo, ...] = ()  # the GPUs themselves (kind, total), in the same order; () reads as any kind
+    gpu_island: tuple[int, ...] = ()  # each GPU's NVLink island (HostResources.gpu_islands); () reads as none
 
 
 def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: float = 0.0,
@@ -241,6 +242,7 @@ def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: 
                            for g in host.gpus),
         gpu_reserved_gib=tuple(reserved_vram_gib.get(g.ledger_key, 0.0) for g in host.gpus),
         gpus=tuple(host.gpus),
+        gpu_island=host.gpu_islands(),
     )
 
 
@@ -287,8 +289,10 @@ def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
 
     Sharing (``min_vram_gib > 0``): the GPUs with the least free VRAM that still fit, so big
     cards stay free for big jobs (one GPU: :func:`best_fit_gpu`). Whole: GPUs no fleet job
-    holds, the smallest first for the same reason. claim.lua chooses the same GPUs
-    (tests/test_claim_agreement.py)."""
+    holds, the smallest first for the same reason. A job of several GPUs stays inside one
+    NVLink island where one has enough: the island of the best-ranked GPU that does, its
+    best-ranked GPUs (DDP's all-reduce over NVLink, not PCIe). claim.lua chooses the same
+    GPUs (tests/test_claim_agreement.py)."""
     needed = gpu_count(cls, bool(free.gpu_vram_gib))
     if needed == 0:
         return ()
@@ -299,7 +303,14 @@ def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
     else:
         fit = sorted((i for i in kind if free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib),
                      key=lambda i: (free.gpu_vram_gib[i], i))
-    return tuple(sorted(fit[:needed])) if len(fit) >= needed else None
+    if len(fit) < needed:
+        return None
+    if needed > 1 and free.gpu_island:
+        for first in fit:
+            together = [i for i in fit if free.gpu_island[i] == free.gpu_island[first]]
+            if len(together) >= needed:
+                return tuple(sorted(together[:needed]))
+    return tuple(sorted(fit[:needed]))
 
 
 def _gpus_reason(cls: ConstraintClass, free: Free) -> str | None:

@@ -92,6 +92,13 @@ class HostResources:
         islands = {min(g): sorted(g) for g in group.values() if len(g) > 1}
         return [islands[k] for k in sorted(islands)]
 
+    def gpu_islands(self) -> tuple[int, ...]:
+        """Per GPU (in ``gpus`` order), the island it is in: the lowest index of its NVLink
+        island, or its own index when NVLink joins it to no other. Placement keeps a multi-GPU
+        job inside one island where it can (scheduler.matching.choose_gpus)."""
+        lowest = {i: island[0] for island in self.nvlink_islands() for i in island}
+        return tuple(lowest.get(g.index, g.index) for g in self.gpus)
+
     def with_gpus(self, indices: Sequence[int]) -> "HostResources":
         """Only the GPUs at ``indices``, in that order, renumbered 0.. as CUDA_VISIBLE_DEVICES
         would; their links follow them. Indices must exist (callers say which do not)."""

@@ -81,12 +81,14 @@ def claim_each_and_compare(store, host: HostResources, ledger: dict[str, float],
 KINDS = [("NVIDIA A100-SXM4-40GB", "8.0"), ("Tesla V100-SXM2-16GB", "7.0"), ("NVIDIA H100 80GB HBM3", "9.0")]
 
 
-def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8) -> HostResources:
+def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8,
+             islands: tuple[tuple[int, ...], ...] = ()) -> HostResources:
     """``cards``: (total, free as probed) per GPU, in the worker's CUDA order; their kinds cycle
-    through KINDS."""
+    through KINDS. ``islands``: groups of GPU indices joined by NVLink (the rest: PCIe)."""
+    links = tuple((a, b, "nvlink") for island in islands for a in island for b in island if a < b)
     return HostResources("box", cores, ram, ram, tuple(
         GpuInfo(i, KINDS[i % len(KINDS)][0], total, free, uuid=f"GPU-{i}", compute_capability=KINDS[i % len(KINDS)][1])
-        for i, (total, free) in enumerate(cards)))
+        for i, (total, free) in enumerate(cards)), links=links)
 
 
 @pytest.mark.parametrize("host, ledger, need, jobs, claimed", [
@@ -114,6 +116,12 @@ def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8) -> 
     # only the A100s (positions 0 and 3) are of the kind asked: two jobs, one on each
     (gpu_host((40.0, 40.0), (16.0, 16.0), (80.0, 80.0), (40.0, 40.0)), {},
      {"gpus": 1, "gpu_names": ["*A100*"], "min_vram_gib": 30.0, "min_cores": 0}, 3, 2),
+    # an 8-GPU box in two NVLink islands, one GPU of the first held: a 4-GPU job takes the whole
+    # second island, not the three free cards of the first plus one across PCIe; then none fits
+    (gpu_host(*[(80.0, 80.0)] * 8, islands=((0, 1, 2, 3), (4, 5, 6, 7))), {"vram:GPU-1": 80.0},
+     {"gpus": 4, "min_cores": 0}, 2, 1),
+    # two 2-GPU jobs on islands of two: each inside one island
+    (gpu_host(*[(40.0, 40.0)] * 4, islands=((0, 2), (1, 3))), {}, {"gpus": 2, "min_cores": 0}, 3, 2),
     # capability 8.0 or better: the A100 and the H100, not the V100
     (gpu_host((40.0, 40.0), (16.0, 16.0), (80.0, 80.0)), {},
      {"require_cuda": True, "min_compute_capability": 8.0, "min_cores": 0}, 3, 2),
@@ -146,6 +154,9 @@ def fleets(draw):
             ledger[f"vram:GPU-{i}"] = reserved
         room.append(min(probed, total - reserved))
     ram, cores = draw(st.sampled_from([16.0, 31.25, 64.0])), draw(st.integers(1, 16))
+    n = len(cards)
+    islands = draw(st.sampled_from([(), tuple(range(n)), (tuple(range(0, n, 2)), tuple(range(1, n, 2)))]))
+    islands = (islands,) if islands and isinstance(islands[0], int) else islands
     ledger["ram"] = draw(st.one_of(st.just(0.0), sizes(0, ram), st.just(0.1 + 0.2)))
     ledger["cores"] = float(draw(st.integers(0, cores)))
     # Each need: exactly what is left, a part of it (twice as likely, so claims happen and GPUs
@@ -163,7 +174,8 @@ def fleets(draw):
                                           part.map(lambda x: round(ram_room * x, 2)), sizes(0, 70))),
             "min_cores": draw(st.one_of(st.just(cores_room), st.integers(0, max(0, cores_room)),
                                         st.integers(0, max(0, cores_room)), st.integers(0, 16)))}
-    return gpu_host(*cards, ram=ram, cores=cores), {k: v for k, v in ledger.items() if v}, need
+    return (gpu_host(*cards, ram=ram, cores=cores, islands=tuple(i for i in islands if len(i) > 1)),
+            {k: v for k, v in ledger.items() if v}, need)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,8 +1,9 @@
 """The pure matching rule (scheduler/matching.py): each check's reason, their order, the GPU a job gets.
 
-The six checks in order, the first failing one named: 1 the host's deny_jobs/allow_jobs,
-2 the job's denied_hosts/allowed_hosts, 3 require_cuda, 4 min_vram_gib against the best
-free GPU, 5 min_ram_gib and 6 min_cores against what the host ledger leaves. ``job_reason``
+The checks in order, the first failing one named: 1 the host's deny_jobs/allow_jobs,
+2 the job's denied_hosts/allowed_hosts, 3 CUDA, 4 the kind and number of GPUs the host has,
+5 its GPUs free now (min_vram_gib on each, or whole), 6 min_ram_gib and 7 min_cores against
+what the host ledger leaves. ``job_reason``
 is what ``fleet explain`` shows; ``class_reason`` (with the host rules folded into the class)
 is what a worker decides by. Host *priority* is not part of this rule: it only orders idle
 workers (worker/preference.py, tests/test_preference.py), so here it must change no verdict.
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 
 from scheduler.manifest import parse_manifest
 from scheduler.manifest.model import HostSpec
-from scheduler.matching import (EPSILON, ConstraintClass, best_fit_gpu, class_reason, free_of, host_rule_reason,
-                                job_host_reason, job_reason, ledger_free, resources_reason)
+from scheduler.matching import (EPSILON, ConstraintClass, best_fit_gpu, choose_gpus, class_reason, free_of,
+                                host_rule_reason, job_host_reason, job_reason, ledger_free, resources_reason)
 from scheduler.resources import GpuInfo, HostResources
 
 
@@ -249,3 +250,60 @@ def test_jobs_with_the_same_needs_share_a_class_and_it_survives_the_store():
     assert a == b and a.class_id == b.class_id  # priority and identity are not needs
     assert cls_of(min_vram_gib=23.6).class_id != a.class_id
     assert ConstraintClass.from_dict(a.to_dict()) == a
+
+
+# -- multi-GPU jobs: how many, which kind, which cards -----------------------------------------
+
+def kind_host(*cards: tuple[str, str, float], islands=()) -> HostResources:
+    """``cards``: (product name, compute capability, VRAM GiB) per GPU, all free."""
+    links = tuple((a, b, "nvlink") for island in islands for a in island for b in island if a < b)
+    return HostResources("box", 64, 512, 512, tuple(GpuInfo(i, name, v, v, uuid=f"GPU-{i}", compute_capability=cc)
+                                                    for i, (name, cc, v) in enumerate(cards)), links=links)
+
+
+H100, A100, V100 = ("NVIDIA H100 80GB HBM3", "9.0", 80.0), ("NVIDIA A100-SXM4-40GB", "8.0", 40.0), \
+    ("Tesla V100-SXM2-16GB", "7.0", 16.0)
+
+
+@pytest.mark.parametrize("fields, host, reason", [
+    ({"gpus": 2}, kind_host(), "gpus 2 but host has no CUDA GPU"),
+    ({"gpus": 4}, kind_host(A100, A100), "gpus 4 > 2 GPUs on the host"),
+    ({"gpus": 2, "gpu_names": ["*A100*"]}, kind_host(A100, V100, V100), "gpus 2 > 1 such GPUs on the host"),
+    ({"require_cuda": True, "gpu_names": ["*3090*"]}, kind_host(A100, V100),
+     "no GPU matches gpu_names ['*3090*'] (has NVIDIA A100-SXM4-40GB, Tesla V100-SXM2-16GB)"),
+    ({"require_cuda": True, "min_compute_capability": 8.0}, kind_host(V100), "compute capability 7.0 < 8.0"),
+    ({"require_cuda": True, "min_compute_capability": 8.6}, kind_host(A100, V100), "compute capability 8.0 < 8.6"),
+    ({"gpus": 2, "min_compute_capability": 8.0}, kind_host(H100, A100, V100), None),
+])
+def test_each_gpu_constraint_names_itself(fields, host, reason):
+    assert class_reason(cls_of(**fields), host, False, free_of(host)) == reason
+
+
+def test_a_job_without_min_vram_holds_its_gpus_whole_and_a_sharing_job_shares():
+    host = kind_host(A100, A100)
+    whole, shared = cls_of(require_cuda=True), cls_of(require_cuda=True, min_vram_gib=10)
+    one_shared = ledger_free(host, {"vram:GPU-0": 10.0, "vram:GPU-1": 10.0})  # two sharing jobs run
+    assert choose_gpus(shared, one_shared) == (0,)
+    assert class_reason(whole, host, False, one_shared) == \
+        "gpus 1 > 0 GPUs free (a job without min_vram_gib holds its GPUs whole)"
+    held = ledger_free(host, {"vram:GPU-0": 40.0})  # a whole job holds GPU 0: all of its 40 GiB
+    assert choose_gpus(shared, held) == (1,) and choose_gpus(whole, held) == (1,)
+
+
+def test_a_wide_job_stays_inside_one_nvlink_island():
+    host = kind_host(*[H100] * 8, islands=((0, 1, 2, 3), (4, 5, 6, 7)))
+    four = cls_of(gpus=4)
+    assert choose_gpus(four, free_of(host)) == (0, 1, 2, 3)
+    one_held = ledger_free(host, {"vram:GPU-1": 80.0})
+    assert choose_gpus(four, one_held) == (4, 5, 6, 7)  # not 0, 2, 3 and one across PCIe
+    both_held = ledger_free(host, {"vram:GPU-1": 80.0, "vram:GPU-5": 80.0})
+    assert choose_gpus(four, both_held) == (0, 2, 3, 4)  # no island has four: the best-ranked four
+    assert choose_gpus(cls_of(gpus=4, min_vram_gib=8), both_held) == (0, 2, 3, 4)  # 1 and 5 have no room left
+
+
+def test_the_default_gpu_count():
+    gpu_host, cpu_host = kind_host(A100), kind_host()
+    assert choose_gpus(cls_of(prefer_cuda=True), free_of(gpu_host)) == (0,)  # placed on a CUDA worker: one GPU
+    assert choose_gpus(cls_of(prefer_cuda=True), free_of(cpu_host)) == ()
+    assert choose_gpus(cls_of(min_vram_gib=8), free_of(cpu_host)) == ()  # VRAM ignored on a CPU-only host
+    assert choose_gpus(cls_of(), free_of(gpu_host)) == ()  # a CPU job never gets a GPU

@@ -61,8 +61,9 @@ class Claims:
             wanted.append(c.class_id if mask is None else f"{c.class_id}/{mask}")
         if not wanted:
             return None
-        gpus = [{"key": g.ledger_key, "total": g.vram_total_gib,
-                 "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g in host.gpus]
+        islands = host.gpu_islands()
+        gpus = [{"key": g.ledger_key, "total": g.vram_total_gib, "island": island,
+                 "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g, island in zip(host.gpus, islands)]
         fixed = self._fixed_payload(worker, host)
         payload = (f'{{"now":{time.time() if now is None else now!r},"gpus":{json.dumps(gpus)},'
                    f'{fixed}}}')

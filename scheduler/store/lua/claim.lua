@@ -5,7 +5,8 @@ KEYS  1 running (zset: job id -> lease deadline)   2 ledger of this worker's hos
 ARGV  1 JSON {now, lease_s, worker, host, the key prefixes (scheduler/keys.py script_prefixes),
         states{...}, outcomes{...}, counted[] (scheduler/states.py script_names),
         ram_total, cores_total,                      -- the host's capacity
-        gpus[{key, total, free}]}                    -- this worker's GPUs; free as probed now
+        gpus[{key, total, free, island}]}            -- this worker's GPUs; free as probed now;
+                                                     -- island: its NVLink island's lowest index
       2 ids of the classes the pure rule already admits for this worker, each followed by a
         comma and the first preceded by one (",a,b,"): one argument, not one each (packing 50
         arguments cost the client more than the claim), searched, not split (splitting 50 ids
@@ -122,7 +123,20 @@ local function choose_gpus(c, kinds)
                                    if ta ~= tb then return ta < tb end return a < b end)
   end
   local chosen = {}
-  for k = 1, n do chosen[k] = fit[k] end
+  if n > 1 then  -- inside one NVLink island where one has enough: that of the best-ranked GPU that does
+    for _, first in ipairs(fit) do
+      local island = p.gpus[first].island
+      for _, i in ipairs(fit) do
+        if p.gpus[i].island == island and #chosen < n then chosen[#chosen + 1] = i end
+      end
+      if #chosen == n then break end
+      chosen = {}
+    end
+  end
+  if #chosen < n then
+    chosen = {}
+    for k = 1, n do chosen[k] = fit[k] end
+  end
   table.sort(chosen)
   return chosen
 end
