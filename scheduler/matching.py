@@ -136,6 +136,12 @@ class ConstraintClass:
             min_compute_capability=float(s.get("min_compute_capability") or 0),
         )
 
+    @cached_property
+    def any_kind_id(self) -> str:
+        """The class id where the class accepts every kind of GPU, else "": what a claim sends
+        for most classes, read once per class (the claim's client side is a hot path)."""
+        return "" if self.gpu_names or self.min_compute_capability else self.class_id
+
     @property
     def needs_cuda(self) -> bool:
         return self.require_cuda or (self.gpus or 0) > 0

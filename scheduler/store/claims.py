@@ -55,13 +55,10 @@ class Claims:
         """
         # A class that accepts only some kinds of GPU carries which of this worker's GPUs it
         # accepts ("id/0110"): the script then needs neither names nor globs.
-        wanted = []
-        for c in classes:
-            mask = gpu_kind_mask(c, host.gpus)
-            wanted.append(c.class_id if mask is None else f"{c.class_id}/{mask}")
+        wanted = [c.any_kind_id or f"{c.class_id}/{gpu_kind_mask(c, host.gpus)}" for c in classes]
         if not wanted:
             return None
-        islands = host.gpu_islands()
+        islands = host.gpu_islands() if host.links else range(len(host.gpus))
         gpus = [{"key": g.ledger_key, "total": g.vram_total_gib, "island": island,
                  "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g, island in zip(host.gpus, islands)]
         fixed = self._fixed_payload(worker, host)
