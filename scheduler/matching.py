@@ -20,7 +20,7 @@ Steps 1-4 never change while a host stays as it is (:func:`static_reason`); 5-7 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from fnmatch import fnmatchcase
 from typing import Iterable, Mapping, Sequence
@@ -357,6 +357,13 @@ def resources_reason(cls: ConstraintClass, free: Free, capacity: HostResources |
 def class_reason(cls: ConstraintClass, host: HostResources, host_known: bool, free: Free) -> str | None:
     """First failing constraint of ``cls`` on ``host`` with ``free`` left, or None if it may run."""
     return static_reason(cls, host, host_known) or resources_reason(cls, free, host)
+
+
+def ever_reason(cls: ConstraintClass, host: HostResources) -> str | None:
+    """Why ``cls`` could not run on ``host`` even idle, every GPU free (None: some day it can):
+    what a load warns about for the declared hosts workers have reported."""
+    idle = replace(host, gpus=tuple(replace(g, vram_free_gib=g.vram_total_gib) for g in host.gpus))
+    return class_reason(cls, idle, True, free_of(idle))
 
 
 def job_reason(job: JobSpec, host_spec: HostSpec | None, host: HostResources, free: Free) -> str | None:

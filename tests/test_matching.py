@@ -307,3 +307,31 @@ def test_the_default_gpu_count():
     assert choose_gpus(cls_of(prefer_cuda=True), free_of(cpu_host)) == ()
     assert choose_gpus(cls_of(min_vram_gib=8), free_of(cpu_host)) == ()  # VRAM ignored on a CPU-only host
     assert choose_gpus(cls_of(), free_of(gpu_host)) == ()  # a CPU job never gets a GPU
+
+
+def test_a_load_warns_about_a_job_no_reported_host_could_ever_give_its_gpus(store):
+    """The loader cannot know a host's GPUs; the store can, from the registry: a job asking for
+    more or other GPUs than every declared host's workers reported loads, with a warning."""
+    import time
+
+    from scheduler.store.workers import queue_publish
+
+    pipe = store.redis.pipeline()
+    for name, host in (("w-a100", kind_host(A100, A100)), ("w-v100", kind_host(V100, V100, V100, V100))):
+        host = HostResources(name.removeprefix("w-"), host.cores, host.ram_total_gib, host.ram_available_gib,
+                             host.gpus)
+        queue_publish(pipe, store.keys, name, {"name": name, "host": host.hostname, "state": "idle",
+                                               "resources": host.to_json(), "lease_s": 30}, time.time())
+    pipe.execute()
+    text = tomli_w.dumps({"schema_version": 1, "hosts": {"a100": {}, "v100": {}, "unseen": {}}, "jobs": [
+        {"name": "wide", "model": "m", "gpus": 8},
+        {"name": "bf16", "model": "m", "gpus": 2, "min_compute_capability": 8.0, "seed": 2},
+        {"name": "fits-a100", "model": "m", "gpus": 2, "min_compute_capability": 8.0, "seed": 1,
+         "allowed_hosts": ["a100"]},
+        {"name": "four", "model": "m", "gpus": 4, "seed": 3},
+        {"name": "cpu", "model": "m", "seed": 4}]})
+    plan = store.load(parse_manifest(text, "m.toml"))
+    warned = {w.job: w.message for w in plan.warnings if w.field == "gpus"}
+    assert set(warned) == {"jobs[0] 'wide'"}
+    assert "a100: gpus 8 > 2 GPUs on the host; v100: gpus 8 > 4 GPUs on the host" in warned["jobs[0] 'wide'"]
+    assert len(plan.added) == 5  # loaded all the same

@@ -1,16 +1,18 @@
 """The store facade: one Redis client, one namespace's keys, and every read and write of them.
 
 Callers ask the store and format what it returns, as dramatiq's broker and huey's storage
-own their I/O (the callers not moved yet are named in scheduler/store/__init__.py). Methods raise redis-py's errors
-as they come: callers wrap them in :meth:`Store.errors`, so the CLI prints one line.
+own their I/O. Methods raise redis-py's errors as they come: callers wrap them in
+:meth:`Store.errors`, so the CLI prints one line.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..errors import StoreError
 from ..keys import Keys
+from ..load_warnings import gpu_warnings
 from ..manifest.model import HostSpec, Manifest
 from ..matching import ConstraintClass
 from ..settings import Settings
@@ -61,10 +63,13 @@ class Store:
             client = self.settings.connect(socket_timeout_s=LOAD_TIMEOUT_S)
         try:
             with self.errors():
-                return apply_manifest(client, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning)
+                plan = apply_manifest(client, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning)
+                workers = self.workers() if manifest.hosts else []
         finally:
             if client is not self.redis:
                 client.close()
+        extra = gpu_warnings(manifest, workers)
+        return replace(plan, warnings=(*plan.warnings, *extra)) if extra else plan
 
     def hosts(self, own: str | None = None) -> dict[str, HostSpec]:
         """The manifest's ``[hosts]`` by name; a damaged record is left out, said once, unless it
