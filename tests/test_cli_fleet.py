@@ -74,8 +74,10 @@ def test_explain_of_failed_job_and_status_flags(fleet):
                 "heartbeat_age_s"} <= set(w)
         assert w["simulated"] is True and w["state"] == "idle"
     gpu = next(w for w in status["workers"] if w["name"] == "gpu-24")
-    assert gpu["cuda"] and gpu["gpus"] == [{"index": 0, "name": "GPU0-23.5G", "vram_total_gib": 23.5,
-                                            "vram_free_gib": 23.5}]
+    (card,) = gpu["gpus"]  # the documented keys (more may come), and nothing held on an idle worker
+    assert gpu["cuda"] and {k: card[k] for k in ("index", "name", "vram_total_gib", "vram_free_gib")} == \
+        {"index": 0, "name": "GPU0-23.5G", "vram_total_gib": 23.5, "vram_free_gib": 23.5}
+    assert card["held_by"] == [] and card["reserved_gib"] == 0
     human = fleet.run("status").stdout
     assert "no live worker can run: big-cnn" in human and "recent failures" in human
 

@@ -71,3 +71,36 @@ def test_recent_failures_say_where_and_why_newest_first():
     view, _ = fleet([], {}, failed)
     assert [(f["name"], f["reason"]) for f in document(view, {})["recent_failures"]] == [
         ("cpu", "exit code 4"), ("small", None)]
+
+
+def test_each_gpu_shows_what_fleet_jobs_hold_on_it_and_what_that_leaves(store):
+    """A simulated GPU's probed free VRAM never moves: status must count the running jobs'
+    reservations (as the claim does), and name the jobs, for probed and simulated hosts alike."""
+    import time
+
+    import tomli_w
+
+    from scheduler.manifest import parse_manifest
+    from scheduler.resources import GpuInfo, HostResources
+    from scheduler.status import status_document
+    from scheduler.store.claims import Claims
+    from scheduler.store.workers import queue_publish
+
+    host = HostResources("gpu-24", 8, 64, 64, (GpuInfo(0, "RTX 4090", 24.0, 24.0, uuid="GPU-a"),
+                                               GpuInfo(1, "RTX 4090", 24.0, 24.0, uuid="GPU-b")), simulated=True)
+    text = tomli_w.dumps({"schema_version": 1, "jobs": [
+        {"name": "sixteen", "model": "m", "require_cuda": True, "min_vram_gib": 16, "min_cores": 0},
+        {"name": "whole", "model": "m", "seed": 1, "require_cuda": True, "min_cores": 0}]})
+    manifest = parse_manifest(text, "m.toml")
+    store.load(manifest)
+    claims = Claims(store.redis, store.keys)
+    classes = [ConstraintClass.of(j, {}) for j in manifest.jobs]
+    assert claims.claim("w", host, classes) and claims.claim("w", host, classes)
+    pipe = store.redis.pipeline()
+    queue_publish(pipe, store.keys, "w", {"name": "w", "host": "gpu-24", "state": "busy", "simulated": "1",
+                                          "resources": host.to_json(), "lease_s": 30}, time.time())
+    pipe.execute()
+    (w,) = status_document(store)["workers"]
+    by_job = {tuple(g["held_by"]): g for g in w["gpus"]}
+    assert by_job[("sixteen",)]["vram_free_gib"] == 8 and by_job[("sixteen",)]["reserved_gib"] == 16
+    assert by_job[("whole",)]["vram_free_gib"] == 0 and by_job[("whole",)]["reserved_gib"] == 24

@@ -46,6 +46,7 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
     if data["workers"]:
         rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w["declared"] else " *"),
                  w["state"], ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G'
+                                       + (f' ({", ".join(g["held_by"])})' if g["held_by"] else "")
                                        for g in w["gpus"]) or "-",
                  f'{w["ram_gib"]:.0f}G', w["cores"], w["job_id"], f'{w["heartbeat_age_s"]:.0f}s']
                 for w in data["workers"]]

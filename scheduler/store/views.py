@@ -8,7 +8,7 @@ registry), never every job, so it costs the same round trips at 100 jobs as at 1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..manifest.model import HostSpec
@@ -32,6 +32,17 @@ class FleetView:
     classes: dict[str, ConstraintClass]  # by class id
     pending: dict[str, int]  # class id -> its pending jobs
     recent_failures: list[JobRecord]  # newest first
+    running: list["RunningJob"] = field(default_factory=list)  # what each running job holds where
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A running job's GPU reservations, as its record holds them (claim.lua writes them)."""
+
+    name: str
+    host: str
+    gpu_keys: tuple[str, ...]  # the ledger keys of its GPUs
+    vram_gib: tuple[float, ...]  # what it reserved on each (a GPU's total when held whole)
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,8 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
     pipe.hgetall(keys.hosts)
     pipe.hgetall(keys.classes)
     pipe.zrevrange(keys.state(JobState.FAILED.value), 0, failures - 1)
-    *sizes, orphaned, registry, raw_hosts, raw_classes, failed = pipe.execute()
+    pipe.zrange(keys.state(JobState.RUNNING.value), 0, -1)
+    *sizes, orphaned, registry, raw_hosts, raw_classes, failed, running = pipe.execute()
     counts = {state.value: int(n) for state, n in zip(states, sizes)}
     counts["orphaned"] = int(orphaned)
     names = worker_names(registry)
@@ -82,6 +94,9 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
         pipe.zcard(keys.pending(class_id))
     for job_id in failed_ids:
         store.jobs.queue_read(pipe, job_id)
+    # O(running jobs), not O(jobs): at most one per GPU or core slot of the fleet.
+    for job_id in running:
+        pipe.hmget(keys.job(job_id.decode()), "name", "last_host", "res_gpu", "res_vram")
     replies = pipe.execute(raise_on_error=False)
     head = len(names) + len(classes)
     _raise_refused(replies[:head])  # a job's own keys are named by parse_read instead
@@ -89,7 +104,25 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
     pending = {class_id: int(n) for class_id, n in zip(classes, replies[len(names):head])}
     records = [store.jobs.parse_read(job_id, replies[head + 2 * i], replies[head + 2 * i + 1])
                for i, job_id in enumerate(failed_ids)]
-    return FleetView(now, counts, workers, hosts, classes, pending, [r for r in records if r is not None])
+    held = [_running_job(reply) for reply in replies[head + 2 * len(failed_ids):]]
+    return FleetView(now, counts, workers, hosts, classes, pending, [r for r in records if r is not None],
+                     [h for h in held if h is not None])
+
+
+def _running_job(reply) -> RunningJob | None:
+    """A running job's reservations from its record's fields; None for one that holds no GPU or
+    whose fields are not what claim.lua writes (status shows the rest of the fleet regardless)."""
+    if isinstance(reply, Exception):
+        return None
+    name, host, gpus, vram = (v.decode(errors="replace") if v is not None else "" for v in reply)
+    if not gpus:
+        return None
+    try:
+        amounts = tuple(float(x) for x in vram.split(","))
+    except ValueError:
+        return None
+    keys = tuple(gpus.split(","))
+    return RunningJob(name, host, keys, amounts) if len(amounts) == len(keys) else None
 
 
 def pending_names(store: Store, class_ids: list[str], per_class: int) -> dict[str, list[str]]:
