@@ -233,3 +233,14 @@ def test_cgroup_v1_limits_and_unlimited(tmp_path):
 def test_bad_host_name_is_a_clear_error():
     with pytest.raises(ProbeError, match="--host-name"):
         probe_host("bad name!", nvml=FakeNvml([]), environ={})
+
+
+def test_a_reprobe_for_free_memory_makes_no_topology_calls():
+    """A live worker re-probes its GPUs' free memory once a second; the links never change, so
+    the re-probe must not repeat the topology calls (hundreds on an 8-GPU box)."""
+    full, again = nvlink_box(), nvlink_box()
+    assert probe(full).nvlink_islands() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    quick = probe(again, with_links=False)
+    topology_calls = {fn for fn in full.calls if "NvLink" in fn or "Topology" in fn}
+    assert topology_calls and not topology_calls & set(again.calls)
+    assert quick.links == () and len(quick.gpus) == 8

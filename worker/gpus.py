@@ -152,8 +152,11 @@ class _Prober:
         return self.call(f"{label}: parent GPU", fn, handle) if fn is not None else None
 
 
-def probe_gpus(nvml: Any, environ: Mapping[str, str], notes: list[str]) -> tuple[tuple[GpuInfo, ...], str | None, Links]:
-    """Visible GPUs, the CUDA driver version and the GPUs' links (``HostResources.links``);
+def probe_gpus(nvml: Any, environ: Mapping[str, str], notes: list[str],
+               with_links: bool = True) -> tuple[tuple[GpuInfo, ...], str | None, Links]:
+    """Visible GPUs, the CUDA driver version and the GPUs' links (``HostResources.links``;
+    ``()`` without ``with_links``: a re-probe for free memory keeps the first probe's links,
+    which do not change, instead of repeating a few hundred NVML calls on an 8-GPU box);
     ``((), None, ())`` with a note when there is no CUDA."""
     if nvml is None:
         import pynvml as nvml
@@ -193,7 +196,7 @@ def probe_gpus(nvml: Any, environ: Mapping[str, str], notes: list[str]) -> tuple
             if gpu is not None:
                 physical.append((gpu.index, handle))
                 gpus.append(gpu)
-        links = probe_links(nvml, physical, notes)
+        links = probe_links(nvml, physical, notes) if with_links else ()
         version = prober.call("CUDA driver version", nvml.nvmlSystemGetCudaDriverVersion)
         driver = f"{version // 1000}.{(version % 1000) // 10}" if isinstance(version, int) and version else None
         return tuple(gpus), driver, links

@@ -31,15 +31,16 @@ def short_hostname() -> str:
 
 def probe_host(host_name: str | None = None, *, nvml: Any = None, gpu_indices: Sequence[int] | None = None,
                environ: Mapping[str, str] | None = None, cgroup_root: str = "/sys/fs/cgroup",
-               proc_self_cgroup: str = "/proc/self/cgroup") -> HostResources:
-    """Describe this host as one worker sees it (``gpu_indices``: its ``--gpu`` choices)."""
+               proc_self_cgroup: str = "/proc/self/cgroup", with_links: bool = True) -> HostResources:
+    """Describe this host as one worker sees it (``gpu_indices``: its ``--gpu`` choices;
+    ``with_links``: see :func:`worker.gpus.probe_gpus`)."""
     environ = os.environ if environ is None else environ
     name = host_name or short_hostname()
     if not HOST_RE.fullmatch(name):
         raise ProbeError(f"host name {name!r} cannot match a manifest's [hosts]; pass --host-name with 1-63 "
                          f"letters, digits, '_', '.' or '-'")
     notes: list[str] = []
-    gpus, driver, links = probe_gpus(nvml, environ, notes)
+    gpus, driver, links = probe_gpus(nvml, environ, notes, with_links=with_links)
     if gpu_indices:
         missing = sorted(set(gpu_indices) - {g.index for g in gpus})
         if missing:

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import replace
 from typing import TextIO
 
 from worker.secrecy import hide_from_jobs
@@ -23,8 +24,9 @@ log = logging.getLogger("fleet.worker")
 # Worker names become keys and table cells; the default is "<host>.<short hostname>.<pid>".
 
 
-def describe_host(args: argparse.Namespace):
-    """The host this worker offers: a declared profile, or a real probe."""
+def describe_host(args: argparse.Namespace, with_links: bool = True):
+    """The host this worker offers: a declared profile, or a real probe (``with_links``: see
+    :func:`worker.gpus.probe_gpus`)."""
     if args.host_name is not None and not HOST_RE.fullmatch(args.host_name):
         raise UsageError(f"--host-name {args.host_name!r}: must be 1-63 letters, digits, '_', '.' or '-', as "
                          f"`hostname -s` prints and [hosts] names it")
@@ -35,25 +37,25 @@ def describe_host(args: argparse.Namespace):
         if args.gpu:  # --gpu 2,0: the profile's GPUs 2 and 0, seen as 0 and 1
             host = select_gpus(host, args.gpu, args.host_profile)
         if args.host_name:
-            from dataclasses import replace
-
             host = replace(host, hostname=args.host_name)
         return host
     from worker.probe import probe_host
 
-    return probe_host(args.host_name, gpu_indices=args.gpu or None)
+    return probe_host(args.host_name, gpu_indices=args.gpu or None, with_links=with_links)
 
 
 def _live_host(args: argparse.Namespace, first, max_age_s: float = 1.0):
     """The host as the claim should see it: real GPUs are re-probed (free VRAM changes as other
-    processes use the cards), at most once a second; simulated and CPU-only hosts never change."""
+    processes use the cards), at most once a second, keeping the first probe's links;
+    simulated and CPU-only hosts never change."""
     if first.simulated or not first.gpus:
         return lambda: first
     state = {"host": first, "at": time.monotonic()}
 
     def current():
-        if time.monotonic() - state["at"] > max_age_s:
-            state["host"], state["at"] = describe_host(args), time.monotonic()
+        if time.monotonic() - state["at"] > max_age_s:  # free memory moves; the links do not
+            state["host"] = replace(describe_host(args, with_links=False), links=first.links)
+            state["at"] = time.monotonic()
         return state["host"]
     return current
 
