@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import signal
 import sys
@@ -13,7 +14,7 @@ import tomli_w
 from support.procs import SIDEFX, wait_for, write_profile
 
 from scheduler.manifest import load_manifest
-from scheduler.matching import free_of, job_reason
+from scheduler.matching import ConstraintClass, free_of, gpu_count, job_reason
 from scheduler.states import JobState
 from scheduler.store.claims import Claims
 from worker.host_profile import load_host_profile
@@ -486,3 +487,78 @@ def test_a_job_sees_exactly_the_gpus_it_reserved(procs, real_store, tmp_path):
     small_host = load_host_profile(small)
     assert job_reason(load_manifest(path).jobs[4], None, small_host, free_of(small_host)) == \
         "gpus 3 > 2 GPUs on the host"
+
+
+GPU_BOXES = {  # host: (GPU product name, compute capability, VRAM GiB, how many)
+    "h100x8": ("NVIDIA H100 80GB HBM3", "9.0", 80, 8),
+    "a100x4": ("NVIDIA A100-SXM4-40GB", "8.0", 40, 4),
+    "rtx3090x2": ("NVIDIA GeForce RTX 3090", "8.6", 24, 2),
+    "v100x2": ("Tesla V100-SXM2-16GB", "7.0", 16, 2),
+    "cpu64": None,
+}
+RECORD_RUN = ("import json, os, sys, time; t = time.time(); time.sleep(float(sys.argv[2])); "
+              "open(os.path.join(sys.argv[1], os.environ['FLEET_JOB_NAME']), 'w').write(json.dumps("
+              "{'host': os.environ['FLEET_HOST_NAME'], 'start': t, 'end': time.time(), "
+              "'visible': os.environ['CUDA_VISIBLE_DEVICES']}))")
+
+
+def gpu_box_profile(path, host: str) -> str:
+    lines = [f'hostname = "{host}"', "cores = 64", "ram_gib = 512"]
+    box = GPU_BOXES[host]
+    if box:
+        name, cc, vram, count = box
+        lines += ["cuda = true"] + [f'[[gpus]]\nname = "{name}"\nvram_gib = {vram}\ncompute_capability = "{cc}"'
+                                    for _ in range(count)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_gpu(procs, real_store, tmp_path):
+    """Five kinds of box, two workers on each sharing its ledger, jobs of every GPU shape. From the
+    jobs' own records of where and when they ran: each landed where the rule admits it, saw exactly
+    its number of distinct GPUs, no GPU was ever reserved past its memory, and a job holding its
+    GPUs whole was alone on them."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    shapes = {"ddp-8": ({"gpus": 8}, 1), "ddp-4": ({"gpus": 4}, 3),
+              "bf16": ({"gpus": 1, "min_compute_capability": 8.0, "min_vram_gib": 20}, 4),
+              "a100-pair": ({"gpus": 2, "gpu_names": ["*A100*"], "min_vram_gib": 10}, 2),
+              "wide-vram": ({"gpus": 2, "min_vram_gib": 70}, 2),
+              "small": ({"require_cuda": True, "min_vram_gib": 8}, 8),
+              "whole": ({"require_cuda": True}, 4), "cpu": ({"min_cores": 8}, 4)}
+    jobs = [{"name": f"{shape}-{i}", "model": "m", "seed": 100 * n + i, "min_cores": 0, **fields}
+            for n, (shape, (fields, count)) in enumerate(shapes.items()) for i in range(count)]
+    recorder = tmp_path / "record_run.py"  # a file, not -c: a command's braces are placeholders
+    recorder.write_text(RECORD_RUN)
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": {
+        "command": [sys.executable, str(recorder), str(seen), "0.3"]}, "jobs": jobs})
+    assert procs.run("load", path).returncode == 0
+    profiles = {host: gpu_box_profile(tmp_path / f"{host}.toml", host) for host in GPU_BOXES}
+    for host, profile in profiles.items():
+        for k in range(2):
+            procs.worker(profile=profile, name=f"{host}-{k}")
+    wait_for(lambda: real_store.jobs.counts()["finished"] == len(jobs), timeout_s=120, what="every job finished")
+
+    spec = load_manifest(path)
+    runs = {name: json.loads((seen / name).read_text()) for name in (j.name for j in spec.jobs)}
+    use = []  # (host, gpu, start, end, VRAM held, whole, job)
+    for job in spec.jobs:
+        run = runs[job.name]
+        host = load_host_profile(profiles[run["host"]])
+        assert job_reason(job, None, host, free_of(host)) is None, (job.name, run["host"])
+        visible = [int(v) for v in run["visible"].split(",")] if run["visible"] else []
+        cls = ConstraintClass.of(job, {})
+        assert len(visible) == len(set(visible)) == gpu_count(cls, host.cuda), (job.name, run)
+        for gpu in visible:
+            total = host.gpus[gpu].vram_total_gib
+            use.append((run["host"], gpu, run["start"], run["end"], cls.min_vram_gib or total, cls.whole_gpus,
+                        job.name))
+    for host, gpu, start, end, _, whole, name in use:
+        beside = [u for u in use if u[:2] == (host, gpu) and u[6] != name and u[2] < end and start < u[3]]
+        total = GPU_BOXES[host][2]
+        assert not (whole and beside), (name, beside)
+        at_start = [u for u in use if u[:2] == (host, gpu) and u[2] <= start < u[3]]
+        assert sum(u[4] for u in at_start) <= total + 1e-9, (host, gpu, at_start)
+    assert runs["ddp-8-0"]["host"] == "h100x8" and all(runs[f"wide-vram-{i}"]["host"] == "h100x8" for i in range(2))
+    assert all(runs[f"a100-pair-{i}"]["host"] == "a100x4" for i in range(2))
+    assert all(runs[f"bf16-{i}"]["host"] != "v100x2" for i in range(4))
