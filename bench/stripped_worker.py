@@ -40,7 +40,8 @@ def _command_only(ctx: Attempt) -> execute.Handoff:
     started = time.time()
     code = subprocess.run(ctx.argv, env=ctx.env, cwd=ctx.out_dir, stdin=subprocess.DEVNULL, start_new_session=True,
                           close_fds=True).returncode
-    return execute.Handoff(AttemptResult(Outcome.FINISHED if code == 0 else Outcome.FAILED, code, "", started, time.time()))
+    outcome = Outcome.FINISHED if code == 0 else Outcome.FAILED
+    return execute.Handoff(AttemptResult(outcome, code, "", started, time.time()))
 
 
 HORSES = {"nothing": _nothing, "command": _command_only}

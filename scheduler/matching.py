@@ -328,7 +328,8 @@ def _gpus_reason(cls: ConstraintClass, free: Free) -> str | None:
         unheld = sum(1 for i in kind if _unheld(free, i))
         return f"gpus {needed} > {unheld} GPUs free (a job without min_vram_gib holds its GPUs whole)"
     if needed == 1:
-        return f"min_vram_gib {_n(cls.min_vram_gib)} > free {_n(max((free.gpu_vram_gib[i] for i in kind), default=0.0))}"
+        best = max((free.gpu_vram_gib[i] for i in kind), default=0.0)
+        return f"min_vram_gib {_n(cls.min_vram_gib)} > free {_n(best)}"
     enough = sum(1 for i in kind if free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib)
     return f"gpus {needed} > {enough} GPUs free with {_n(cls.min_vram_gib)} GiB"
 
