@@ -230,6 +230,7 @@ class Free:
     gpu_reserved_gib: tuple[float, ...] = ()  # what fleet jobs reserved on each (0: nobody holds it)
     gpus: tuple[GpuInfo, ...] = ()  # the GPUs themselves (kind, total), in the same order; () reads as any kind
     gpu_island: tuple[int, ...] = ()  # each GPU's NVLink island (HostResources.gpu_islands); () reads as none
+    gpu_switch: tuple[int, ...] = ()  # each GPU's PCIe switch group (HostResources.gpu_switches); () as none
 
 
 def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: float = 0.0,
@@ -249,6 +250,7 @@ def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: 
         gpu_reserved_gib=tuple(reserved_vram_gib.get(g.ledger_key, 0.0) for g in host.gpus),
         gpus=tuple(host.gpus),
         gpu_island=host.gpu_islands(),
+        gpu_switch=host.gpu_switches(),
     )
 
 
@@ -296,9 +298,10 @@ def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
     Sharing (``min_vram_gib > 0``): the GPUs with the least free VRAM that still fit, so big
     cards stay free for big jobs (one GPU: :func:`best_fit_gpu`). Whole: GPUs no fleet job
     holds, the smallest first for the same reason. A job of several GPUs stays inside one
-    NVLink island where one has enough: the island of the best-ranked GPU that does, its
-    best-ranked GPUs (DDP's all-reduce over NVLink, not PCIe). claim.lua chooses the same
-    GPUs (tests/test_claim_agreement.py)."""
+    NVLink island where one has enough (the island of the best-ranked GPU that does, its
+    best-ranked GPUs: DDP's all-reduce over NVLink, not PCIe), else inside one PCIe switch
+    group the same way, else takes the best-ranked GPUs. claim.lua chooses the same GPUs
+    (tests/test_claim_agreement.py)."""
     needed = gpu_count(cls, bool(free.gpu_vram_gib))
     if needed == 0:
         return ()
@@ -311,11 +314,14 @@ def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
                      key=lambda i: (free.gpu_vram_gib[i], i))
     if len(fit) < needed:
         return None
-    if needed > 1 and free.gpu_island:
-        for first in fit:
-            together = [i for i in fit if free.gpu_island[i] == free.gpu_island[first]]
-            if len(together) >= needed:
-                return tuple(sorted(together[:needed]))
+    if needed > 1:
+        for groups in (free.gpu_island, free.gpu_switch):  # the closest link first
+            if not groups:
+                continue
+            for first in fit:
+                together = [i for i in fit if groups[i] == groups[first]]
+                if len(together) >= needed:
+                    return tuple(sorted(together[:needed]))
     return tuple(sorted(fit[:needed]))
 
 

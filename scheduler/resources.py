@@ -83,21 +83,33 @@ class HostResources:
 
     def nvlink_islands(self) -> list[list[int]]:
         """GPU indices joined by NVLink, directly or through each other, as sorted groups of 2+."""
-        group = {g.index: {g.index} for g in self.gpus}
-        for a, b, kind in self.links:
-            if kind == "nvlink" and a in group and b in group and group[a] is not group[b]:
-                merged = group[a] | group[b]
-                for i in merged:
-                    group[i] = merged
-        islands = {min(g): sorted(g) for g in group.values() if len(g) > 1}
+        islands = {min(g): sorted(g) for g in self._components(("nvlink",)).values() if len(g) > 1}
         return [islands[k] for k in sorted(islands)]
 
     def gpu_islands(self) -> tuple[int, ...]:
         """Per GPU (in ``gpus`` order), the island it is in: the lowest index of its NVLink
         island, or its own index when NVLink joins it to no other. Placement keeps a multi-GPU
         job inside one island where it can (scheduler.matching.choose_gpus)."""
-        lowest = {i: island[0] for island in self.nvlink_islands() for i in island}
-        return tuple(lowest.get(g.index, g.index) for g in self.gpus)
+        return self._groups(("nvlink",))
+
+    def gpu_switches(self) -> tuple[int, ...]:
+        """Per GPU, its group of GPUs joined by a PCIe switch or closer (NVLink, one board),
+        named by its lowest index: placement's second choice after one NVLink island."""
+        return self._groups(("nvlink", "board", "pcie-switch"))
+
+    def _groups(self, kinds: tuple[str, ...]) -> tuple[int, ...]:
+        group = self._components(kinds)
+        return tuple(min(group[g.index]) for g in self.gpus)
+
+    def _components(self, kinds: tuple[str, ...]) -> dict[int, set[int]]:
+        """Each GPU index's set of GPUs joined to it by links of ``kinds``, directly or through others."""
+        group = {g.index: {g.index} for g in self.gpus}
+        for a, b, kind in self.links:
+            if kind in kinds and a in group and b in group and group[a] is not group[b]:
+                merged = group[a] | group[b]
+                for i in merged:
+                    group[i] = merged
+        return group
 
     def with_gpus(self, indices: Sequence[int]) -> "HostResources":
         """Only the GPUs at ``indices``, in that order, renumbered 0.. as CUDA_VISIBLE_DEVICES

@@ -82,10 +82,12 @@ KINDS = [("NVIDIA A100-SXM4-40GB", "8.0"), ("Tesla V100-SXM2-16GB", "7.0"), ("NV
 
 
 def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8,
-             islands: tuple[tuple[int, ...], ...] = ()) -> HostResources:
+             islands: tuple[tuple[int, ...], ...] = (), switches: tuple[tuple[int, ...], ...] = ()) -> HostResources:
     """``cards``: (total, free as probed) per GPU, in the worker's CUDA order; their kinds cycle
-    through KINDS. ``islands``: groups of GPU indices joined by NVLink (the rest: PCIe)."""
-    links = tuple((a, b, "nvlink") for island in islands for a in island for b in island if a < b)
+    through KINDS. ``islands``: groups of GPU indices joined by NVLink; ``switches``: by a PCIe
+    switch (the rest: across the host bridge)."""
+    links = tuple((a, b, kind) for groups, kind in ((islands, "nvlink"), (switches, "pcie-switch"))
+                  for group in groups for a in group for b in group if a < b)
     return HostResources("box", cores, ram, ram, tuple(
         GpuInfo(i, KINDS[i % len(KINDS)][0], total, free, uuid=f"GPU-{i}", compute_capability=KINDS[i % len(KINDS)][1])
         for i, (total, free) in enumerate(cards)), links=links)
@@ -122,6 +124,8 @@ def gpu_host(*cards: tuple[float, float], ram: float = 64.0, cores: int = 8,
      {"gpus": 4, "min_cores": 0}, 2, 1),
     # two 2-GPU jobs on islands of two: each inside one island
     (gpu_host(*[(40.0, 40.0)] * 4, islands=((0, 2), (1, 3))), {}, {"gpus": 2, "min_cores": 0}, 3, 2),
+    # no NVLink, two PCIe switches: each 2-GPU job on one switch
+    (gpu_host(*[(40.0, 40.0)] * 4, switches=((0, 3), (1, 2))), {}, {"gpus": 2, "min_cores": 0}, 3, 2),
     # capability 8.0 or better: the A100 and the H100, not the V100
     (gpu_host((40.0, 40.0), (16.0, 16.0), (80.0, 80.0)), {},
      {"require_cuda": True, "min_compute_capability": 8.0, "min_cores": 0}, 3, 2),
@@ -155,8 +159,10 @@ def fleets(draw):
         room.append(min(probed, total - reserved))
     ram, cores = draw(st.sampled_from([16.0, 31.25, 64.0])), draw(st.integers(1, 16))
     n = len(cards)
-    islands = draw(st.sampled_from([(), tuple(range(n)), (tuple(range(0, n, 2)), tuple(range(1, n, 2)))]))
-    islands = (islands,) if islands and isinstance(islands[0], int) else islands
+    def groups():
+        found = draw(st.sampled_from([(), tuple(range(n)), (tuple(range(0, n, 2)), tuple(range(1, n, 2)))]))
+        return tuple(g for g in ((found,) if found and isinstance(found[0], int) else found) if len(g) > 1)
+    islands, switches = groups(), groups()
     ledger["ram"] = draw(st.one_of(st.just(0.0), sizes(0, ram), st.just(0.1 + 0.2)))
     ledger["cores"] = float(draw(st.integers(0, cores)))
     # Each need: exactly what is left, a part of it (twice as likely, so claims happen and GPUs
@@ -174,7 +180,7 @@ def fleets(draw):
                                           part.map(lambda x: round(ram_room * x, 2)), sizes(0, 70))),
             "min_cores": draw(st.one_of(st.just(cores_room), st.integers(0, max(0, cores_room)),
                                         st.integers(0, max(0, cores_room)), st.integers(0, 16)))}
-    return (gpu_host(*cards, ram=ram, cores=cores, islands=tuple(i for i in islands if len(i) > 1)),
+    return (gpu_host(*cards, ram=ram, cores=cores, islands=islands, switches=switches),
             {k: v for k, v in ledger.items() if v}, need)
 
 

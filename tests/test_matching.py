@@ -301,6 +301,16 @@ def test_a_wide_job_stays_inside_one_nvlink_island():
     assert choose_gpus(cls_of(gpus=4, min_vram_gib=8), both_held) == (0, 2, 3, 4)  # 1 and 5 have no room left
 
 
+def test_without_nvlink_a_wide_job_stays_behind_one_pcie_switch():
+    host = kind_host(*[A100] * 4)
+    host = HostResources(host.hostname, host.cores, host.ram_total_gib, host.ram_available_gib, host.gpus,
+                         links=((0, 2, "pcie-switch"), (1, 3, "pcie-switch"), (0, 1, "pcie-host"), (0, 3, "pcie-host"),
+                                (1, 2, "pcie-host"), (2, 3, "pcie-host")))
+    two = cls_of(gpus=2)
+    assert choose_gpus(two, free_of(host)) == (0, 2)
+    assert choose_gpus(two, ledger_free(host, {"vram:GPU-0": 40.0})) == (1, 3)  # not 1 and 2 across the bridge
+
+
 def test_the_default_gpu_count():
     gpu_host, cpu_host = kind_host(A100), kind_host()
     assert choose_gpus(cls_of(prefer_cuda=True), free_of(gpu_host)) == (0,)  # placed on a CUDA worker: one GPU

@@ -58,9 +58,11 @@ class Claims:
         wanted = [c.any_kind_id or f"{c.class_id}/{gpu_kind_mask(c, host.gpus)}" for c in classes]
         if not wanted:
             return None
-        islands = host.gpu_islands() if host.links else range(len(host.gpus))
-        gpus = [{"key": g.ledger_key, "total": g.vram_total_gib, "island": island,
-                 "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)} for g, island in zip(host.gpus, islands)]
+        alone = range(len(host.gpus))
+        islands, switches = (host.gpu_islands(), host.gpu_switches()) if host.links else (alone, alone)
+        gpus = [{"key": g.ledger_key, "total": g.vram_total_gib, "island": island, "switch": switch,
+                 "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)}
+                for g, island, switch in zip(host.gpus, islands, switches)]
         fixed = self._fixed_payload(worker, host)
         payload = (f'{{"now":{time.time() if now is None else now!r},"gpus":{json.dumps(gpus)},'
                    f'{fixed}}}')

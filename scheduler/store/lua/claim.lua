@@ -5,8 +5,9 @@ KEYS  1 running (zset: job id -> lease deadline)   2 ledger of this worker's hos
 ARGV  1 JSON {now, lease_s, worker, host, the key prefixes (scheduler/keys.py script_prefixes),
         states{...}, outcomes{...}, counted[] (scheduler/states.py script_names),
         ram_total, cores_total,                      -- the host's capacity
-        gpus[{key, total, free, island}]}            -- this worker's GPUs; free as probed now;
-                                                     -- island: its NVLink island's lowest index
+        gpus[{key, total, free, island, switch}]}    -- this worker's GPUs; free as probed now;
+                                                     -- island, switch: the lowest index of its
+                                                     -- NVLink island, of its PCIe switch group
       2 ids of the classes the pure rule already admits for this worker, each followed by a
         comma and the first preceded by one (",a,b,"): one argument, not one each (packing 50
         arguments cost the client more than the claim), searched, not split (splitting 50 ids
@@ -123,14 +124,17 @@ local function choose_gpus(c, kinds)
                                    if ta ~= tb then return ta < tb end return a < b end)
   end
   local chosen = {}
-  if n > 1 then  -- inside one NVLink island where one has enough: that of the best-ranked GPU that does
-    for _, first in ipairs(fit) do
-      local island = p.gpus[first].island
-      for _, i in ipairs(fit) do
-        if p.gpus[i].island == island and #chosen < n then chosen[#chosen + 1] = i end
+  if n > 1 then  -- inside one NVLink island, else one PCIe switch group: that of the best-ranked GPU that has enough
+    for _, level in ipairs({'island', 'switch'}) do
+      for _, first in ipairs(fit) do
+        local group = p.gpus[first][level]
+        for _, i in ipairs(fit) do
+          if p.gpus[i][level] == group and #chosen < n then chosen[#chosen + 1] = i end
+        end
+        if #chosen == n then break end
+        chosen = {}
       end
       if #chosen == n then break end
-      chosen = {}
     end
   end
   if #chosen < n then
