@@ -233,3 +233,32 @@ def test_a_load_that_would_orphan_every_job_exits_2_unless_allowed(cli, tmp_path
     code, out, _ = cli("load", str(empty), "--allow-orphaning")
     assert code == 0 and "54 orphaned" in out
     assert json.loads(cli("status", "--json")[1])["jobs"]["orphaned"] == 54
+
+
+def test_a_value_fleet_did_not_write_is_one_line_naming_its_key_not_a_traceback(cli, real_redis):
+    """`fleet job`, `compare`, `verify` and `explain` read values a job's end or a claim wrote; one
+    someone else wrote there is a StoreError at the CLI edge, naming the key and what to do."""
+    import time
+
+    from scheduler.keys import Keys
+    from scheduler.resources import HostResources
+    from scheduler.store.workers import queue_publish
+
+    cli("load", EXAMPLE)
+    keys = Keys("fleet")
+    job_id = real_redis.hget(keys.names, "gbt-realistic-host")
+    assert job_id, "the example's first job"
+    job_id = job_id.decode()
+    real_redis.set(keys.result(job_id), b"\xff not json")
+    for command in (["job", "gbt-realistic-host"], ["compare", "--all"]):
+        code, out, err = cli(*command)
+        assert code != 0 and err.count("\n") == 1 and keys.result(job_id) in err and "Traceback" not in err, command
+    real_redis.delete(keys.result(job_id))
+    host = HostResources("box", 8, 32, 32)
+    pipe = real_redis.pipeline()
+    queue_publish(pipe, keys, "w", {"name": "w", "host": "box", "state": "idle", "resources": host.to_json(),
+                                    "lease_s": 30}, time.time())
+    pipe.hset(keys.ledger("box"), "ram", "lots")
+    pipe.execute()
+    code, out, err = cli("explain", "gbt-realistic-host")
+    assert code != 0 and err.count("\n") == 1 and f"ledger {keys.ledger('box')} field ram is not a number" in err

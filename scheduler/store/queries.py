@@ -85,6 +85,18 @@ def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None, s
                          f"fleet version: inspect it with redis-cli HGETALL and delete it if foreign") from None
 
 
+def json_object(key: str, raw: bytes, what: str, fix: str) -> dict:
+    """``raw`` (the value at ``key``) as the JSON object fleet wrote there, or a StoreError naming
+    the key and ``fix``: a value someone else wrote must be one line at the CLI, not a traceback."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError):  # a UnicodeDecodeError is a ValueError
+        value = None
+    if not isinstance(value, dict):
+        raise StoreError(f"{what} at {key} is not fleet's JSON; {fix}")
+    return value
+
+
 def decode_attempts(key: str, raw: list[bytes]) -> list[dict]:
     """A job's attempt records (the list at ``key``, as LRANGE returns it), oldest first."""
     try:
@@ -194,8 +206,14 @@ class JobQueries:
 
     def identity(self, job_id: str) -> dict[str, Any]:
         """The fields hashed into the job's id, as the load recorded them ({} if none)."""
-        raw = self.redis.get(self.keys.spec(job_id))
-        return json.loads(raw)["identity"] if raw else {}
+        key = self.keys.spec(job_id)
+        raw = self.redis.get(key)
+        if not raw:
+            return {}
+        identity = json_object(key, raw, "the job's spec", "reload the manifest to rewrite it").get("identity")
+        if not isinstance(identity, dict):
+            raise StoreError(f"the job's spec at {key} has no identity table; reload the manifest to rewrite it")
+        return identity
 
     def result(self, job_id: str) -> dict | None:
         """The job's result (its finished attempt's result.json), or None."""
@@ -206,12 +224,16 @@ class JobQueries:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.get(self.keys.result(job_id))
-        return [json.loads(raw) if raw else None for raw in pipe.execute()]
+        return [json_object(self.keys.result(job_id), raw, "the job's result", "delete it (redis-cli DEL): the next "
+                            "finished attempt writes it anew") if raw else None
+                for job_id, raw in zip(job_ids, pipe.execute())]
 
     def artifacts(self, job_id: str, attempt: int) -> dict | None:
         """The artifact manifest (sha256 of every output file) recorded when the attempt ended, or None."""
-        raw = self.redis.get(self.keys.artifacts(job_id, attempt))
-        return None if raw is None else json.loads(raw)
+        key = self.keys.artifacts(job_id, attempt)
+        raw = self.redis.get(key)
+        return None if raw is None else json_object(key, raw, "the artifact manifest", "delete it (redis-cli DEL); "
+                                                    "`fleet verify` then says the attempt has none")
 
     def all_ids(self) -> list[str]:
         """Every job's id, in load order: `fleet compare --all` (an admin read, O(jobs))."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..errors import StoreError
 from ..manifest.model import HostSpec
 from ..matching import ConstraintClass
 from ..states import JobState
@@ -109,6 +110,20 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
                      [h for h in held if h is not None])
 
 
+def _ledger(key: str, raw: dict) -> dict[str, float]:
+    """A host ledger's fields as numbers; a field that is not one is a StoreError worded as the
+    claim's refusal of it (claim.lua), which stops that host's workers too."""
+    out = {}
+    for field_name, value in raw.items():
+        try:
+            out[field_name.decode()] = float(value)
+        except ValueError:
+            raise StoreError(f"ledger {key} field {field_name.decode(errors='replace')} is not a number; no worker "
+                             f"of this host can claim until it is fixed: delete the field if no job runs there") \
+                from None
+    return out
+
+
 def _running_job(reply) -> RunningJob | None:
     """A running job's reservations from its record's fields; None for one that holds no GPU or
     whose fields are not what claim.lua writes (status shows the rest of the fleet regardless)."""
@@ -167,7 +182,7 @@ def read_explain(store: Store, job: JobRecord, now: float, workers: list[WorkerI
     pipe = redis.pipeline(transaction=False)
     for host in live_hosts:
         pipe.hgetall(keys.ledger(host))
-    ledgers = {host: {k.decode(): float(v) for k, v in raw.items()}
+    ledgers = {host: _ledger(keys.ledger(host), raw)
                for host, raw in zip(live_hosts, pipe.execute() if live_hosts else [])}
     return ExplainView(now, job, decode_attempts(keys.attempts(job.job_id), raw_attempts), workers,
                        store.catalog.hosts(raw_hosts), ledgers, states, ahead)
