@@ -140,7 +140,12 @@ class ConstraintClass:
     def any_kind_id(self) -> str:
         """The class id where the class accepts every kind of GPU, else "": what a claim sends
         for most classes, read once per class (the claim's client side is a hot path)."""
-        return "" if self.gpu_names or self.min_compute_capability else self.class_id
+        return self.class_id if self.accepts_any_gpu else ""
+
+    @property
+    def accepts_any_gpu(self) -> bool:
+        """Whether every kind of GPU will do (no ``gpu_names``, no ``min_compute_capability``)."""
+        return not (self.gpu_names or self.min_compute_capability)
 
     @property
     def needs_cuda(self) -> bool:
@@ -163,15 +168,6 @@ def gpu_count(cls: ConstraintClass, cuda_host: bool) -> int:
     return 1 if cuda_host and (cls.min_vram_gib > 0 or cls.prefer_cuda) else 0
 
 
-def _capability(text: str | None) -> tuple[int, int] | None:
-    """NVML's "8.6" as (8, 6), comparable as CUDA compares them; None when unknown."""
-    try:
-        major, minor = (text or "").split(".")
-        return int(major), int(minor)
-    except ValueError:
-        return None
-
-
 def _wanted_capability(value: float) -> tuple[int, int]:
     major = int(value)
     return major, int(round((value - major) * 10))
@@ -182,7 +178,7 @@ def gpu_kind_fits(cls: ConstraintClass, gpu: GpuInfo) -> bool:
     if cls.gpu_names and _first_glob(cls.gpu_names, gpu.name) is None:
         return False
     if cls.min_compute_capability:
-        have = _capability(gpu.compute_capability)
+        have = gpu.capability
         return have is not None and have >= _wanted_capability(cls.min_compute_capability)
     return True
 
@@ -190,7 +186,7 @@ def gpu_kind_fits(cls: ConstraintClass, gpu: GpuInfo) -> bool:
 def gpu_kind_mask(cls: ConstraintClass, gpus: Sequence[GpuInfo]) -> str | None:
     """The GPUs of a kind the job accepts as '0'/'1' per GPU (what claim.lua reads), or None
     when the job accepts every kind."""
-    if not (cls.gpu_names or cls.min_compute_capability):
+    if cls.accepts_any_gpu:
         return None
     return "".join("1" if gpu_kind_fits(cls, g) else "0" for g in gpus)
 
@@ -207,7 +203,7 @@ def gpu_kind_reason(cls: ConstraintClass, gpus: Sequence[GpuInfo]) -> str | None
         return f"no GPU matches gpu_names {list(cls.gpu_names)} (has {has})"
     kind = [g for g in named if gpu_kind_fits(cls, g)]
     if not kind:
-        known = [c for c in (_capability(g.compute_capability) for g in named) if c is not None]
+        known = [g.capability for g in named if g.capability is not None]
         best = "%d.%d" % max(known) if known else "unknown"
         return f"compute capability {best} < {_n_cc(cls.min_compute_capability)}"
     if len(kind) < needed:
@@ -249,8 +245,8 @@ def free_of(host: HostResources, reserved_ram_gib: float = 0.0, reserved_cores: 
                            for g in host.gpus),
         gpu_reserved_gib=tuple(reserved_vram_gib.get(g.ledger_key, 0.0) for g in host.gpus),
         gpus=tuple(host.gpus),
-        gpu_island=host.gpu_islands(),
-        gpu_switch=host.gpu_switches(),
+        gpu_island=host.gpu_islands,
+        gpu_switch=host.gpu_switches,
     )
 
 

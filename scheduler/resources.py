@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any, Sequence
 
 GIB = 1024**3
@@ -39,11 +40,13 @@ class GpuInfo:
 
     @property
     def capability(self) -> tuple[int, int] | None:
-        """``compute_capability`` as numbers, so "8.9" < "10.0" compares right; None if unknown."""
-        if not self.compute_capability:
+        """``compute_capability`` as numbers, so "8.9" < "10.0" compares right; None if unknown
+        (or not NVML's "major.minor")."""
+        major, _, minor = (self.compute_capability or "").partition(".")
+        try:
+            return int(major), int(minor or 0)
+        except ValueError:
             return None
-        major, _, minor = self.compute_capability.partition(".")
-        return int(major), int(minor or 0)
 
     @property
     def ledger_key(self) -> str:
@@ -86,15 +89,18 @@ class HostResources:
         islands = {min(g): sorted(g) for g in self._components(("nvlink",)).values() if len(g) > 1}
         return [islands[k] for k in sorted(islands)]
 
+    @cached_property
     def gpu_islands(self) -> tuple[int, ...]:
         """Per GPU (in ``gpus`` order), the island it is in: the lowest index of its NVLink
         island, or its own index when NVLink joins it to no other. Placement keeps a multi-GPU
         job inside one island where it can (scheduler.matching.choose_gpus)."""
         return self._groups(("nvlink",))
 
+    @cached_property
     def gpu_switches(self) -> tuple[int, ...]:
         """Per GPU, its group of GPUs joined by a PCIe switch or closer (NVLink, one board),
-        named by its lowest index: placement's second choice after one NVLink island."""
+        named by its lowest index: placement's second choice after one NVLink island. Both are
+        computed once per host value: every claim and every judged worker reads them."""
         return self._groups(("nvlink", "board", "pcie-switch"))
 
     def _groups(self, kinds: tuple[str, ...]) -> tuple[int, ...]:

@@ -32,12 +32,20 @@ def unrunnable(view: FleetView) -> list[str]:
                     for w in live)]
 
 
-def gpu_reservations(view: FleetView, host: str, key: str, total_gib: float, probed_free_gib: float) -> dict:
-    """What fleet's running jobs hold on one GPU, and what that leaves: the probe's free VRAM can
-    lag a job's real use, and a simulated GPU's never moves, so free is the smaller of the
+def held_gpus(view: FleetView) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    """(host, GPU ledger key) -> the running jobs holding it, each with the VRAM it reserved there:
+    indexed once, not searched per GPU of every worker."""
+    held: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for job in view.running:
+        for gpu, vram in zip(job.gpu_keys, job.vram_gib):
+            held.setdefault((job.host, gpu), []).append((job.name, vram))
+    return held
+
+
+def gpu_reservations(held: list[tuple[str, float]], total_gib: float, probed_free_gib: float) -> dict:
+    """What fleet's running jobs ``held`` on one GPU, and what that leaves: the probe's free VRAM
+    can lag a job's real use, and a simulated GPU's never moves, so free is the smaller of the
     probe's and the total less the reservations (as the claim counts it)."""
-    held = [(job.name, vram) for job in view.running if job.host == host
-            for gpu, vram in zip(job.gpu_keys, job.vram_gib) if gpu == key]
     reserved = sum(vram for _, vram in held)
     return {"reserved_gib": round(reserved, 3), "held_by": [name for name, _ in held],
             "vram_free_gib": round(max(0.0, min(probed_free_gib, total_gib - reserved)), 3)}
@@ -47,11 +55,12 @@ def document(view: FleetView, sample_names: dict[str, list[str]]) -> dict:
     """The documented ``fleet status --json`` shape; ``sample_names`` names a few waiting jobs of
     each unrunnable class (those without a name left out)."""
     worker_docs = []
+    held = held_gpus(view)
     for w in view.workers:
         doc = w.to_json(view.now)
         doc["declared"] = w.host.hostname in view.hosts  # False: not in [hosts], admitted with defaults
         for gpu, gpu_doc in zip(w.host.gpus, doc["gpus"]):
-            gpu_doc.update(gpu_reservations(view, w.host.hostname, gpu.ledger_key, gpu.vram_total_gib,
+            gpu_doc.update(gpu_reservations(held.get((w.host.hostname, gpu.ledger_key), []), gpu.vram_total_gib,
                                             gpu.vram_free_gib))
         worker_docs.append(doc)
     return {

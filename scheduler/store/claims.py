@@ -58,8 +58,7 @@ class Claims:
         wanted = [c.any_kind_id or f"{c.class_id}/{gpu_kind_mask(c, host.gpus)}" for c in classes]
         if not wanted:
             return None
-        alone = range(len(host.gpus))
-        islands, switches = (host.gpu_islands(), host.gpu_switches()) if host.links else (alone, alone)
+        islands, switches = host.gpu_islands, host.gpu_switches
         gpus = [{"key": g.ledger_key, "total": g.vram_total_gib, "island": island, "switch": switch,
                  "free": (gpu_free or {}).get(g.ledger_key, g.vram_free_gib)}
                 for g, island, switch in zip(host.gpus, islands, switches)]

@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Sequence
 
 from ..errors import ManifestError, Problem, StoreError
 from ..keys import Keys
+from ..load_warnings import gpu_warnings
 from ..manifest.identity import canonical_json, digest
 from ..manifest.locate import path_text
 from ..manifest.model import Manifest
@@ -25,6 +27,7 @@ from ..queue_order import queue_rank
 from ..states import script_names
 from .errors import damage_message
 from .scripts import Scripts
+from .workers import WorkerInfo
 
 # rq runs this function for every fleet job; it finds the claimed job through rq's
 # get_current_job(), so one pickled payload serves every job.
@@ -95,17 +98,25 @@ def manifest_digest(manifest: Manifest) -> str:
                    [(j.job_id, j.scheduling_digest) for j in manifest.jobs]])
 
 
-def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, allow_orphaning: bool = False) -> dict:
+def job_classes(manifest: Manifest) -> list[ConstraintClass]:
+    """Each job's constraint class, in the manifest's order (what the load stores and the GPU
+    warnings judge, built once for both); equal classes are one object, so a caller can tell
+    them apart by ``id`` without hashing each job's class again."""
+    interned: dict[ConstraintClass, ConstraintClass] = {}
+    return [interned.setdefault(cls, cls) for cls in (ConstraintClass.of(job, manifest.hosts) for job in manifest.jobs)]
+
+
+def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, allow_orphaning: bool = False,
+                  classes_of_jobs: list[ConstraintClass] | None = None) -> dict:
     classes: dict[str, str] = {}
-    class_ids: dict[ConstraintClass, str] = {}  # equal classes share one id; hashing it once is enough
+    class_ids: dict[int, str] = {}  # by object: job_classes made equal classes one, so each is hashed once
     jobs = []
     ids_by_name = {job.name: job.job_id for job in manifest.jobs}
-    for job in manifest.jobs:
+    for job, cls in zip(manifest.jobs, classes_of_jobs or job_classes(manifest)):
         parents = sorted(ids_by_name[name] for name in job.scheduling["after"])
-        cls = ConstraintClass.of(job, manifest.hosts)
-        class_id = class_ids.get(cls)
+        class_id = class_ids.get(id(cls))
         if class_id is None:
-            class_id = class_ids[cls] = cls.class_id
+            class_id = class_ids[id(cls)] = cls.class_id
             classes[class_id] = canonical_json(cls.to_dict())
         jobs.append({
             "id": job.job_id,
@@ -136,14 +147,17 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
 
 
 def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
-                   now: float | None = None, allow_orphaning: bool = False) -> LoadPlan:
+                   now: float | None = None, allow_orphaning: bool = False,
+                   workers: Sequence[WorkerInfo] = ()) -> LoadPlan:
     """Make the store match ``manifest`` (or, with ``dry_run``, say what that would do).
 
     Raises ManifestError, with nothing written, for a load that would orphan every listed job
     or most of many (apply_manifest.lua), unless ``allow_orphaning``: a truncated or empty
-    manifest is far likelier a mistake than the end of the fleet's work."""
+    manifest is far likelier a mistake than the end of the fleet's work. ``workers``: the
+    registry, for the warnings about jobs no reported host could ever give their GPUs."""
     now = time.time() if now is None else now
-    payload = build_payload(manifest, keys, dry_run, now, allow_orphaning)
+    classes_of_jobs = job_classes(manifest)
+    payload = build_payload(manifest, keys, dry_run, now, allow_orphaning, classes_of_jobs)
     script = Scripts(redis).apply_manifest
     raw = script(
         keys=[keys.jobs, keys.names, keys.in_manifest, keys.orphaned, keys.seq, keys.classes, keys.hosts,
@@ -171,7 +185,8 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     return LoadPlan(
         added=entries("added"), updated=entries("updated"), unchanged=entries("unchanged"),
         orphaned=entries("orphaned"), revived=entries("revived"), changed=bool(result["changed"]),
-        dry_run=dry_run, warnings=manifest.warnings, refused=problem,
+        dry_run=dry_run, warnings=(*manifest.warnings, *gpu_warnings(manifest, classes_of_jobs, workers)),
+        refused=problem,
     )
 
 

@@ -8,11 +8,9 @@ own their I/O. Methods raise redis-py's errors as they come: callers wrap them i
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from ..errors import StoreError
 from ..keys import Keys
-from ..load_warnings import gpu_warnings
 from ..manifest.model import HostSpec, Manifest
 from ..matching import ConstraintClass
 from ..settings import Settings
@@ -63,13 +61,12 @@ class Store:
             client = self.settings.connect(socket_timeout_s=LOAD_TIMEOUT_S)
         try:
             with self.errors():
-                plan = apply_manifest(client, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning)
                 workers = self.workers() if manifest.hosts else []
+                return apply_manifest(client, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning,
+                                      workers=workers)
         finally:
             if client is not self.redis:
                 client.close()
-        extra = gpu_warnings(manifest, workers)
-        return replace(plan, warnings=(*plan.warnings, *extra)) if extra else plan
 
     def hosts(self, own: str | None = None) -> dict[str, HostSpec]:
         """The manifest's ``[hosts]`` by name; a damaged record is left out, said once, unless it
