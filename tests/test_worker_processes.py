@@ -502,17 +502,6 @@ RECORD_RUN = ("import json, os, sys, time; t = time.time(); time.sleep(float(sys
               "'visible': os.environ['CUDA_VISIBLE_DEVICES']}))")
 
 
-def gpu_box_profile(path, host: str) -> str:
-    lines = [f'hostname = "{host}"', "cores = 64", "ram_gib = 512"]
-    box = GPU_BOXES[host]
-    if box:
-        name, cc, vram, count = box
-        lines += ["cuda = true"] + [f'[[gpus]]\nname = "{name}"\nvram_gib = {vram}\ncompute_capability = "{cc}"'
-                                    for _ in range(count)]
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
-
-
 def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_gpu(procs, real_store, tmp_path):
     """Five kinds of box, two workers on each sharing its ledger, jobs of every GPU shape. From the
     jobs' own records of where and when they ran: each landed where the rule admits it, saw exactly
@@ -533,7 +522,8 @@ def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_g
     path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": {
         "command": [sys.executable, str(recorder), str(seen), "0.3"]}, "jobs": jobs})
     assert procs.run("load", path).returncode == 0
-    profiles = {host: gpu_box_profile(tmp_path / f"{host}.toml", host) for host in GPU_BOXES}
+    profiles = {host: write_profile(str(tmp_path / f"{host}.toml"), host, 64, 512, [box[2]] * box[3] if box else [],
+                                    kind=box[:2] if box else None) for host, box in GPU_BOXES.items()}
     for host, profile in profiles.items():
         for k in range(2):
             procs.worker(profile=profile, name=f"{host}-{k}")

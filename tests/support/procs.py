@@ -149,11 +149,17 @@ def assert_each_ran_once(store, ledger: str, jobs: int) -> None:
     assert len(executions) == jobs and len({name.split(".")[0] for name in executions}) == jobs, executions
 
 
-def write_profile(path: str, hostname: str, cores: int, ram_gib: float, gpus: list[float] = ()) -> str:
+def write_profile(path: str, hostname: str, cores: int, ram_gib: float, gpus: list[float] = (),
+                  kind: tuple[str, str] | None = None) -> str:
+    """A host profile; ``gpus`` their VRAM in GiB, ``kind`` all of their (product name, compute
+    capability), else each named by its size and of no known capability."""
     lines = [f'hostname = "{hostname}"', f"cuda = {'true' if gpus else 'false'}", f"cores = {cores}",
              f"ram_gib = {ram_gib}"]
     for i, vram in enumerate(gpus):
-        lines += ["[[gpus]]", f'name = "GPU{i}-{vram:g}G"', f"vram_gib = {vram}"]
+        name = kind[0] if kind else f"GPU{i}-{vram:g}G"
+        lines += ["[[gpus]]", f'name = "{name}"', f"vram_gib = {vram}"]
+        if kind:
+            lines.append(f'compute_capability = "{kind[1]}"')
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
