@@ -147,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only these visible GPUs (repeatable); with --host-profile, these of the profile, "
                         "renumbered 0.. in this order")
     p.add_argument("--runs-dir", default="runs", help="where each attempt's output dir is created (default ./runs)")
-    p.add_argument("--burst", action="store_true", help="exit 0 once nothing is claimable by this worker")
+    p.add_argument("--burst", action="store_true", help="exit 0 once nothing is claimable by this worker "
+                                                         "and none of its slots runs a job")
+    p.add_argument("--slots", type=_slots, default="1", metavar="N|auto",
+                   help="run up to N attempts at once, each in its own rq work horse, claiming through the "
+                        "host's ledger (auto: one per GPU, or one per core on a CPU-only host, up to 64; "
+                        "default 1)")
     p.add_argument("--name", help="worker name (default host.pid)")
     p.add_argument("--lease-s", type=_positive_float, default=30.0,
                    help="lease length; a worker silent this long is presumed dead (default 30)")
@@ -213,6 +218,13 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
+
+
+def _slots(text: str) -> str:
+    """``--slots 4`` or ``--slots auto`` (resolved against the host once it is probed)."""
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of slots (1 or more) or auto")
+    return text
 
 
 def _gpu_indices(text: str) -> list[int]:

@@ -15,7 +15,7 @@ from scheduler.cli import build_parser
 from worker.probe import probe_host
 
 UNITS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "systemd")
-UNITS = ["fleet-receiver.service", "fleet-worker@.service", "fleet-worker-cpu.service", "fleet-prune.service"]
+UNITS = ["fleet-receiver.service", "fleet-worker.service", "fleet-worker@.service", "fleet-prune.service"]
 PROBLEM_WORDS = ("Unknown", "unknown", "Invalid", "invalid", "Missing", "bad-setting", "Failed to parse")
 
 
@@ -84,8 +84,10 @@ def test_prune_timer_verifies(tmp_path):
 
 def test_prune_archives_what_the_workers_write_and_keeps_results():
     args = build_parser().parse_args(exec_argv("fleet-prune.service")[1:])
-    worker = build_parser().parse_args(exec_argv("fleet-worker@.service")[1:])
-    assert args.command == "prune" and args.runs_dir == worker.runs_dir and not args.include_last
+    for unit in ("fleet-worker.service", "fleet-worker@.service"):
+        worker = build_parser().parse_args(exec_argv(unit)[1:])
+        assert args.runs_dir == worker.runs_dir, unit
+    assert args.command == "prune" and not args.include_last
     assert not args.dry_run and one("fleet-prune.service", "Type") == "oneshot"
     assert "OnCalendar=weekly" in text_of("fleet-prune.timer")
 
@@ -125,7 +127,7 @@ def test_receiver_is_notify_and_reloads_with_sighup():
     assert one(name, "Restart") == "on-failure"
 
 
-@pytest.mark.parametrize("name", ["fleet-worker@.service", "fleet-worker-cpu.service"])
+@pytest.mark.parametrize("name", ["fleet-worker.service", "fleet-worker@.service"])
 def test_workers_stop_warm_then_kill_the_job_group(name):
     assert one(name, "KillSignal") == "SIGTERM"  # rq's warm shutdown: finish the job, claim no more
     assert one(name, "KillMode") == "mixed"  # SIGTERM to the worker only; the final SIGKILL to all
@@ -195,3 +197,17 @@ def test_gpu_worker_instance_sees_exactly_that_gpu(instance):
     assert len(host.gpus) == 1
     gpu = host.gpus[0]
     assert (gpu.nvml_index if gpu.nvml_index is not None else gpu.index) == instance
+
+
+def test_the_host_worker_fills_every_gpu_with_one_slot_each():
+    """fleet-worker.service, fed to the real probe: it sees all of the box's GPUs (nothing in its
+    environment hides one) and --slots auto gives one slot per GPU, under the host's name."""
+    from worker.slots import slot_count
+
+    name = "fleet-worker.service"
+    env = dict(v.split("=", 1) for v in values(name, "Environment"))
+    assert "CUDA_VISIBLE_DEVICES" not in env and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    args = build_parser().parse_args(exec_argv(name)[1:])
+    assert args.command == "worker" and args.name == "box" and args.slots == "auto"
+    host = probe_host("box", nvml=FakeNVML(4), gpu_indices=args.gpu or None, environ=env)
+    assert [g.index for g in host.gpus] == [0, 1, 2, 3] and slot_count(args.slots, host) == 4

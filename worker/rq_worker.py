@@ -34,11 +34,13 @@ from .runner import POLL_S
 
 if TYPE_CHECKING:
     from .runtime import WorkerRuntime
+    from .slots import SlotBoard
 
 log = logging.getLogger("fleet.worker")
 # A worker republishes "idle" before each claim; when it said so this recently (as it does on
 # ending each job) the entry is fresh enough, and the round trip was ~0.4 ms of each job.
 IDLE_REPUBLISH_S = 1.0
+SIBLING_WAIT_S = 0.2  # a burst slot with nothing to claim looks again this often while a sibling runs
 
 
 def renewal_interval_s(lease_s: float) -> int:
@@ -70,8 +72,12 @@ class FleetQueue(Queue):
 class FleetWorker(Worker):
     queue_class = FleetQueue
 
-    def __init__(self, *args: Any, fleet: "WorkerRuntime", **kwargs: Any):
+    def __init__(self, *args: Any, fleet: "WorkerRuntime", board: "SlotBoard | None" = None, **kwargs: Any):
         self.fleet = fleet
+        # A `--slots N` worker's slot: rq knows it as "<worker>:<slot>" (one rq worker, one
+        # work horse per slot, as `rq info` shows), fleet as the worker it belongs to.
+        self.board = board
+        self._waiting_on_siblings = False  # burst: nothing to claim, waiting for a busy sibling
         super().__init__(*args, **kwargs)
         self._fleet_kill_reason: Outcome | None = None
         self._claim = None
@@ -95,6 +101,12 @@ class FleetWorker(Worker):
 
     # -- dequeue = claim ----------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        found = self._dequeue(timeout, max_idle_time)
+        if found is None and self.board is not None:
+            self.board.mark(self.fleet.slot, busy=False)  # leaving: its siblings' burst need not wait for it
+        return found
+
+    def _dequeue(self, timeout: int | None, max_idle_time: int | None):
         self.procline(f"fleet: waiting for work on {self.fleet.host_name}")
         backoff = 0.5
         idle_since = time.monotonic()
@@ -124,11 +136,16 @@ class FleetWorker(Worker):
                     if self._damage_said:  # paused on a damaged store: look before taking a job
                         self.fleet.check_store()
                     self.fleet.publish("idle", max_age_s=IDLE_REPUBLISH_S)
+                    if self.board is not None and not self._waiting_on_siblings:  # see SlotBoard
+                        self.board.mark(self.fleet.slot, busy=True)
                     # Held across Redis errors until the job starts: a claim the store already
                     # granted must not be dropped and left to expire as a lost attempt.
                     self._claim = self.fleet.loop.try_claim()
                 backoff = 0.5
                 if self._claim is not None:
+                    if self.board is not None:
+                        self.board.mark(self.fleet.slot, busy=True)
+                        self._waiting_on_siblings = False
                     prepared = self.fleet.prepare(self._claim)
                     self._claiming_resumed()
                     if prepared is None:
@@ -139,7 +156,19 @@ class FleetWorker(Worker):
                 self._claiming_resumed()
                 due = self.fleet.loop.next_due
                 if timeout is None and due is None:  # burst: nothing this worker can run right now
-                    return None
+                    if self.board is None:
+                        return None
+                    self.board.mark(self.fleet.slot, busy=False)
+                    if not self.board.others_busy(self.fleet.slot):
+                        return None
+                    # A sibling's job may still end and free what a pending job needs, or
+                    # unblock its dependants: the worker is not done until all its slots are.
+                    # While it waits, this slot's own look-agains leave it marked idle (else
+                    # two waiting slots kept each other waiting), and short: a sibling that
+                    # finds nothing leaves without an event.
+                    self._waiting_on_siblings = True
+                    self.fleet.loop.wait_for_work(SIBLING_WAIT_S)
+                    continue
                 if max_idle_time is not None and time.monotonic() - idle_since > max_idle_time:
                     return None
                 # Short blocks so a stop request (a flag) is seen within a second.
@@ -309,7 +338,7 @@ class FleetWorker(Worker):
         is never mistaken for an outage, while every worker is busy and no receiver runs."""
         try:
             super().maintain_heartbeats(job, execution)
-            status = self.fleet.claims.renew(self._claim.job_id, self.name, self._claim.attempt)
+            status = self.fleet.claims.renew(self._claim.job_id, self.fleet.worker_name, self._claim.attempt)
             self.fleet.publish("draining" if self._stop_requested else "busy", self._claim.job_id)
             self.fleet.claims.reap(every_s=self.job_monitoring_interval)
         except UNREACHABLE as err:
@@ -390,7 +419,10 @@ class FleetWorker(Worker):
         from rq import worker_registration
 
         if self.connection.exists(self.key) and not self.connection.hexists(self.key, "death"):
-            beat, lease = last_heartbeat(self.connection, self.fleet.keys, self.name)
+            # A slot's record is stale whenever it starts: its supervisor checked the worker's
+            # liveness before starting any slot (worker.slots.check_name_free).
+            beat, lease = (None, 0.0) if self.board is not None else \
+                last_heartbeat(self.connection, self.fleet.keys, self.name)
             if beat is not None and time.time() - beat < lease:
                 raise UsageError(f"a live worker named {self.name!r} heartbeated {time.time() - beat:.0f}s ago; "
                                  f"stop it or pick another --name")

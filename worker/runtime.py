@@ -24,7 +24,7 @@ from scheduler.states import Outcome
 from scheduler.store.claims import Claim, Claims, output_dir_of
 from scheduler.store.queries import JobQueries
 from scheduler.store.rq_bridge import queue_rq_job_read, register_rq_queue, restore_rq_job
-from scheduler.store.workers import queue_publish
+from scheduler.store.workers import SLOT_FIELD, queue_publish, slot_entry
 
 from .attempt import Attempt, WorkerPlace, build_attempt
 from .claim import Claimer
@@ -41,7 +41,7 @@ class WorkerRuntime:
 
     def __init__(self, redis_client, keys, claims: Claims, loop: Claimer, host_name: str, runs_dir: str,
                  host_info: dict, heartbeat_s: float, worker_name: str, gpus, redis_url: str = "",
-                 disk_gate: DiskGate | None = None):
+                 disk_gate: DiskGate | None = None, slot: int | None = None, slots: int = 1):
         self.redis = redis_client
         self.keys = keys
         self.claims = claims
@@ -51,6 +51,10 @@ class WorkerRuntime:
         self.host_info = host_info
         self.heartbeat_s = heartbeat_s
         self.worker_name = worker_name
+        # A `--slots N` worker's slot publishes its own entry inside the worker's one record;
+        # the record's pid is the supervisor's, which systemd and `kill` know.
+        self.slot, self.slots = slot, slots
+        self.pid = os.getpid() if slot is None else os.getppid()
         self.place = WorkerPlace(runs_dir, host_name, worker_name, gpus, redis_url)
         self.disk_gate = disk_gate or DiskGate(runs_dir, 0)
         self.completion = Completion(redis_client, keys, claims, worker_name, self.damage_reason, self.publish)
@@ -108,9 +112,14 @@ class WorkerRuntime:
     def publish_into(self, pipe, state: str, job_id: str = "", note: str = "") -> Callable[[], None]:
         """Queue this entry's update onto a caller's pipeline (to share its round trip); call
         what it returns once the pipeline has run, so ``max_age_s`` knows it was said."""
-        queue_publish(pipe, self.keys, self.worker_name, {
-            "name": self.worker_name, "host": self.host_name, "state": state, "job_id": job_id, "note": note,
-            "pid": os.getpid(), **self.host_info}, time.time())
+        now = time.time()
+        fields = {"name": self.worker_name, "host": self.host_name, "pid": self.pid, "slots": self.slots,
+                  **self.host_info}
+        if self.slot is None:
+            fields.update(state=state, job_id=job_id, note=note)
+        else:
+            fields[f"{SLOT_FIELD}{self.slot}"] = slot_entry(state, job_id, note, now)
+        queue_publish(pipe, self.keys, self.worker_name, fields, now)
 
         def said() -> None:
             self._published = ((state, job_id, note), time.monotonic())

@@ -7,6 +7,7 @@ import json
 from typing import Any, TextIO
 
 from ..settings import Settings, check_flags
+from ..table import age, render, write_line
 from ..store import Store
 
 
@@ -40,3 +41,34 @@ def job_attempt(store: Store, ref: str, attempt: int | None):
     if number > record.attempts:
         raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {number}")
     return record, number
+
+
+MORE_JOBS_SHOWN = 2  # a --slots worker's JOB cell names this many, then "+N"
+
+
+def write_workers(docs: list[dict], out: TextIO) -> None:
+    """The worker table of `fleet status` and `fleet workers`, from ``to_json`` documents: a
+    ``--slots`` worker's state says how many of its slots are busy (``busy 3/8``); a GPU
+    names the jobs holding it where the document says (`fleet status`'s does)."""
+    rows = []
+    for w in docs:
+        state = f'{w["state"]} {w["busy_slots"]}/{w["slots"]}' if w["slots"] > 1 else w["state"]
+        jobs = w["jobs"][:MORE_JOBS_SHOWN]
+        more = len(w["jobs"]) - len(jobs)
+        rows.append([w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w.get("declared", True)
+                                                                                 else " *"),
+                     state, ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G'
+                                      + (f' ({", ".join(g["held_by"])})' if g.get("held_by") else "")
+                                      for g in w["gpus"]) or "-",
+                     f'{w["ram_gib"]:.0f}G', w["cores"], ", ".join(jobs) + (f" +{more}" if more else "") or None,
+                     age_of(w["heartbeat_age_s"])])
+    out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows,
+                     out) + "\n")
+    for w in docs:
+        if w["note"]:
+            write_line(out, f"! {w['name']} claims nothing: {w['note']}")
+
+
+def age_of(seconds: float) -> str:
+    """``seconds`` as :func:`scheduler.table.age` words an age."""
+    return age(1.0, 1.0 + seconds)

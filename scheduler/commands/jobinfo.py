@@ -10,7 +10,7 @@ from typing import TextIO
 from ..manifest.model import JobSpec
 from ..store.claims import output_dir_of
 from ..table import age, render, write_line
-from .common import connect, print_json
+from .common import connect, print_json, write_workers
 
 
 def run_job(args: argparse.Namespace, out: TextIO) -> int:
@@ -80,12 +80,5 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
     if not workers:
         out.write("no workers have registered; start one with `fleet worker`\n")
         return 0
-    rows = [[w.name, w.host.hostname + (" (sim)" if w.simulated else ""), w.state,
-             ", ".join(f"{g.name} {g.vram_free_gib:g}/{g.vram_total_gib:g}G" for g in w.host.gpus) or "-",
-             f"{w.host.ram_total_gib:.0f}G", w.host.cores, w.job_id, age(w.heartbeat, now)] for w in workers]
-    out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows, out)
-              + "\n")
-    for w in workers:
-        if w.note:
-            write_line(out, f"! {w.name} claims nothing: {w.note}")
+    write_workers([w.to_json(now) for w in workers], out)
     return 0

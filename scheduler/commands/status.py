@@ -9,7 +9,7 @@ from typing import TextIO
 from ..states import JobState
 from ..status import status_document
 from ..table import age, render, write_line
-from .common import connect, print_json
+from .common import connect, print_json, write_workers
 
 COUNT_ORDER = [s.value for s in JobState] + ["orphaned"]
 
@@ -44,17 +44,7 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
     write_line(out, f"namespace {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs")
     out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n\n")
     if data["workers"]:
-        rows = [[w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w["declared"] else " *"),
-                 w["state"], ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G'
-                                       + (f' ({", ".join(g["held_by"])})' if g["held_by"] else "")
-                                       for g in w["gpus"]) or "-",
-                 f'{w["ram_gib"]:.0f}G', w["cores"], w["job_id"], f'{w["heartbeat_age_s"]:.0f}s']
-                for w in data["workers"]]
-        out.write(render(["WORKER", "HOST", "STATE", "GPUS (free/total)", "RAM", "CORES", "JOB", "HEARTBEAT"], rows,
-                         out) + "\n")
-        for w in data["workers"]:
-            if w["note"]:
-                write_line(out, f"! {w['name']} claims nothing: {w['note']}")
+        write_workers(data["workers"], out)
         if not all(w["declared"] for w in data["workers"]):
             out.write("* host not in the manifest's [hosts]: admitted with defaults (priority 0, no allow/deny)\n")
     else:

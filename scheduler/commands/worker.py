@@ -66,16 +66,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if not WORKER_NAME_RE.fullmatch(name):
         raise UsageError(f"worker name {name!r}: must be 1-128 letters, digits, '_', '.', '@', ':' or '-'; "
                          f"pick another --name")
+    from worker.slots import MAX_SLOTS, slot_count
+
+    slots = slot_count(args.slots, host)
+    if slots > MAX_SLOTS:
+        raise UsageError(f"--slots {slots}: at most {MAX_SLOTS} attempts at once per worker; pick fewer")
     store = connect(args)
     hide_from_jobs()  # the settings are built and no job has started: FLEET_REDIS_URL is needed no more
-    keys: Keys = store.keys
-    use_rq_prefix(keys)
-    from scheduler.store.claims import Claims
-    from worker.claim import Claimer
-    from worker.disk import DiskGate
-    from worker.rq_worker import FleetWorker, renewal_interval_s
-    from worker.runtime import WorkerRuntime
-
+    use_rq_prefix(store.keys)
     for note in host.notes:
         log.info("probe: %s", note)
     runs_dir = os.path.abspath(args.runs_dir)
@@ -84,6 +82,37 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as err:
         raise UsageError(f"--runs-dir {runs_dir}: cannot create it ({err.strerror}); pick a writable "
                          f"directory") from None
+    log.info("worker %s on %s: %d cores, %.1f GiB RAM, %s%s; lease %.1fs; %s; runs in %s", name, host.hostname,
+             host.cores, host.ram_total_gib,
+             ", ".join(f"{g.name} {g.vram_total_gib:g} GiB" for g in host.gpus) or "no CUDA",
+             " (simulated)" if host.simulated else "", args.lease_s,
+             f"{slots} slots" if slots > 1 else "one job at a time", runs_dir)
+    if slots == 1:
+        with store.errors():
+            return _work(args, store, host, name, runs_dir)
+    from worker.slots import SlotBoard, check_name_free, supervise
+
+    with store.errors():
+        check_name_free(store.redis, store.keys, name)
+    board = SlotBoard(slots)
+
+    def run_slot(slot: int) -> int:  # in the slot's own process: its Redis connections are its own
+        with store.errors():
+            return _work(args, store, host, name, runs_dir, slot=slot, slots=slots, board=board)
+    return supervise(slots, board, run_slot, burst=args.burst)
+
+
+def _work(args: argparse.Namespace, store, host, name: str, runs_dir: str, slot: int | None = None,
+          slots: int = 1, board=None) -> int:
+    """One rq worker claiming for worker ``name``: the whole worker, or one of its slots."""
+    from scheduler.store.claims import Claims
+    from worker.claim import Claimer
+    from worker.disk import DiskGate
+    from worker.rq_worker import FleetWorker, renewal_interval_s
+    from worker.runtime import WorkerRuntime
+    from worker.slots import rq_name
+
+    keys: Keys = store.keys
     lease_s = args.lease_s
     claims = Claims(store.redis, keys, lease_s=lease_s)
     loop = Claimer(store, claims, name, _live_host(args, host))
@@ -91,14 +120,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
                             heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus,
                             redis_url=store.settings.redis_url,
-                            disk_gate=DiskGate(runs_dir, args.min_free_disk_mib))
-    worker = FleetWorker([runtime.queue], name=name, connection=store.redis, fleet=runtime,
+                            disk_gate=DiskGate(runs_dir, args.min_free_disk_mib), slot=slot, slots=slots)
+    worker = FleetWorker([runtime.queue], name=name if slot is None else rq_name(name, slot),
+                         connection=store.redis, fleet=runtime, board=board,
                          job_monitoring_interval=renewal_interval_s(lease_s))
     worker.stop_now = args.stop_now
-    log.info("worker %s on %s: %d cores, %.1f GiB RAM, %s%s; lease %.1fs; runs in %s", name, host.hostname,
-             host.cores, host.ram_total_gib,
-             ", ".join(f"{g.name} {g.vram_total_gib:g} GiB" for g in host.gpus) or "no CUDA",
-             " (simulated)" if host.simulated else "", lease_s, runs_dir)
-    with store.errors():
-        worker.work(burst=args.burst, logging_level="DEBUG" if getattr(args, "debug", False) else "WARNING")
+    worker.work(burst=args.burst, logging_level="DEBUG" if getattr(args, "debug", False) else "WARNING")
     return runtime.exit_code

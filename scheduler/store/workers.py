@@ -13,16 +13,27 @@ from ..resources import HostResources
 REGISTRY_WINDOW_S = 86400  # dead workers stay listed (as dead) for a day
 
 
+SLOT_FIELD = "slot."  # + the slot's number: one slot's own entry in a `--slots N` worker's record
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
+    """One registered worker; a ``--slots N`` worker is one entry whose state sums up its slots."""
+
     name: str
     host: HostResources
     state: str  # idle | busy | draining | paused (cannot claim: see note) | stopped | dead (heartbeat too old)
     simulated: bool
-    job_id: str | None
+    job_id: str | None  # the job it runs (with slots: the first of ``jobs``)
     heartbeat: float
     lease_s: float
     note: str = ""  # why a paused worker claims nothing, in words an operator can act on
+    slots: int = 1  # attempts it runs at once (`fleet worker --slots`)
+    jobs: tuple[str, ...] = ()  # every job it runs now, one per busy slot
+
+    @property
+    def busy_slots(self) -> int:
+        return len(self.jobs) or int(self.job_id is not None)
 
     @property
     def live(self) -> bool:
@@ -41,6 +52,7 @@ class WorkerInfo:
                       "vram_free_gib": g.vram_free_gib} for g in self.host.gpus],
             "ram_gib": self.host.ram_total_gib, "cores": self.host.cores, "job_id": self.job_id,
             "heartbeat_age_s": round(self.heartbeat_age(now), 1), "note": self.note,
+            "slots": self.slots, "busy_slots": self.busy_slots, "jobs": list(self.jobs) or ([self.job_id] if self.job_id else []),
         }
 
 
@@ -86,12 +98,60 @@ def parse_workers(keys: Keys, names: list[str], replies: list, now: float) -> li
         except (KeyError, ValueError, TypeError) as err:
             raise StoreError(f"worker record {keys.worker(name)} is corrupt ({err!r}); delete it, the worker "
                              f"re-registers on its next heartbeat") from None
-        state = data.get("state", "idle")
+        slots = _slot_count(keys, name, data)
+        if slots > 1:
+            state, jobs, note = _sum_of_slots(keys, name, data, slots, now, lease_s)
+        else:
+            state, jobs, note = data.get("state", "idle"), tuple(filter(None, [data.get("job_id")])), data.get("note", "")
         if state != "stopped" and now - heartbeat > lease_s:
             state = "dead"
-        out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", data.get("job_id") or None,
-                              heartbeat, lease_s, data.get("note", "") if state == "paused" else ""))
+        out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", jobs[0] if jobs else None,
+                              heartbeat, lease_s, note if state == "paused" else "", slots, jobs))
     return out
+
+
+def _slot_count(keys: Keys, name: str, data: dict) -> int:
+    try:
+        return max(1, int(data.get("slots", "1")))
+    except ValueError:
+        raise StoreError(f"worker record {keys.worker(name)} field slots is {data['slots']!r}, not a number; delete "
+                         f"the record, the worker re-registers on its next heartbeat") from None
+
+
+def _sum_of_slots(keys: Keys, name: str, data: dict, slots: int, now: float, lease_s: float
+                  ) -> tuple[str, tuple[str, ...], str]:
+    """A slotted worker's state from its slots' entries: paused if any slot is (with its note),
+    else draining if any is, else idle while a slot is free, else busy; stopped once all are.
+    A slot silent for longer than the lease (killed, being restarted) counts as neither."""
+    states, jobs, note = [], [], ""
+    for k in range(slots):
+        raw = data.get(f"{SLOT_FIELD}{k}")
+        if raw is None:
+            continue
+        try:
+            entry = json.loads(raw)
+            state, beat = str(entry["state"]), float(entry["heartbeat"])
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"worker record {keys.worker(name)} field {SLOT_FIELD}{k} is corrupt ({err!r}); delete "
+                             f"the record, the worker re-registers on its next heartbeat") from None
+        if state != "stopped" and now - beat > lease_s:
+            continue
+        states.append(state)
+        if entry.get("job_id") and state in ("busy", "draining", "paused"):
+            jobs.append(str(entry["job_id"]))
+        if state == "paused" and not note:
+            note = str(entry.get("note", ""))
+    if states and all(s == "stopped" for s in states):
+        return "stopped", (), ""
+    for state in ("paused", "draining", "idle"):
+        if state in states:
+            return state, tuple(jobs), note
+    return ("busy" if states else "dead"), tuple(jobs), note
+
+
+def slot_entry(state: str, job_id: str, note: str, now: float) -> str:
+    """One slot's value under ``SLOT_FIELD`` + its number (parsed by :func:`parse_workers`)."""
+    return json.dumps({"state": state, "job_id": job_id, "note": note, "heartbeat": now})
 
 
 REGISTRY_ENTRY_TTL_S = 86400  # a worker that stops publishing leaves the registry a day later
@@ -116,3 +176,10 @@ def last_heartbeat(redis, keys: Keys, name: str) -> tuple[float | None, float]:
     """When worker ``name`` last heartbeated (None: never, or its entry expired) and its lease."""
     beat, lease = redis.hmget(keys.worker(name), "heartbeat", "lease_s")
     return (float(beat) if beat is not None else None), float(lease or 30)
+
+
+def worker_info(redis, keys: Keys, name: str, now: float | None = None) -> WorkerInfo | None:
+    """Worker ``name`` as `fleet status` shows it, or None when it has no record."""
+    now = time.time() if now is None else now
+    found = parse_workers(keys, [name], [redis.hgetall(keys.worker(name))], now)
+    return found[0] if found else None
