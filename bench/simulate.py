@@ -38,7 +38,7 @@ from common import machine
 
 from scheduler.manifest.model import HostSpec, JobSpec
 from scheduler.matching import ConstraintClass, best_fit_gpu, free_of, resources_reason, static_reason
-from scheduler.queue_order import queue_rank
+from scheduler.queue_order import queue_rank, width
 from scheduler.resources import GpuInfo, HostResources
 from worker.preference import better_placed
 
@@ -114,7 +114,9 @@ def simulate(policy: str, hosts, jobs) -> dict:
     classes = [ConstraintClass.of(j, specs) for j, _ in jobs]
     order = list(range(len(jobs)))
     if policy == "fleet":
-        order.sort(key=lambda i: (queue_rank(jobs[i][0].priority, classes[i].min_vram_gib), i))
+        order.sort(key=lambda i: (queue_rank(jobs[i][0].priority, classes[i].min_vram_gib,
+                                             width(classes[i].gpus, classes[i].require_cuda,
+                                                   classes[i].min_vram_gib)), i))
     elif policy == "fleet-fifo":
         order.sort(key=lambda i: (-jobs[i][0].priority, i))
     pending = order[:]

@@ -80,6 +80,9 @@ class ConstraintClass:
     gpus: int | None = None  # None: the default, see gpu_count
     gpu_names: tuple[str, ...] = ()
     min_compute_capability: float = 0.0
+    # The class's time limit (0: none): a host holding GPUs for a wide job starts a job of
+    # this class on them only if it ends before the wide job could (scheduler/reservation.py).
+    timeout_s: float = 0.0
 
     @cached_property
     def class_id(self) -> str:
@@ -100,6 +103,7 @@ class ConstraintClass:
             **({"gpus": self.gpus} if self.gpus is not None else {}),
             **({"gpu_names": list(self.gpu_names)} if self.gpu_names else {}),
             **({"min_compute_capability": self.min_compute_capability} if self.min_compute_capability else {}),
+            **({"timeout_s": self.timeout_s} if self.timeout_s else {}),
         }
 
     @classmethod
@@ -116,6 +120,7 @@ class ConstraintClass:
             gpus=None if data.get("gpus") is None else int(data["gpus"]),
             gpu_names=tuple(data.get("gpu_names") or ()),
             min_compute_capability=float(data.get("min_compute_capability") or 0),
+            timeout_s=float(data.get("timeout_s") or 0),
         )
 
     @classmethod
@@ -134,6 +139,7 @@ class ConstraintClass:
             gpus=None if s.get("gpus") is None else int(s["gpus"]),
             gpu_names=tuple(s.get("gpu_names") or ()),
             min_compute_capability=float(s.get("min_compute_capability") or 0),
+            timeout_s=float(s.get("timeout_s") or 0),
         )
 
     @cached_property

@@ -1,33 +1,49 @@
-"""The order in which claimable jobs are offered to workers: priority, then biggest GPU need, then load order.
+"""The order in which claimable jobs are offered to workers: priority, then the widest, then load order.
 
-Operator priority always wins. Within one priority a job that needs more GPU
-memory goes before one that needs less, and equal needs keep load order (FIFO).
-Why not plain FIFO: a small job that reaches a big card first holds part of it,
-and the job that only that card can run waits behind it; offering the big jobs
-first is best-fit-decreasing packing. In bench/simulate.py (12 hosts, 500 jobs)
-it cut makespan from 1.11-1.19x to 1.02-1.04x the lower bound. A small job waits
-behind big ones only on hosts big enough for both; wherever only it fits, it is next.
+Operator priority always wins. Within one priority the job that needs more GPUs goes
+first, then, among equal counts, the one that needs more GPU memory per GPU, and
+equal needs keep load order (FIFO). Why not plain FIFO: a small job that reaches a
+big card first holds part of it, and the job that only that card can run waits
+behind it; offering the big jobs first is best-fit-decreasing packing. In
+bench/simulate.py (12 hosts, 500 jobs) it cut makespan from 1.11-1.19x to
+1.02-1.04x the lower bound. A small job waits behind big ones only on hosts big
+enough for both; wherever only it fits, it is next. A wide job that does not fit yet
+is held for (scheduler/reservation.py), so the order is also whom a host holds for.
 
 A job's pending score is ``rank + seq``. The rank is computed here, once per load,
 and stored with the job, so every Lua script that re-queues a job (finish, deps,
 actions) uses exactly this order without knowing the rule. Scores must stay exact
-in a double (below 2**53): ranks step by 1e12 per priority level and 1e9 per GiB of
-VRAM, which leaves load order (seq) a billion jobs per namespace.
+in a double (below 2**53): ranks step by VRAM_STEP per GiB of VRAM, 1,000 GiB levels
+per GPU count (0 to 16, more counting as 16) and 17 counts per priority level, which
+leaves load order (seq) two hundred million jobs per namespace.
 """
 
 from __future__ import annotations
 
 from scheduler.manifest.fields import PRIORITY_RANGE
 
-PRIORITY_STEP = 10**12
-VRAM_STEP = 10**9
-VRAM_LEVELS = PRIORITY_STEP // VRAM_STEP  # whole GiB 0..999; bigger needs order as 999
+VRAM_STEP = 2 * 10**8  # the room load order (seq) has: a namespace's first 200 million jobs
+VRAM_LEVELS = 1000  # whole GiB 0..999; bigger needs order as 999
+GPU_STEP = VRAM_LEVELS * VRAM_STEP
+GPU_LEVELS = 17  # 0..16 GPUs; wider jobs order as 16
+PRIORITY_STEP = GPU_LEVELS * GPU_STEP
 
 
-def queue_rank(priority: int, min_vram_gib: float) -> int:
+def queue_rank(priority: int, min_vram_gib: float, gpus: int = 0) -> int:
     """The part of a job's pending score fixed by what it is; lower is offered first.
 
-    ``priority`` is within PRIORITY_RANGE (the manifest loader refuses anything else).
+    ``priority`` is within PRIORITY_RANGE (the manifest loader refuses anything else);
+    ``gpus`` is how many GPUs the job takes where it runs on GPUs (:func:`width`).
     """
     vram_level = min(VRAM_LEVELS - 1, max(0, int(min_vram_gib)))
-    return (PRIORITY_RANGE[1] - priority) * PRIORITY_STEP + (VRAM_LEVELS - 1 - vram_level) * VRAM_STEP
+    gpu_level = min(GPU_LEVELS - 1, max(0, gpus))
+    return ((PRIORITY_RANGE[1] - priority) * PRIORITY_STEP + (GPU_LEVELS - 1 - gpu_level) * GPU_STEP
+            + (VRAM_LEVELS - 1 - vram_level) * VRAM_STEP)
+
+
+def width(gpus: int | None, require_cuda: bool, min_vram_gib: float) -> int:
+    """How many GPUs a job takes on a CUDA host, for the order (scheduler.matching.gpu_count
+    with a CUDA host: ``gpus`` where set, else 1 for a job that needs a GPU or GPU memory)."""
+    if gpus is not None:
+        return gpus
+    return 1 if require_cuda or min_vram_gib > 0 else 0

@@ -12,7 +12,7 @@ from test_claims import HOST, job, load
 from scheduler.manifest import parse_manifest
 from scheduler.manifest.fields import PRIORITY_RANGE
 from scheduler.matching import ConstraintClass
-from scheduler.queue_order import queue_rank
+from scheduler.queue_order import VRAM_STEP, queue_rank, width
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import JobState, Outcome
 from scheduler.store.actions import apply_action
@@ -51,7 +51,7 @@ def test_a_record_stored_before_ranks_queues_by_priority_until_the_next_load_ran
     assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 0) + seq
     plan = store.load(manifest)
     assert [e.job_id for e in plan.updated] == [job_id]
-    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 40) + seq
+    assert r.zscore(k.pending(classes[0].class_id), job_id) == queue_rank(3, 40, 1) + seq
     assert not store.load(manifest).changed
 
 
@@ -63,6 +63,13 @@ def test_priority_outranks_any_gpu_need_and_a_bigger_need_outranks_a_smaller():
     assert queue_rank(0, 40) < queue_rank(0, 39.99) < queue_rank(0, 8) < queue_rank(0, 0)
 
 
+def test_wider_jobs_go_first_within_a_priority_then_bigger_per_gpu_memory():
+    assert queue_rank(0, 0, 8) < queue_rank(0, 80, 4) < queue_rank(0, 0, 4) < queue_rank(0, 79, 1) < queue_rank(0, 0, 0)
+    assert queue_rank(1, 0, 0) < queue_rank(0, 999, 64)
+    assert queue_rank(0, 0, 16) == queue_rank(0, 0, 64)
+    assert width(None, True, 0) == width(None, False, 8) == 1 and width(None, False, 0) == 0 and width(4, True, 0) == 4
+
+
 def test_needs_rank_by_whole_gib_and_from_999_gib_all_alike():
     """Jobs in one whole GiB (23.0 and 23.99) are equals, so load order decides between them."""
     assert queue_rank(0, 23.0) == queue_rank(0, 23.5) == queue_rank(0, 23.99)
@@ -71,8 +78,8 @@ def test_needs_rank_by_whole_gib_and_from_999_gib_all_alike():
 
 
 def test_every_score_stays_exact_in_a_double():
-    """Scores are rank + seq in a zset (a double): the lowest rank plus a billion jobs must not round."""
-    worst = queue_rank(PRIORITY_RANGE[0], 0) + 10**9 - 1
+    """Scores are rank + seq in a zset (a double): the lowest rank plus 200 million jobs must not round."""
+    worst = queue_rank(PRIORITY_RANGE[0], 0, 0) + VRAM_STEP - 1
     assert worst < 2**53 and float(worst) == worst and float(worst - 1) != float(worst)
 
 
@@ -93,14 +100,16 @@ def claim_order(store, classes, host=BIG_HOST) -> list[str]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(needs=st.lists(JOB_NEEDS, min_size=1, max_size=8))
-def test_claims_take_jobs_by_priority_then_whole_gib_of_vram_then_load_order(store, needs):
+def test_claims_take_jobs_by_priority_then_gpus_then_whole_gib_of_vram_then_load_order(store, needs):
     store.redis.flushall()
     jobs = [{"name": f"j{i}", "model": "m", "seed": i, "priority": p, "min_vram_gib": v, "min_cores": 0}
             for i, (p, v) in enumerate(needs)]
     manifest = parse_manifest(tomli_w.dumps({"schema_version": 1, "jobs": jobs}), "m.toml")
     store.load(manifest)
     classes = list({c.class_id: c for c in (ConstraintClass.of(j, {}) for j in manifest.jobs)}.values())
-    documented = sorted(range(len(needs)), key=lambda i: (-needs[i][0], -min(999, int(needs[i][1])), i))
+    # A job asking GPU memory takes a GPU (one: width 1), a job asking none takes none here.
+    documented = sorted(range(len(needs)), key=lambda i: (-needs[i][0], -(needs[i][1] > 0),
+                                                          -min(999, int(needs[i][1])), i))
     assert claim_order(store, classes) == [f"j{i}" for i in documented]
 
 

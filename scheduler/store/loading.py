@@ -23,7 +23,7 @@ from ..manifest.identity import canonical_json, digest
 from ..manifest.locate import path_text
 from ..manifest.model import Manifest
 from ..matching import ConstraintClass
-from ..queue_order import queue_rank
+from ..queue_order import queue_rank, width
 from ..states import script_names
 from .errors import damage_message
 from .scripts import Scripts
@@ -123,7 +123,8 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
             "name": job.name,
             "class": class_id,
             "priority": job.priority,
-            "rank": str(queue_rank(job.priority, cls.min_vram_gib)),
+            "rank": str(queue_rank(job.priority, cls.min_vram_gib, width(cls.gpus, cls.require_cuda,
+                                                                         cls.min_vram_gib))),
             # Parent ids too: a parent whose identity changed under the same name is a new edge.
             "sched": digest([job.scheduling_digest, parents]),
             "spec": json.dumps({"spec": job.to_dict(), "identity": job.identity,

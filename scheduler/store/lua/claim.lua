@@ -34,9 +34,15 @@ Invariants:
     fits holds the best job.
     Class constraints are read from `classes` only for the heads examined: decoding
     every admitted class from the payload cost more than the rest of the claim.
-  * The resource check and the GPU choice are the same rule as
-    scheduler.matching.resources_reason and choose_gpus; tests/test_claim_agreement.py
-    proves they agree.
+  * Wide jobs are not starved: the first class in heads order this worker may run that
+    does not fit for want of free GPUs is held for (scheduler/reservation.py): later
+    classes start only beside its planned GPUs, RAM and cores, or anywhere if their
+    timeout_s ends before it could start. The plan reads the ledger's 'end:<job>:<gpu
+    keys>' fields, each running GPU job's expected end (0: no timeout_s), which this
+    script writes and finish.lua deletes with the job's reservation.
+  * The resource check, the GPU choice and the hold are the same rule as
+    scheduler.matching.resources_reason and choose_gpus and scheduler.reservation.choose;
+    tests/test_claim_agreement.py proves they agree.
 ]]
 
 local p = cjson.decode(ARGV[1])
@@ -47,9 +53,13 @@ local RUNNING, LEDGER, CLASSES = KEYS[1], KEYS[2], KEYS[3]
 local EPS = 1e-9
 
 local reserved = {}
+local gpu_holders = {}  -- 'end:<job>:<gpu keys>' fields: a running GPU job's expected end (0: unknown)
 local raw = redis.call('HGETALL', LEDGER)
 for i = 1, #raw, 2 do
   reserved[raw[i]] = tonumber(raw[i + 1])
+  if string.sub(raw[i], 1, 4) == 'end:' and reserved[raw[i]] then
+    gpu_holders[#gpu_holders + 1] = {gpus = string.match(raw[i], '^end:[^:]*:(.*)$') or '', ends = reserved[raw[i]]}
+  end
   -- Checked before any write: HINCRBYFLOAT would fail on it after the job left pending.
   if reserved[raw[i]] == nil then
     return redis.error_reply('fleet: ledger ' .. LEDGER .. ' field ' .. raw[i] .. ' is not a number; no worker ' ..
@@ -89,7 +99,7 @@ local function needs(class_id)
     if gpus == nil then return nil end
   end
   return {id = class_id, ram = ram, cores = cores, vram = vram, cuda = c.require_cuda == true,
-          prefer = c.prefer_cuda == true, gpus = gpus}
+          prefer = c.prefer_cuda == true, gpus = gpus, timeout = tonumber(c.timeout_s) or 0}
 end
 
 -- scheduler.matching.gpu_count: `gpus` where set, else 1 for a job that runs on a GPU here.
@@ -101,12 +111,13 @@ local function gpu_count(c)
 end
 
 -- The positions of the GPUs class c gets now, ascending ({} for none), or nil: too few free.
-local function choose_gpus(c, kinds)
+-- `held`: positions kept for a held job (scheduler/reservation.py), which it may not take.
+local function choose_gpus(c, kinds, held)
   local n = gpu_count(c)
   if n == 0 then return {} end
   local fit = {}
   for i = 1, #gpu_free do
-    if kinds == '' or string.sub(kinds, i, i) == '1' then
+    if (kinds == '' or string.sub(kinds, i, i) == '1') and not (held and held[i]) then
       if c.vram > 0 then
         if gpu_free[i] + EPS >= c.vram then fit[#fit + 1] = i end
       elseif (reserved['vram:' .. p.gpus[i].key] or 0) <= EPS then
@@ -145,17 +156,65 @@ local function choose_gpus(c, kinds)
   return chosen
 end
 
--- Whether class c fits what this worker has left, and on which GPUs.
-local function placement(c, kinds)
-  if c.ram > free_ram + EPS or c.cores > free_cores + EPS then return false end
-  local gpus = choose_gpus(c, kinds)
+-- Whether class c fits what this worker has left (less what a hold keeps), and on which GPUs.
+local function placement(c, kinds, hold)
+  local ram, cores = free_ram, free_cores
+  if hold then ram, cores = ram - hold.ram, cores - hold.cores end
+  if c.ram > ram + EPS or c.cores > cores + EPS then return false end
+  local gpus = choose_gpus(c, kinds, hold and hold.gpus)
   return gpus ~= nil, gpus
+end
+
+-- scheduler.reservation.plan_hold: what this host keeps for class c, which does not fit now,
+-- or nil when c is not waiting for GPUs here. Its planned GPUs are those that free soonest
+-- (free ones first; a GPU frees when all its holders' timeouts ran out, a holder without
+-- timeout_s may end any moment); start_at is when the last of them frees at the latest.
+local function plan_hold(c, kinds)
+  local n = gpu_count(c)
+  if n == 0 or c.ram > p.ram_total + EPS or c.cores > p.cores_total + EPS then return nil end
+  local usable, free_now = {}, 0
+  local function free_for(i)
+    if c.vram > 0 then return gpu_free[i] + EPS >= c.vram end
+    return (reserved['vram:' .. p.gpus[i].key] or 0) <= EPS
+  end
+  for i = 1, #gpu_free do
+    if (kinds == '' or string.sub(kinds, i, i) == '1') and (c.vram <= 0 or p.gpus[i].total + EPS >= c.vram) then
+      usable[#usable + 1] = i
+      if free_for(i) then free_now = free_now + 1 end
+    end
+  end
+  if #usable < n or free_now >= n then return nil end
+  local at, busy = {}, {}
+  for _, i in ipairs(usable) do
+    local t = p.now
+    busy[i] = not free_for(i)
+    if busy[i] then
+      local key = p.gpus[i].key
+      for _, h in ipairs(gpu_holders) do
+        if h.ends > t and string.find(',' .. h.gpus .. ',', ',' .. key .. ',', 1, true) then t = h.ends end
+      end
+    end
+    at[i] = t
+  end
+  -- Free ones first among equals: a holder that may end any moment still holds its GPU now.
+  table.sort(usable, function(a, b)
+    if at[a] ~= at[b] then return at[a] < at[b] end
+    if busy[a] ~= busy[b] then return not busy[a] end
+    return a < b
+  end)
+  local hold = {gpus = {}, ram = c.ram, cores = c.cores, start_at = p.now}
+  for k = 1, n do
+    hold.gpus[usable[k]] = true
+    if at[usable[k]] > hold.start_at then hold.start_at = at[usable[k]] end
+  end
+  return hold
 end
 
 -- heads in pages: the best job usually sits in the first few classes, and reading all
 -- of heads each claim cost more than the rest of the choice.
 local HEADS_PAGE = 16
 local chosen_class, chosen_gpus = nil, nil
+local hold = nil  -- what the host keeps for the best job it cannot start yet (scheduler/reservation.py)
 local start = 0
 repeat
   local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1)
@@ -163,7 +222,14 @@ repeat
     local kinds = wanted(class_id)
     local c = kinds and needs(class_id)
     if c then
-      local fits, gpus = placement(c, kinds)
+      local fits, gpus
+      if hold == nil then
+        fits, gpus = placement(c, kinds)
+        if not fits then hold = plan_hold(c, kinds) end
+      else  -- beside the hold, or anywhere if it ends (timeout_s) before the held job could start
+        if c.timeout > 0 and p.now + c.timeout <= hold.start_at + EPS then fits, gpus = placement(c, kinds) end
+        if not fits then fits, gpus = placement(c, kinds, hold) end
+      end
       if fits then
         chosen_class, chosen_gpus = c, gpus
         break
@@ -204,6 +270,12 @@ if chosen_class.ram > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'ram', chosen_cl
 if chosen_class.cores > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'cores', chosen_class.cores) end
 for k, key in ipairs(gpu_keys) do
   if gpu_vram[k] > 0 then redis.call('HINCRBYFLOAT', LEDGER, 'vram:' .. key, gpu_vram[k]) end
+end
+-- When its GPUs free at the latest, for a hold's plan (0: no timeout_s, it may end any moment);
+-- finish.lua deletes it with the reservation.
+if res_gpu ~= '' then
+  redis.call('HSET', LEDGER, 'end:' .. chosen .. ':' .. res_gpu,
+             chosen_class.timeout > 0 and (p.now + chosen_class.timeout) or 0)
 end
 redis.call('RPUSH', p.attempts_prefix .. chosen, cjson.encode({attempt = attempt, worker = p.worker,
            host = p.host, gpu = res_gpu, started_at = p.now}))

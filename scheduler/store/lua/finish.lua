@@ -21,7 +21,7 @@ Invariants:
   * failed, timeout, crashed and lost count against max_attempts; the job returns
     to pending (same FIFO seq) until they run out, then it is failed for good.
     interrupted (warm stop forced) returns it to pending without counting.
-  * The host ledger gets back exactly what the claim reserved.
+  * The host ledger gets back exactly what the claim reserved, and loses the job's expected end.
   * Leases age only while reapers see Redis. Reapers are the receiver (every second) and
     every worker (idle: every second; busy: every lease renewal). After they fell silent
     for more than two ticks of the one that ran last (Redis unreachable or BUSY for
@@ -53,7 +53,7 @@ local function split_commas(text)
   return out
 end
 
-local function release(host, fields)
+local function release(host, fields, job_id)
   if not host or host == '' then return end
   local ledger = p.ledger_prefix .. host
   local function give_back(field, amount)
@@ -67,6 +67,9 @@ local function release(host, fields)
   give_back('cores', fields.res_cores)
   local amounts = split_commas(fields.res_vram)
   for k, gpu in ipairs(split_commas(fields.res_gpu)) do give_back('vram:' .. gpu, amounts[k]) end
+  if fields.res_gpu and fields.res_gpu ~= '' then  -- its expected end (claim.lua), for holds
+    redis.call('HDEL', ledger, 'end:' .. job_id .. ':' .. fields.res_gpu)
+  end
 end
 
 -- The first key end_attempt would write that holds a value fleet did not write (types.lua), or
@@ -136,7 +139,7 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   local raw = redis.call('LINDEX', akey, tonumber(attempt) - 1)
   bad = damaged(job_id, cur, new_state, raw)
   if bad then return nil, bad end
-  release(cur.host, cur)
+  release(cur.host, cur, job_id)
   redis.call('ZREM', RUNNING, job_id)
   move_state(job_id, S.running, new_state, 'failures', failures, 'last_outcome', outcome, 'reason', reason or '', 'res_ram', 0, 'res_cores', 0, 'res_vram', 0,
              'res_gpu', '')

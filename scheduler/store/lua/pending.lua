@@ -5,15 +5,15 @@ Included textually where a script says `-- #include pending`, after it has defin
 
 The pending index is one zset per constraint class (pending_prefix .. class), scored
 rank + load order (rank: scheduler/queue_order.py, stored with the job at load:
-priority, then biggest GPU need), plus `heads`: class -> the score of that class's
+priority, then the widest GPU need), plus `heads`: class -> the score of that class's
 best job. A claim reads `heads` once instead of every class's zset, so its
 cost does not grow with the number of classes a worker may run.
 Invariant: heads holds a class iff its zset is non-empty, at the score of its head.
 ]]
--- A record stored before jobs had a rank is ranked as queue_rank(priority, 0) until the
+-- A record stored before jobs had a rank is ranked as queue_rank(priority, 0, 0) until the
 -- next load stores its rank (tests/test_queue_order.py holds the two to the same value).
 local function pending_score(rank, priority, seq)
-  local r = tonumber(rank) or (1000 - tonumber(priority)) * 1e12 + 999 * 1e9
+  local r = tonumber(rank) or (1000 - tonumber(priority)) * 3.4e12 + 16 * 2e11 + 999 * 2e8
   return r + tonumber(seq)
 end
 
