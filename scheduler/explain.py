@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .manifest.model import HostSpec, JobSpec
-from .matching import host_rule_reason, job_host_reason, job_reason, ledger_free
+from .matching import ConstraintClass, host_rule_reason, job_host_reason, job_reason, ledger_free, static_reason
+from .reservation import Hold, choose, gpu_ends_of, hold_words, ledger_holders
 from .states import JobState
 from .store.queries import JobRecord
 from .store.views import ExplainView
@@ -77,11 +78,23 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
     job, hosts = view.job, view.hosts
     result = Explanation(job, "")
     idle_capacity = []
+    own = ConstraintClass.of(spec, hosts)
     for w in live:
         who = f"{w.name}@{w.host.hostname}"
         ledger = view.ledgers.get(w.host.hostname, {})
         reason = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, ledger))
         never = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, {}))
+        held = _hold_on(view, w, own, ledger) if never is None else None
+        if reason is None and held and held[0].class_id != own.class_id:
+            hold, held_name, fits_beside = held
+            if not fits_beside and w.state not in ("paused", "draining"):  # it fits, on what a wider job waits for
+                result.per_worker.append((who, f"{hold_words(hold, held_name, len(w.host.gpus))}; this job starts "
+                                               f"there only if its timeout_s ends before that job could start"))
+                idle_capacity.append(w.name)
+                continue
+        elif reason is not None and held and held[0].class_id == own.class_id and len(held[0].gpus) > 1:
+            hold, held_name, _ = held
+            reason += f"; {_held_for(hold, held_name if view.ahead else 'it', len(w.host.gpus), view.now)}"
         if w.state == "paused":
             result.per_worker.append((who, f"paused: {w.note}" if never is None else f"paused; and {never}"))
             if never is None:
@@ -109,6 +122,32 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
     else:
         result.summary = "No live worker can ever run it as the fleet is now; it waits for a host that satisfies it."
     return result
+
+
+def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dict
+             ) -> tuple[Hold, str, bool] | None:
+    """What ``w``'s host holds its GPUs for as its claim would see it (the classes ahead of this
+    job, then this job's), the held job's name, and whether this job may start beside the hold;
+    None when the host holds for nothing."""
+    known = w.host.hostname in view.hosts
+    ahead = [(cls, name) for cls, name in view.ahead_classes if static_reason(cls, w.host, known) is None]
+    pairs = [(cls, cls.timeout_s) for cls, _ in ahead] + [(own, own.timeout_s)]
+    ends = gpu_ends_of([g.ledger_key for g in w.host.gpus], ledger_holders(ledger))
+    chosen, _, hold = choose(pairs, ledger_free(w.host, ledger), w.host.ram_total_gib, w.host.cores, ends, view.now)
+    if hold is None:
+        return None
+    name = next((n for cls, n in ahead if cls.class_id == hold.class_id), view.job.name)
+    return hold, name, chosen is not None and chosen.class_id == own.class_id
+
+
+def _held_for(hold: Hold, held_name: str, gpus_total: int, now: float) -> str:
+    """What the held job waits for, in words: "the host holds for it: 5 of its 8 GPUs kept idle,
+    the rest free within 20m at the latest (their jobs' timeout_s)"."""
+    rest = len(hold.gpus) - hold.idle
+    when = ("as soon as their jobs end (one has no timeout_s)" if hold.start_at <= now + 1e-6
+            else f"within {age(now, hold.start_at)} at the latest (their jobs' timeout_s)")
+    return (f"the host holds for {held_name}: {hold.idle} of its {len(hold.gpus)} GPUs kept idle "
+            f"(of {gpus_total}), the other {rest} free {when}")
 
 
 def _with_no_live_worker(job: JobRecord, spec: JobSpec, workers: list[WorkerInfo],

@@ -21,7 +21,7 @@ One hold per host at a time: the first such job in queue order. The claim
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .matching import EPSILON, ConstraintClass, Free, choose_gpus, gpu_count, gpu_kind_fits
 
@@ -149,11 +149,18 @@ def gpu_ends_of(gpu_keys: Sequence[str], running: Sequence[tuple[Sequence[str], 
     return ends
 
 
+def ledger_holders(ledger: Mapping[str, float]) -> list[tuple[list[str], float]]:
+    """Each running GPU job's (GPU keys, expected end) from its host's ledger as stored: the
+    ``end:<job>:<gpu keys>`` fields claim.lua writes."""
+    return [(name.split(":", 2)[2].split(","), end) for name, end in ledger.items()
+            if name.startswith("end:") and name.count(":") >= 2]
+
+
 def hold_words(hold: Hold, held_name: str, gpus_total: int) -> str:
     """How `fleet explain` says a hold: "holding 5 of 8 GPUs for wide-job" (the free GPUs it
     keeps idle for the job; the rest of its plan frees as their jobs end)."""
     return f"holding {hold.idle} of {gpus_total} GPUs for {held_name}"
 
 
-__all__ = ["Hold", "UNKNOWN_END", "choose", "ends_in_time", "gpu_ends_of", "hold_words", "placement_beside",
-           "plan_hold", "without_held"]
+__all__ = ["Hold", "UNKNOWN_END", "choose", "ends_in_time", "gpu_ends_of", "hold_words", "ledger_holders",
+           "placement_beside", "plan_hold", "without_held"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass, ledger_free
-from scheduler.reservation import choose, gpu_ends_of, hold_words, plan_hold
+from scheduler.reservation import choose, gpu_ends_of, hold_words, ledger_holders, plan_hold
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import Outcome
 from scheduler.store.claims import Claims
@@ -139,8 +139,7 @@ def test_the_claim_holds_and_backfills_as_the_pure_rule_says(store, scenario):
     by_id = {c.class_id: c for c in waiting}
     ordered = [(by_id[c], by_id[c].timeout_s) for c in order if c in by_id]
     ledger = {k.decode(): float(v) for k, v in store.redis.hgetall(store.keys.ledger("box")).items()}
-    holders = [(k.split(":", 2)[2].split(","), v) for k, v in ledger.items() if k.startswith("end:")]
-    ends = gpu_ends_of([g.ledger_key for g in host.gpus], holders)
+    ends = gpu_ends_of([g.ledger_key for g in host.gpus], ledger_holders(ledger))
     now = NOW + 10
     want_cls, want_gpus, _ = choose(ordered, ledger_free(host, ledger), host.ram_total_gib, host.cores, ends, now)
     name, found = claim(store, host, waiting, now=now)
@@ -161,3 +160,29 @@ def test_a_finished_job_leaves_no_expected_end_behind(store):
     assert store.redis.hgetall(ledger) == {}
 
 
+
+
+def test_explain_says_what_a_host_holds_and_for_whom(store):
+    """The small job that waits says the host holds GPUs for the wide one; the wide one says
+    what it waits for: what the claims above decide, read through the store on both servers."""
+    from scheduler.explain import explanation
+    from scheduler.store.workers import WorkerInfo
+
+    host = box(8)
+    cls = load(store, [{"name": f"small{i}", "require_cuda": True} for i in range(5)] +
+               [{"name": "wide-job", "gpus": 8}])
+    for _ in range(3):
+        claim(store, host, [cls["small0"]])
+    workers = [WorkerInfo("w", host, "busy", False, None, NOW, 30.0)]
+
+    def explained(name: str):
+        record = store.jobs.get(store.jobs.resolve(name))
+        return explanation(store.explain_view(record, workers=workers, now=NOW + 5))
+    small = explained("small3")
+    assert small.per_worker == [("w@box", "holding 5 of 8 GPUs for wide-job; this job starts there only if its "
+                                          "timeout_s ends before that job could start")], small.per_worker
+    assert small.runnable_by == []
+    wide = explained("wide-job")
+    assert wide.per_worker[0][1].startswith("busy: gpus 8 > 5 GPUs free"), wide.per_worker
+    assert "the host holds for it: 5 of its 8 GPUs kept idle (of 8), the other 3 free as soon as their jobs end" \
+        in wide.per_worker[0][1], wide.per_worker

@@ -58,6 +58,9 @@ class ExplainView:
     ledgers: dict[str, dict[str, float]]  # host -> what running attempts hold there (live workers' hosts)
     parents: list[tuple[str, str]]  # (name, state) of each job it runs after
     ahead: int | None  # jobs of its class ahead of it in the pending queue; None if not queued
+    # The classes whose best job is ahead of this one (queue order, at most HOLD_LOOKAHEAD), each
+    # with that job's name: what a host may hold its GPUs for (scheduler/reservation.py).
+    ahead_classes: list[tuple[ConstraintClass, str]] = field(default_factory=list)
 
 
 def _raise_refused(replies: list) -> None:
@@ -153,6 +156,9 @@ def pending_names(store: Store, class_ids: list[str], per_class: int) -> dict[st
     return {class_id: [names[i] for i in some if i in names] for class_id, some in ids.items()}
 
 
+HOLD_LOOKAHEAD = 32  # the classes ahead of a job that explain asks whether a host holds for them
+
+
 def read_explain(store: Store, job: JobRecord, now: float, workers: list[WorkerInfo] | None = None) -> ExplainView:
     """At most three round trips: the attempts, [hosts], the job's parents and its place in
     its class's queue (and the registry, unless ``workers`` are given); then the workers and
@@ -163,26 +169,43 @@ def read_explain(store: Store, job: JobRecord, now: float, workers: list[WorkerI
     pipe.hgetall(keys.hosts)
     pipe.smembers(keys.deps_prefix + job.job_id)
     pipe.zrank(keys.pending(job.class_id), job.job_id)
+    pipe.zscore(keys.pending(job.class_id), job.job_id)
+    pipe.zrange(keys.heads, 0, HOLD_LOOKAHEAD - 1, withscores=True)
     if workers is None:
         queue_registry(pipe, keys, now)
-    raw_attempts, raw_hosts, deps, ahead, *registry = pipe.execute()
+    raw_attempts, raw_hosts, deps, ahead, score, heads, *registry = pipe.execute()
     names = worker_names(registry[0]) if registry else []
     parents = [m.decode() for m in deps]
+    ahead_ids = [c.decode() for c, at in heads if score is not None and at < score and c.decode() != job.class_id]
 
     pipe = redis.pipeline(transaction=False)
     queue_workers(pipe, keys, names)
     for parent in parents:
         pipe.hmget(keys.job(parent), "name", "state")
-    replies = pipe.execute() if names or parents else []
+    if ahead_ids:
+        pipe.hmget(keys.classes, ahead_ids)
+        for class_id in ahead_ids:
+            pipe.zrange(keys.pending(class_id), 0, 0)
+    replies = pipe.execute() if names or parents or ahead_ids else []
     if workers is None:
         workers = parse_workers(keys, names, replies[:len(names)], now)
-    states = [(n.decode(), st.decode()) for n, st in replies[len(names):] if n and st]
+    states = [(n.decode(), st.decode()) for n, st in replies[len(names):len(names) + len(parents)] if n and st]
+    ahead_classes = []
+    if ahead_ids:
+        records, heads_of = replies[len(names) + len(parents)], replies[len(names) + len(parents) + 1:]
+        parsed = store.catalog.classes({i.encode(): r for i, r in zip(ahead_ids, records) if r is not None})
+        ahead_classes = [(parsed[i], first[0].decode()) for i, first in zip(ahead_ids, heads_of)
+                         if i in parsed and first]
 
     live_hosts = list(dict.fromkeys(w.host.hostname for w in workers if w.live))
     pipe = redis.pipeline(transaction=False)
     for host in live_hosts:
         pipe.hgetall(keys.ledger(host))
-    ledgers = {host: _ledger(keys.ledger(host), raw)
-               for host, raw in zip(live_hosts, pipe.execute() if live_hosts else [])}
+    for _, head_id in ahead_classes:
+        pipe.hget(keys.job(head_id), "name")
+    replies = pipe.execute() if live_hosts or ahead_classes else []
+    ledgers = {host: _ledger(keys.ledger(host), raw) for host, raw in zip(live_hosts, replies)}
+    ahead_classes = [(cls, (name or head_id.encode()).decode())
+                     for (cls, head_id), name in zip(ahead_classes, replies[len(live_hosts):])]
     return ExplainView(now, job, decode_attempts(keys.attempts(job.job_id), raw_attempts), workers,
-                       store.catalog.hosts(raw_hosts), ledgers, states, ahead)
+                       store.catalog.hosts(raw_hosts), ledgers, states, ahead, ahead_classes)
