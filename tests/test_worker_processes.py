@@ -503,10 +503,10 @@ RECORD_RUN = ("import json, os, sys, time; t = time.time(); time.sleep(float(sys
 
 
 def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_gpu(procs, real_store, tmp_path):
-    """Five kinds of box, two workers on each sharing its ledger, jobs of every GPU shape. From the
-    jobs' own records of where and when they ran: each landed where the rule admits it, saw exactly
-    its number of distinct GPUs, no GPU was ever reserved past its memory, and a job holding its
-    GPUs whole was alone on them."""
+    """Five kinds of box, one `--slots` worker on each (one slot per GPU; four on the CPU box), jobs
+    of every GPU shape. From the jobs' own records of where and when they ran: each landed where
+    the rule admits it, saw exactly its number of distinct GPUs, no GPU was ever reserved past its
+    memory, a job holding its GPUs whole was alone on them, and the slots did run jobs side by side."""
     seen = tmp_path / "seen"
     seen.mkdir()
     shapes = {"ddp-8": ({"gpus": 8}, 1), "ddp-4": ({"gpus": 4}, 3),
@@ -525,8 +525,7 @@ def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_g
     profiles = {host: write_profile(str(tmp_path / f"{host}.toml"), host, 64, 512, [box[2]] * box[3] if box else [],
                                     kind=box[:2] if box else None) for host, box in GPU_BOXES.items()}
     for host, profile in profiles.items():
-        for k in range(2):
-            procs.worker(profile=profile, name=f"{host}-{k}")
+        procs.worker("--slots", "auto" if GPU_BOXES[host] else "4", profile=profile, name=host)
     wait_for(lambda: real_store.jobs.counts()["finished"] == len(jobs), timeout_s=120, what="every job finished")
 
     spec = load_manifest(path)
@@ -549,6 +548,8 @@ def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_g
         assert not (whole and beside), (name, beside)
         at_start = [u for u in use if u[:2] == (host, gpu) and u[2] <= start < u[3]]
         assert sum(u[4] for u in at_start) <= total + 1e-9, (host, gpu, at_start)
+    assert any(a[0] == b[0] and a[6] != b[6] and a[2] < b[3] and b[2] < a[3] for a in use for b in use), \
+        "no two jobs ever ran at once on one box: the slots did not run side by side"
     assert runs["ddp-8-0"]["host"] == "h100x8" and all(runs[f"wide-vram-{i}"]["host"] == "h100x8" for i in range(2))
     assert all(runs[f"a100-pair-{i}"]["host"] == "a100x4" for i in range(2))
     assert all(runs[f"bf16-{i}"]["host"] != "v100x2" for i in range(4))
