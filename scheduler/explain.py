@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .manifest.model import HostSpec, JobSpec
 from .matching import ConstraintClass, host_rule_reason, job_host_reason, job_reason, ledger_free, static_reason
-from .reservation import Hold, choose, gpu_ends_of, hold_words, ledger_holders
+from .reservation import Hold, choose, gpu_ends_of, hold_words, ledger_held, ledger_holders
 from .states import JobState
 from .store.queries import JobRecord
 from .store.views import ExplainView
@@ -133,7 +133,8 @@ def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dic
     ahead = [(cls, name) for cls, name in view.ahead_classes if static_reason(cls, w.host, known) is None]
     pairs = [(cls, cls.timeout_s) for cls, _ in ahead] + [(own, own.timeout_s)]
     ends = gpu_ends_of([g.ledger_key for g in w.host.gpus], ledger_holders(ledger))
-    chosen, _, hold = choose(pairs, ledger_free(w.host, ledger), w.host.ram_total_gib, w.host.cores, ends, view.now)
+    chosen, _, hold = choose(pairs, ledger_free(w.host, ledger), w.host.ram_total_gib, w.host.cores, ends, view.now,
+                             ledger_held(ledger))
     if hold is None:
         return None
     name = next((n for cls, n in ahead if cls.class_id == hold.class_id), view.job.name)

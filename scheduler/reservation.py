@@ -14,7 +14,8 @@ When the wide job could start is judged from the ``timeout_s`` of the jobs holdi
 planned GPUs (a job ends at the latest when its timeout kills it). A running job
 without ``timeout_s`` could end at any moment, so while one holds a planned GPU the
 wide job could start at any moment too, and nothing backfills onto what it waits for.
-One hold per host at a time: the first such job in queue order. The claim
+One hold per host at a time: the first such job in queue order, which then keeps it
+until it starts (a hold sticks: see :func:`choose`). The claim
 (claim.lua) applies the same rule; tests/test_claim_agreement.py proves they agree.
 """
 
@@ -26,6 +27,7 @@ from typing import Mapping, Sequence
 from .matching import EPSILON, ConstraintClass, Free, choose_gpus, gpu_count, gpu_kind_fits
 
 UNKNOWN_END = 0.0  # a running job's expected end when it has no timeout_s: it may end any moment
+HOLD_FIELD = "hold:"  # + a class id: the ledger field naming the class a host holds for (since when)
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,26 @@ def _fits(cls: ConstraintClass, free: Free) -> bool:
 
 
 def choose(classes: Sequence[tuple[ConstraintClass, float]], free: Free, ram_total_gib: float, cores_total: float,
-           gpu_ends: Sequence[Sequence[float]], now: float
+           gpu_ends: Sequence[Sequence[float]], now: float, held: str | None = None
            ) -> tuple[ConstraintClass | None, tuple[int, ...] | None, Hold | None]:
     """What a claim takes from ``classes`` (each with its timeout_s, in queue order, all of
     them ones this host may run): the class, its GPUs, and the hold it respects (None: the
-    host holds for nothing). (None, None, hold) when nothing may start."""
+    host holds for nothing). (None, None, hold) when nothing may start.
+
+    ``held``: the class this host already holds for (:func:`ledger_held`). A hold sticks: it
+    stays ahead of the queue order until its job starts here, leaves the queue or stops
+    waiting for GPUs, so a wider job that arrives later waits its turn instead of taking
+    the GPUs this one was promised (the wait after reaching the head stays within one
+    running job's end)."""
     hold = None
+    kept = next((cls for cls, _ in classes if cls.class_id == held), None) if held else None
+    if kept is not None:
+        if _fits(kept, free):
+            return kept, choose_gpus(kept, free), None
+        hold = plan_hold(kept, free, ram_total_gib, cores_total, gpu_ends, now)
     for cls, timeout_s in classes:
+        if hold is not None and cls.class_id == hold.class_id:
+            continue
         if hold is None:
             if _fits(cls, free):
                 return cls, choose_gpus(cls, free), None
@@ -156,11 +171,17 @@ def ledger_holders(ledger: Mapping[str, float]) -> list[tuple[list[str], float]]
             if name.startswith("end:") and name.count(":") >= 2]
 
 
+def ledger_held(ledger: Mapping[str, float]) -> str | None:
+    """The class a host holds for, from its ledger's ``hold:<class id>`` field (claim.lua keeps
+    it), or None."""
+    return next((name[5:] for name in ledger if name.startswith(HOLD_FIELD)), None)
+
+
 def hold_words(hold: Hold, held_name: str, gpus_total: int) -> str:
     """How `fleet explain` says a hold: "holding 5 of 8 GPUs for wide-job" (the free GPUs it
     keeps idle for the job; the rest of its plan frees as their jobs end)."""
     return f"holding {hold.idle} of {gpus_total} GPUs for {held_name}"
 
 
-__all__ = ["Hold", "UNKNOWN_END", "choose", "ends_in_time", "gpu_ends_of", "hold_words", "ledger_holders",
-           "placement_beside", "plan_hold", "without_held"]
+__all__ = ["HOLD_FIELD", "Hold", "UNKNOWN_END", "choose", "ends_in_time", "gpu_ends_of", "hold_words",
+           "ledger_held", "ledger_holders", "placement_beside", "plan_hold", "without_held"]

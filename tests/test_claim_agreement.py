@@ -34,7 +34,10 @@ def rule_pick(cls: ConstraintClass, free: Free) -> tuple[int, ...]:
 
 
 def read_ledger(store, host: HostResources) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in store.redis.hgetall(store.keys.ledger(host.hostname)).items()}
+    """The host's reservations; its hold: field (which class it holds for) is no reservation and
+    tests/test_reservation.py checks it."""
+    return {k.decode(): float(v) for k, v in store.redis.hgetall(store.keys.ledger(host.hostname)).items()
+            if not k.startswith(b"hold:")}
 
 
 def claim_each_and_compare(store, host: HostResources, ledger: dict[str, float], need: dict, jobs: int) -> int:

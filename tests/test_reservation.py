@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass, ledger_free
-from scheduler.reservation import choose, gpu_ends_of, hold_words, ledger_holders, plan_hold
+from scheduler.reservation import choose, gpu_ends_of, hold_words, ledger_held, ledger_holders, plan_hold
 from scheduler.resources import GpuInfo, HostResources
 from scheduler.states import Outcome
 from scheduler.store.claims import Claims
@@ -58,6 +58,20 @@ def test_a_wide_job_gets_its_gpus_while_small_jobs_keep_coming(store):
     finish(store, running[1])
     name, found = claim(store, host, [small, wide])
     assert name == "wide" and len(found.gpu_keys) == 4
+
+
+def test_a_hold_sticks_when_a_wider_job_arrives_later(store):
+    """A 4-GPU job is held for; an 8-GPU job loaded after it ranks first (widest first) but
+    waits its turn: the 4-GPU job gets the GPUs it was promised first."""
+    host = box(8)
+    first = [{"name": f"small{i}", "require_cuda": True} for i in range(5)] + [{"name": "four", "gpus": 4}]
+    cls = load(store, first)
+    running = [claim(store, host, [cls["small0"]])[1] for _ in range(5)]
+    assert claim(store, host, [cls["small0"], cls["four"]]) == (None, None)  # holds for "four"
+    cls.update(load(store, first + [{"name": "eight", "gpus": 8}]))
+    finish(store, running[0])  # 4 free now: enough for "four", not for "eight"
+    name, found = claim(store, host, [cls["small0"], cls["four"], cls["eight"]])
+    assert name == "four" and len(found.gpu_keys) == 4
 
 
 def test_without_the_hold_the_small_jobs_would_have_taken_the_gpus(store):
@@ -120,13 +134,14 @@ def scenarios(draw):
     running = draw(st.lists(st.tuples(st.integers(1, 3), st.sampled_from([0, 100, 1000])), max_size=4))
     pending = draw(st.lists(st.tuples(st.integers(0, gpus + 1), st.sampled_from([0, 50, 500, 5000]),
                                       st.sampled_from([0, 40, 200])), min_size=1, max_size=4))
-    return gpus, running, pending
+    held = draw(st.one_of(st.none(), st.integers(0, len(pending) - 1)))  # a hold an earlier claim left
+    return gpus, running, pending, held
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios())
 def test_the_claim_holds_and_backfills_as_the_pure_rule_says(store, scenario):
-    gpus, running, pending = scenario
+    gpus, running, pending, held = scenario
     store.redis.flushall()
     host = box(gpus, cores=16, ram=256.0)
     jobs = [{"name": f"run{i}", "gpus": n, "timeout_s": t, "priority": 10} for i, (n, t) in enumerate(running)]
@@ -135,14 +150,20 @@ def test_the_claim_holds_and_backfills_as_the_pure_rule_says(store, scenario):
     for i in range(len(running)):  # whatever of them fits, started in turn
         claim(store, host, [cls[f"run{i}"]])
     waiting = list({cls[f"p{i}"].class_id: cls[f"p{i}"] for i in range(len(pending))}.values())
+    if held is not None:
+        store.redis.hset(store.keys.ledger("box"), f"hold:{cls[f'p{held}'].class_id}", NOW)
     order = [c.decode() for c in store.redis.zrange(store.keys.heads, 0, -1)]
     by_id = {c.class_id: c for c in waiting}
     ordered = [(by_id[c], by_id[c].timeout_s) for c in order if c in by_id]
     ledger = {k.decode(): float(v) for k, v in store.redis.hgetall(store.keys.ledger("box")).items()}
     ends = gpu_ends_of([g.ledger_key for g in host.gpus], ledger_holders(ledger))
     now = NOW + 10
-    want_cls, want_gpus, _ = choose(ordered, ledger_free(host, ledger), host.ram_total_gib, host.cores, ends, now)
+    want_cls, want_gpus, want_hold = choose(ordered, ledger_free(host, ledger), host.ram_total_gib, host.cores, ends,
+                                            now, ledger_held(ledger))
     name, found = claim(store, host, waiting, now=now)
+    after = {k.decode() for k in store.redis.hkeys(store.keys.ledger("box"))}
+    assert {f for f in after if f.startswith("hold:")} == ({f"hold:{want_hold.class_id}"} if want_hold else set()), \
+        (scenario, after)
     if want_cls is None:
         assert found is None, (scenario, name)
     else:

@@ -37,7 +37,8 @@ Invariants:
   * Wide jobs are not starved: the first class in heads order this worker may run that
     does not fit for want of free GPUs is held for (scheduler/reservation.py): later
     classes start only beside its planned GPUs, RAM and cores, or anywhere if their
-    timeout_s ends before it could start. The plan reads the ledger's 'end:<job>:<gpu
+    timeout_s ends before it could start. The ledger's 'hold:<class>' field names it, and
+    it stays first until it starts here, leaves the queue or stops waiting for GPUs. The plan reads the ledger's 'end:<job>:<gpu
     keys>' fields, each running GPU job's expected end (0: no timeout_s), which this
     script writes and finish.lua deletes with the job's reservation.
   * The resource check, the GPU choice and the hold are the same rule as
@@ -53,12 +54,16 @@ local RUNNING, LEDGER, CLASSES = KEYS[1], KEYS[2], KEYS[3]
 local EPS = 1e-9
 
 local reserved = {}
+local held_class, hold_fields = nil, {}
 local gpu_holders = {}  -- 'end:<job>:<gpu keys>' fields: a running GPU job's expected end (0: unknown)
 local raw = redis.call('HGETALL', LEDGER)
 for i = 1, #raw, 2 do
   reserved[raw[i]] = tonumber(raw[i + 1])
   if string.sub(raw[i], 1, 4) == 'end:' and reserved[raw[i]] then
     gpu_holders[#gpu_holders + 1] = {gpus = string.match(raw[i], '^end:[^:]*:(.*)$') or '', ends = reserved[raw[i]]}
+  elseif string.sub(raw[i], 1, 5) == 'hold:' then
+    hold_fields[#hold_fields + 1] = raw[i]
+    held_class = held_class or string.sub(raw[i], 6)  -- the class this host holds for (it sticks: see below)
   end
   -- Checked before any write: HINCRBYFLOAT would fail on it after the job left pending.
   if reserved[raw[i]] == nil then
@@ -202,7 +207,7 @@ local function plan_hold(c, kinds)
     if busy[a] ~= busy[b] then return not busy[a] end
     return a < b
   end)
-  local hold = {gpus = {}, ram = c.ram, cores = c.cores, start_at = p.now}
+  local hold = {class_id = c.id, gpus = {}, ram = c.ram, cores = c.cores, start_at = p.now}
   for k = 1, n do
     hold.gpus[usable[k]] = true
     if at[usable[k]] > hold.start_at then hold.start_at = at[usable[k]] end
@@ -215,11 +220,22 @@ end
 local HEADS_PAGE = 16
 local chosen_class, chosen_gpus = nil, nil
 local hold = nil  -- what the host keeps for the best job it cannot start yet (scheduler/reservation.py)
+-- A hold sticks: the class this host holds for goes first while it is queued, wanted here and
+-- still waits for GPUs, so a wider job arriving later cannot take the GPUs it was promised.
+if held_class and redis.call('ZSCORE', p.heads_key, held_class) then
+  local kinds = wanted(held_class)
+  local c = kinds and needs(held_class)
+  if c then
+    local fits, gpus = placement(c, kinds)
+    if fits then chosen_class, chosen_gpus = c, gpus else hold = plan_hold(c, kinds) end
+  end
+end
 local start = 0
 repeat
   local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1)
   for _, class_id in ipairs(heads) do
-    local kinds = wanted(class_id)
+    if chosen_class then break end
+    local kinds = (not hold or hold.class_id ~= class_id) and wanted(class_id)
     local c = kinds and needs(class_id)
     if c then
       local fits, gpus
@@ -239,6 +255,13 @@ repeat
   start = start + HEADS_PAGE
 until chosen_class or #heads < HEADS_PAGE
 
+-- The hold this claim respects is the one the ledger names from now on (types checked with
+-- the ledger's fields above; a number, as every ledger field).
+local now_held = hold and hold.class_id or nil
+for _, field in ipairs(hold_fields) do
+  if field ~= 'hold:' .. (now_held or '') then redis.call('HDEL', LEDGER, field) end
+end
+if now_held and held_class ~= now_held then redis.call('HSET', LEDGER, 'hold:' .. now_held, p.now) end
 if chosen_class == nil then return '{}' end
 -- Every key written below is checked before the first write (types.lua), except the job's
 -- record, which the first write checks itself: a refused HINCRBY has written nothing.
