@@ -14,6 +14,7 @@ import signal
 import time
 
 import psutil
+import pytest
 from support.procs import wait_for, write_profile
 from test_worker_processes import ledger_runs, sidefx_defaults, write_manifest
 
@@ -165,3 +166,29 @@ def test_bad_slots_values_are_one_line_errors(procs, tmp_path):
         done = procs.run("worker", "--host-profile", profile, "--slots", value)
         last = done.stderr.strip().splitlines()[-1]
         assert done.returncode == 2 and last.startswith("fleet worker: error:") and words in last, (value, done.stderr)
+
+
+def test_a_slotted_record_sums_up_its_live_slots_and_a_damaged_one_is_named(store):
+    """What `fleet status` reads: a slot silent past the lease (killed, restarting) counts as
+    neither busy nor idle; a slot entry fleet did not write is one error naming the key."""
+    import time as clock
+
+    from scheduler.errors import StoreError
+    from scheduler.store.workers import SLOT_FIELD, slot_entry
+
+    now = clock.time()
+    host = HostResources("box", 8, 16.0, 16.0)
+    key = store.keys.worker("w")
+    store.redis.hset(key, mapping={"name": "w", "host": "box", "resources": host.to_json(), "lease_s": 30,
+                                   "heartbeat": repr(now), "slots": 3,
+                                   f"{SLOT_FIELD}0": slot_entry("busy", "job-a", "", now),
+                                   f"{SLOT_FIELD}1": slot_entry("idle", "", "", now),
+                                   f"{SLOT_FIELD}2": slot_entry("busy", "job-c", "", now - 60)})
+    store.redis.zadd(store.keys.workers, {"w": now})
+    (w,) = store.workers(now)
+    assert (w.state, w.slots, w.busy_slots, w.jobs, w.job_id) == ("idle", 3, 1, ("job-a",), "job-a")
+    store.redis.hset(key, f"{SLOT_FIELD}1", slot_entry("busy", "job-b", "", now))
+    assert store.workers(now)[0].state == "busy"
+    store.redis.hset(key, f"{SLOT_FIELD}1", "not json")
+    with pytest.raises(StoreError, match=f"{key} field {SLOT_FIELD}1 is corrupt"):
+        store.workers(now)

@@ -52,7 +52,8 @@ class WorkerInfo:
                       "vram_free_gib": g.vram_free_gib} for g in self.host.gpus],
             "ram_gib": self.host.ram_total_gib, "cores": self.host.cores, "job_id": self.job_id,
             "heartbeat_age_s": round(self.heartbeat_age(now), 1), "note": self.note,
-            "slots": self.slots, "busy_slots": self.busy_slots, "jobs": list(self.jobs) or ([self.job_id] if self.job_id else []),
+            "slots": self.slots, "busy_slots": self.busy_slots,
+            "jobs": list(self.jobs) or ([self.job_id] if self.job_id else []),
         }
 
 
@@ -102,7 +103,8 @@ def parse_workers(keys: Keys, names: list[str], replies: list, now: float) -> li
         if slots > 1:
             state, jobs, note = _sum_of_slots(keys, name, data, slots, now, lease_s)
         else:
-            state, jobs, note = data.get("state", "idle"), tuple(filter(None, [data.get("job_id")])), data.get("note", "")
+            state, note = data.get("state", "idle"), data.get("note", "")
+            jobs = tuple(filter(None, [data.get("job_id")]))
         if state != "stopped" and now - heartbeat > lease_s:
             state = "dead"
         out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", jobs[0] if jobs else None,
