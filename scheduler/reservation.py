@@ -16,7 +16,7 @@ without ``timeout_s`` could end at any moment, so while one holds a planned GPU 
 wide job could start at any moment too, and nothing backfills onto what it waits for.
 One hold per host at a time: the first such job in queue order, which then keeps it
 until it starts (a hold sticks: see :func:`choose`). The claim
-(claim.lua) applies the same rule; tests/test_claim_agreement.py proves they agree.
+(claim.lua) applies the same rule; tests/test_reservation.py proves they agree.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ HOLD_FIELD = "hold:"  # + a class id: the ledger field naming the class a host h
 @dataclass(frozen=True)
 class Hold:
     """What a host keeps for the job it holds for: its planned GPUs (indices into the host's
-    GPUs; ``idle`` of them free now, kept idle), the RAM and cores it needs, and the
-    earliest it could start (epoch seconds)."""
+    GPUs; ``idle`` of them free now, kept idle), the RAM and cores it needs, and ``start_at``
+    (epoch seconds), before which a backfilled job must end: when the planned GPUs are free
+    at the latest by their holders' timeout_s, or now while a holder has none."""
 
     class_id: str
     gpus: tuple[int, ...]

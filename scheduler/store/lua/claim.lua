@@ -43,7 +43,7 @@ Invariants:
     script writes and finish.lua deletes with the job's reservation.
   * The resource check, the GPU choice and the hold are the same rule as
     scheduler.matching.resources_reason and choose_gpus and scheduler.reservation.choose;
-    tests/test_claim_agreement.py proves they agree.
+    tests/test_claim_agreement.py and tests/test_reservation.py prove they agree.
 ]]
 
 local p = cjson.decode(ARGV[1])
