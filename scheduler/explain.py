@@ -93,8 +93,9 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
                 idle_capacity.append(w.name)
                 continue
         elif reason is not None and held and held[0].class_id == own.class_id and len(held[0].gpus) > 1:
-            hold, held_name, _ = held
-            reason += f"; {_held_for(hold, held_name if view.ahead else 'it', len(w.host.gpus), view.now)}"
+            hold = held[0]  # for this job's class: for this job, or for the first of its class ahead of it
+            whom = f"the first of the {view.ahead} job(s) of its constraints ahead of it" if view.ahead else "it"
+            reason += f"; {_held_for(hold, whom, len(w.host.gpus), view.now)}"
         if w.state == "paused":
             result.per_worker.append((who, f"paused: {w.note}" if never is None else f"paused; and {never}"))
             if never is None:
@@ -142,8 +143,8 @@ def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dic
 
 
 def _held_for(hold: Hold, held_name: str, gpus_total: int, now: float) -> str:
-    """What the held job waits for, in words: "the host holds for it: 5 of its 8 GPUs kept idle,
-    the rest free within 20m at the latest (their jobs' timeout_s)"."""
+    """What the held job waits for, in words: "the host holds for it: 5 of its 8 GPUs kept idle
+    (of 8), the other 3 free within 20m at the latest (their jobs' timeout_s)"."""
     rest = len(hold.gpus) - hold.idle
     when = ("as soon as their jobs end (one has no timeout_s)" if hold.start_at <= now + 1e-6
             else f"within {age(now, hold.start_at)} at the latest (their jobs' timeout_s)")

@@ -191,7 +191,7 @@ def test_explain_says_what_a_host_holds_and_for_whom(store):
 
     host = box(8)
     cls = load(store, [{"name": f"small{i}", "require_cuda": True} for i in range(5)] +
-               [{"name": "wide-job", "gpus": 8}])
+               [{"name": "wide-job", "gpus": 8}, {"name": "wide-too", "gpus": 8}])
     for _ in range(3):
         claim(store, host, [cls["small0"]])
     workers = [WorkerInfo("w", host, "busy", False, None, NOW, 30.0)]
@@ -207,3 +207,5 @@ def test_explain_says_what_a_host_holds_and_for_whom(store):
     assert wide.per_worker[0][1].startswith("busy: gpus 8 > 5 GPUs free"), wide.per_worker
     assert "the host holds for it: 5 of its 8 GPUs kept idle (of 8), the other 3 free as soon as their jobs end" \
         in wide.per_worker[0][1], wide.per_worker
+    behind = explained("wide-too")  # the same class, behind wide-job: the hold is not for it
+    assert "the host holds for the first of the 1 job(s) of its constraints ahead of it" in behind.per_worker[0][1]
