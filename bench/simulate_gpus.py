@@ -146,9 +146,9 @@ def simulate(policy: str, hosts: list[HostResources], jobs: list[tuple[JobSpec, 
                 if not ordered:
                     continue
                 free = h.free()
-                pairs = [(by_id[cid], by_id[cid].timeout_s) for cid in ordered]
+                pairs = [(by_id[cid], by_id[cid].timeout_s, 0) for cid in ordered]  # one priority here
                 if defer:
-                    pairs = [(c, t) for c, t in pairs if not _left_to_another(c, hi, states, fits_now, better)]
+                    pairs = [(c, t, p) for c, t, p in pairs if not _left_to_another(c, hi, states, fits_now, better)]
                 if policy == "fleet":
                     cls, gpus, hold = choose(pairs, free, h.res.ram_total_gib, h.res.cores, h.gpu_ends(), now, h.held)
                     h.held = hold.class_id if hold else None
@@ -157,7 +157,7 @@ def simulate(policy: str, hosts: list[HostResources], jobs: list[tuple[JobSpec, 
                     if cls is not None:
                         gpus = choose_gpus(cls, free)
                 # When each wide job first reached the head of a host it could run, not fitting.
-                for c, _ in pairs:
+                for c, _, _ in pairs:
                     if c is cls:
                         break
                     if plan_hold(c, free, h.res.ram_total_gib, h.res.cores, h.gpu_ends(), now) is not None:
@@ -216,7 +216,7 @@ def _left_to_another(cls: ConstraintClass, me: int, states: list[Host], fits_now
 
 
 def _first_fit(pairs, free):
-    for cls, _ in pairs:
+    for cls, *_ in pairs:
         if (cls.min_ram_gib <= free.ram_gib + EPSILON and cls.min_cores <= free.cores + EPSILON
                 and choose_gpus(cls, free) is not None):
             return cls

@@ -131,14 +131,15 @@ def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dic
     job, then this job's), the held job's name, and whether this job may start beside the hold;
     None when the host holds for nothing."""
     known = w.host.hostname in view.hosts
-    ahead = [(cls, name) for cls, name in view.ahead_classes if static_reason(cls, w.host, known) is None]
-    pairs = [(cls, cls.timeout_s) for cls, _ in ahead] + [(own, own.timeout_s)]
+    ahead = [(cls, name, level) for cls, name, level in view.ahead_classes
+             if static_reason(cls, w.host, known) is None]
+    entries = [(cls, cls.timeout_s, level) for cls, _, level in ahead] + [(own, own.timeout_s, view.level)]
     ends = gpu_ends_of([g.ledger_key for g in w.host.gpus], ledger_holders(ledger))
-    chosen, _, hold = choose(pairs, ledger_free(w.host, ledger), w.host.ram_total_gib, w.host.cores, ends, view.now,
-                             ledger_held(ledger))
+    chosen, _, hold = choose(entries, ledger_free(w.host, ledger), w.host.ram_total_gib, w.host.cores, ends,
+                             view.now, ledger_held(ledger))
     if hold is None:
         return None
-    name = next((n for cls, n in ahead if cls.class_id == hold.class_id), view.job.name)
+    name = next((n for cls, n, _ in ahead if cls.class_id == hold.class_id), view.job.name)
     return hold, name, chosen is not None and chosen.class_id == own.class_id
 
 

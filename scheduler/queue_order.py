@@ -41,6 +41,12 @@ def queue_rank(priority: int, min_vram_gib: float, gpus: int = 0) -> int:
             + (VRAM_LEVELS - 1 - vram_level) * VRAM_STEP)
 
 
+def priority_level(score: float) -> int:
+    """The priority part of a pending score (0: the highest priority), as the claim reads it
+    from `heads` (claim.lua divides by the same PRIORITY_STEP)."""
+    return int(score // PRIORITY_STEP)
+
+
 def width(gpus: int | None, require_cuda: bool, min_vram_gib: float) -> int:
     """How many GPUs a job takes on a CUDA host, for the order (scheduler.matching.gpu_count
     with a CUDA host: ``gpus`` where set, else 1 for a job that needs a GPU or GPU memory)."""

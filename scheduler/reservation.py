@@ -121,25 +121,29 @@ def _fits(cls: ConstraintClass, free: Free) -> bool:
             and choose_gpus(cls, free) is not None)
 
 
-def choose(classes: Sequence[tuple[ConstraintClass, float]], free: Free, ram_total_gib: float, cores_total: float,
-           gpu_ends: Sequence[Sequence[float]], now: float, held: str | None = None
+def choose(classes: Sequence[tuple[ConstraintClass, float, int]], free: Free, ram_total_gib: float,
+           cores_total: float, gpu_ends: Sequence[Sequence[float]], now: float, held: str | None = None
            ) -> tuple[ConstraintClass | None, tuple[int, ...] | None, Hold | None]:
-    """What a claim takes from ``classes`` (each with its timeout_s, in queue order, all of
-    them ones this host may run): the class, its GPUs, and the hold it respects (None: the
-    host holds for nothing). (None, None, hold) when nothing may start.
+    """What a claim takes from ``classes`` (each with its timeout_s and its best job's priority
+    level, scheduler.queue_order.priority_level; in queue order, all of them ones this host may
+    run): the class, its GPUs, and the hold it respects (None: the host holds for nothing).
+    (None, None, hold) when nothing may start.
 
     ``held``: the class this host already holds for (:func:`ledger_held`). A hold sticks: it
-    stays ahead of the queue order until its job starts here, leaves the queue or stops
-    waiting for GPUs, so a wider job that arrives later waits its turn instead of taking
-    the GPUs this one was promised (the wait after reaching the head stays within one
-    running job's end)."""
+    goes before every class of its priority or a lower one until its job starts here, leaves
+    the queue or stops waiting for GPUs, so a wider job that arrives later waits its turn
+    instead of taking the GPUs this one was promised (the wait after reaching the head stays
+    within one running job's end). Operator priority still wins: a class of a higher
+    priority comes first, and may take the hold over."""
     hold = None
-    kept = next((cls for cls, _ in classes if cls.class_id == held), None) if held else None
-    if kept is not None:
-        if _fits(kept, free):
-            return kept, choose_gpus(kept, free), None
-        hold = plan_hold(kept, free, ram_total_gib, cores_total, gpu_ends, now)
-    for cls, timeout_s in classes:
+    kept = next(((cls, level) for cls, _, level in classes if cls.class_id == held), None) if held else None
+    for cls, timeout_s, level in classes:
+        if kept is not None and level >= kept[1]:
+            first, kept = kept[0], None
+            if hold is None:  # nothing of a higher priority holds: the kept class goes first
+                if _fits(first, free):
+                    return first, choose_gpus(first, free), None
+                hold = plan_hold(first, free, ram_total_gib, cores_total, gpu_ends, now)
         if hold is not None and cls.class_id == hold.class_id:
             continue
         if hold is None:

@@ -15,6 +15,7 @@ from scheduler.manifest import parse_manifest
 from scheduler.matching import ConstraintClass, ledger_free
 from scheduler.reservation import choose, gpu_ends_of, hold_words, ledger_held, ledger_holders, plan_hold
 from scheduler.resources import GpuInfo, HostResources
+from scheduler.queue_order import priority_level
 from scheduler.states import Outcome
 from scheduler.store.claims import Claims
 
@@ -72,6 +73,19 @@ def test_a_hold_sticks_when_a_wider_job_arrives_later(store):
     finish(store, running[0])  # 4 free now: enough for "four", not for "eight"
     name, found = claim(store, host, [cls["small0"], cls["four"], cls["eight"]])
     assert name == "four" and len(found.gpu_keys) == 4
+
+
+def test_a_higher_priority_job_comes_before_a_sticky_hold(store):
+    """Operator priority still wins: while the host holds for a 4-GPU job, a 1-GPU job of a
+    higher priority takes a GPU the hold had planned."""
+    host = box(4)
+    first = [{"name": f"small{i}", "require_cuda": True} for i in range(2)] + [{"name": "four", "gpus": 4}]
+    cls = load(store, first)
+    claim(store, host, [cls["small0"]])
+    assert claim(store, host, [cls["small0"], cls["four"]]) == (None, None)  # holds for "four"
+    cls.update(load(store, first + [{"name": "urgent", "require_cuda": True, "priority": 5, "min_ram_gib": 1}]))
+    name, _ = claim(store, host, [cls["small0"], cls["four"], cls["urgent"]])
+    assert name == "urgent"
 
 
 def test_without_the_hold_the_small_jobs_would_have_taken_the_gpus(store):
@@ -133,7 +147,8 @@ def scenarios(draw):
     gpus = draw(st.integers(2, 8))
     running = draw(st.lists(st.tuples(st.integers(1, 3), st.sampled_from([0, 100, 1000])), max_size=4))
     pending = draw(st.lists(st.tuples(st.integers(0, gpus + 1), st.sampled_from([0, 50, 500, 5000]),
-                                      st.sampled_from([0, 40, 200])), min_size=1, max_size=4))
+                                      st.sampled_from([0, 40, 200]), st.sampled_from([0, 0, 5])),
+                            min_size=1, max_size=4))
     held = draw(st.one_of(st.none(), st.integers(0, len(pending) - 1)))  # a hold an earlier claim left
     return gpus, running, pending, held
 
@@ -145,16 +160,17 @@ def test_the_claim_holds_and_backfills_as_the_pure_rule_says(store, scenario):
     store.redis.flushall()
     host = box(gpus, cores=16, ram=256.0)
     jobs = [{"name": f"run{i}", "gpus": n, "timeout_s": t, "priority": 10} for i, (n, t) in enumerate(running)]
-    jobs += [{"name": f"p{i}", "gpus": n, "timeout_s": t, "min_ram_gib": ram} for i, (n, t, ram) in enumerate(pending)]
+    jobs += [{"name": f"p{i}", "gpus": n, "timeout_s": t, "min_ram_gib": ram, "priority": prio}
+             for i, (n, t, ram, prio) in enumerate(pending)]
     cls = load(store, jobs)
     for i in range(len(running)):  # whatever of them fits, started in turn
         claim(store, host, [cls[f"run{i}"]])
     waiting = list({cls[f"p{i}"].class_id: cls[f"p{i}"] for i in range(len(pending))}.values())
     if held is not None:
         store.redis.hset(store.keys.ledger("box"), f"hold:{cls[f'p{held}'].class_id}", NOW)
-    order = [c.decode() for c in store.redis.zrange(store.keys.heads, 0, -1)]
+    order = [(c.decode(), at) for c, at in store.redis.zrange(store.keys.heads, 0, -1, withscores=True)]
     by_id = {c.class_id: c for c in waiting}
-    ordered = [(by_id[c], by_id[c].timeout_s) for c in order if c in by_id]
+    ordered = [(by_id[c], by_id[c].timeout_s, priority_level(at)) for c, at in order if c in by_id]
     ledger = {k.decode(): float(v) for k, v in store.redis.hgetall(store.keys.ledger("box")).items()}
     ends = gpu_ends_of([g.ledger_key for g in host.gpus], ledger_holders(ledger))
     now = NOW + 10

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import StoreError
 from ..manifest.model import HostSpec
 from ..matching import ConstraintClass
+from ..queue_order import priority_level
 from ..states import JobState
 from .queries import JobRecord, decode_attempts
 from .workers import WorkerInfo, parse_workers, queue_registry, queue_workers, worker_names
@@ -59,8 +60,10 @@ class ExplainView:
     parents: list[tuple[str, str]]  # (name, state) of each job it runs after
     ahead: int | None  # jobs of its class ahead of it in the pending queue; None if not queued
     # The classes whose best job is ahead of this one (queue order, at most HOLD_LOOKAHEAD), each
-    # with that job's name: what a host may hold its GPUs for (scheduler/reservation.py).
-    ahead_classes: list[tuple[ConstraintClass, str]] = field(default_factory=list)
+    # with that job's name and priority level: what a host may hold its GPUs for
+    # (scheduler/reservation.py); and this job's own priority level.
+    ahead_classes: list[tuple[ConstraintClass, str, int]] = field(default_factory=list)
+    level: int = 0
 
 
 def _raise_refused(replies: list) -> None:
@@ -176,7 +179,8 @@ def read_explain(store: Store, job: JobRecord, now: float, workers: list[WorkerI
     raw_attempts, raw_hosts, deps, ahead, score, heads, *registry = pipe.execute()
     names = worker_names(registry[0]) if registry else []
     parents = [m.decode() for m in deps]
-    ahead_ids = [c.decode() for c, at in heads if score is not None and at < score and c.decode() != job.class_id]
+    ahead_at = {c.decode(): at for c, at in heads if score is not None and at < score and c.decode() != job.class_id}
+    ahead_ids = list(ahead_at)
 
     pipe = redis.pipeline(transaction=False)
     queue_workers(pipe, keys, names)
@@ -205,7 +209,8 @@ def read_explain(store: Store, job: JobRecord, now: float, workers: list[WorkerI
         pipe.hget(keys.job(head_id), "name")
     replies = pipe.execute() if live_hosts or ahead_classes else []
     ledgers = {host: _ledger(keys.ledger(host), raw) for host, raw in zip(live_hosts, replies)}
-    ahead_classes = [(cls, (name or head_id.encode()).decode())
+    ahead_classes = [(cls, (name or head_id.encode()).decode(), priority_level(ahead_at[cls.class_id]))
                      for (cls, head_id), name in zip(ahead_classes, replies[len(live_hosts):])]
     return ExplainView(now, job, decode_attempts(keys.attempts(job.job_id), raw_attempts), workers,
-                       store.catalog.hosts(raw_hosts), ledgers, states, ahead, ahead_classes)
+                       store.catalog.hosts(raw_hosts), ledgers, states, ahead, ahead_classes,
+                       priority_level(score) if score is not None else 0)

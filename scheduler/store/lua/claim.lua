@@ -220,21 +220,35 @@ end
 local HEADS_PAGE = 16
 local chosen_class, chosen_gpus = nil, nil
 local hold = nil  -- what the host keeps for the best job it cannot start yet (scheduler/reservation.py)
--- A hold sticks: the class this host holds for goes first while it is queued, wanted here and
--- still waits for GPUs, so a wider job arriving later cannot take the GPUs it was promised.
-if held_class and redis.call('ZSCORE', p.heads_key, held_class) then
-  local kinds = wanted(held_class)
+-- A hold sticks: the class this host holds for goes before every class of its priority or a
+-- lower one while it is queued, wanted here and still waits for GPUs, so a wider job arriving
+-- later cannot take the GPUs it was promised; a class of a higher priority still comes first.
+-- Priority levels as scheduler.queue_order.priority_level reads them from a score.
+local PRIORITY_STEP = 3.4e12
+local kept = nil
+if held_class then
+  local score = redis.call('ZSCORE', p.heads_key, held_class)
+  local kinds = score and wanted(held_class)
   local c = kinds and needs(held_class)
-  if c then
-    local fits, gpus = placement(c, kinds)
-    if fits then chosen_class, chosen_gpus = c, gpus else hold = plan_hold(c, kinds) end
-  end
+  if c then kept = {c = c, kinds = kinds, level = math.floor(tonumber(score) / PRIORITY_STEP)} end
 end
 local start = 0
 repeat
-  local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1)
-  for _, class_id in ipairs(heads) do
-    if chosen_class then break end
+  local heads = redis.call('ZRANGE', p.heads_key, start, start + HEADS_PAGE - 1, 'WITHSCORES')
+  for h = 1, #heads, 2 do
+    local class_id, level = heads[h], math.floor(tonumber(heads[h + 1]) / PRIORITY_STEP)
+    if kept and level >= kept.level then
+      local first = kept
+      kept = nil
+      if hold == nil then  -- nothing of a higher priority holds: the kept class goes first
+        local fits, gpus = placement(first.c, first.kinds)
+        if fits then
+          chosen_class, chosen_gpus = first.c, gpus
+          break
+        end
+        hold = plan_hold(first.c, first.kinds)
+      end
+    end
     local kinds = (not hold or hold.class_id ~= class_id) and wanted(class_id)
     local c = kinds and needs(class_id)
     if c then
@@ -253,7 +267,7 @@ repeat
     end
   end
   start = start + HEADS_PAGE
-until chosen_class or #heads < HEADS_PAGE
+until chosen_class or #heads < 2 * HEADS_PAGE
 
 -- The hold this claim respects is the one the ledger names from now on (types checked with
 -- the ledger's fields above; a number, as every ledger field).
