@@ -38,7 +38,8 @@ Invariants:
     does not fit for want of free GPUs is held for (scheduler/reservation.py): later
     classes start only beside its planned GPUs, RAM and cores, or anywhere if their
     timeout_s ends before it could start. The ledger's 'hold:<class>' field names it, and
-    it stays first until it starts here, leaves the queue or stops waiting for GPUs. The plan reads the ledger's 'end:<job>:<gpu
+    it stays first among classes of its priority or lower until it starts here, leaves
+    the queue or stops waiting for GPUs. The plan reads the ledger's 'end:<job>:<gpu
     keys>' fields, each running GPU job's expected end (0: no timeout_s), which this
     script writes and finish.lua deletes with the job's reservation.
   * The resource check, the GPU choice and the hold are the same rule as
