@@ -37,7 +37,8 @@ from collections import deque
 from common import machine
 
 from scheduler.manifest.model import JobSpec
-from scheduler.matching import ConstraintClass, EPSILON, choose_gpus, free_of, gpu_count, static_reason
+from scheduler.matching import (ConstraintClass, EPSILON, choose_gpus, free_of, gpu_count, resources_reason,
+                                static_reason)
 from scheduler.queue_order import queue_rank, width
 from scheduler.reservation import choose, plan_hold
 from scheduler.resources import GpuInfo, HostResources
@@ -216,11 +217,7 @@ def _left_to_another(cls: ConstraintClass, me: int, states: list[Host], fits_now
 
 
 def _first_fit(pairs, free):
-    for cls, *_ in pairs:
-        if (cls.min_ram_gib <= free.ram_gib + EPSILON and cls.min_cores <= free.cores + EPSILON
-                and choose_gpus(cls, free) is not None):
-            return cls
-    return None
+    return next((cls for cls, *_ in pairs if resources_reason(cls, free) is None), None)
 
 
 def lower_bound(hosts: list[HostResources], jobs: list[tuple[JobSpec, float, float]]) -> tuple[float, dict]:

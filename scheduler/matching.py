@@ -285,12 +285,21 @@ def best_fit_gpu(min_vram_gib: float, gpu_free: tuple[float, ...]) -> int | None
     return best
 
 
-def _kind_ok(cls: ConstraintClass, free: Free, i: int) -> bool:
+def gpu_kind_ok(cls: ConstraintClass, free: Free, i: int) -> bool:
+    """Whether GPU ``i`` of ``free`` is of a kind ``cls`` accepts (any, when the kinds are unknown)."""
     return not free.gpus or gpu_kind_fits(cls, free.gpus[i])
 
 
 def _unheld(free: Free, i: int) -> bool:
     return i >= len(free.gpu_reserved_gib) or free.gpu_reserved_gib[i] <= EPSILON
+
+
+def gpu_free_for(cls: ConstraintClass, free: Free, i: int) -> bool:
+    """Whether GPU ``i`` can take a job of ``cls`` now: of its kind, and held by no fleet job
+    (a job held whole) or with ``min_vram_gib`` free (a sharing job)."""
+    if not gpu_kind_ok(cls, free, i):
+        return False
+    return _unheld(free, i) if cls.whole_gpus else free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib
 
 
 def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
@@ -307,13 +316,11 @@ def choose_gpus(cls: ConstraintClass, free: Free) -> tuple[int, ...] | None:
     needed = gpu_count(cls, bool(free.gpu_vram_gib))
     if needed == 0:
         return ()
-    kind = [i for i in range(len(free.gpu_vram_gib)) if _kind_ok(cls, free, i)]
+    fit = [i for i in range(len(free.gpu_vram_gib)) if gpu_free_for(cls, free, i)]
     if cls.whole_gpus:
-        fit = sorted((i for i in kind if _unheld(free, i)),
-                     key=lambda i: (free.gpus[i].vram_total_gib if free.gpus else 0.0, i))
+        fit.sort(key=lambda i: (free.gpus[i].vram_total_gib if free.gpus else 0.0, i))
     else:
-        fit = sorted((i for i in kind if free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib),
-                     key=lambda i: (free.gpu_vram_gib[i], i))
+        fit.sort(key=lambda i: (free.gpu_vram_gib[i], i))
     if len(fit) < needed:
         return None
     if needed > 1:
@@ -331,14 +338,12 @@ def _gpus_reason(cls: ConstraintClass, free: Free) -> str | None:
     if choose_gpus(cls, free) is not None:
         return None
     needed = gpu_count(cls, bool(free.gpu_vram_gib))
-    kind = [i for i in range(len(free.gpu_vram_gib)) if _kind_ok(cls, free, i)]
+    enough = sum(1 for i in range(len(free.gpu_vram_gib)) if gpu_free_for(cls, free, i))
     if cls.whole_gpus:
-        unheld = sum(1 for i in kind if _unheld(free, i))
-        return f"gpus {needed} > {unheld} GPUs free (a job without min_vram_gib holds its GPUs whole)"
+        return f"gpus {needed} > {enough} GPUs free (a job without min_vram_gib holds its GPUs whole)"
     if needed == 1:
-        best = max((free.gpu_vram_gib[i] for i in kind), default=0.0)
+        best = max((v for i, v in enumerate(free.gpu_vram_gib) if gpu_kind_ok(cls, free, i)), default=0.0)
         return f"min_vram_gib {_n(cls.min_vram_gib)} > free {_n(best)}"
-    enough = sum(1 for i in kind if free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib)
     return f"gpus {needed} > {enough} GPUs free with {_n(cls.min_vram_gib)} GiB"
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
-from .matching import EPSILON, ConstraintClass, Free, choose_gpus, gpu_count, gpu_kind_fits
+from .matching import (EPSILON, ConstraintClass, Free, choose_gpus, gpu_count, gpu_free_for, gpu_kind_ok,
+                       resources_reason)
 
 UNKNOWN_END = 0.0  # a running job's expected end when it has no timeout_s: it may end any moment
 HOLD_FIELD = "hold:"  # + a class id: the ledger field naming the class a host holds for (since when)
@@ -47,17 +48,10 @@ class Hold:
 
 def _usable(cls: ConstraintClass, free: Free, i: int) -> bool:
     """Whether GPU ``i`` could ever serve ``cls`` (its kind, and its size for a sharing job)."""
-    gpu = free.gpus[i] if free.gpus else None
-    if gpu is not None and not gpu_kind_fits(cls, gpu):
+    if not gpu_kind_ok(cls, free, i):
         return False
-    total = gpu.vram_total_gib if gpu is not None else free.gpu_vram_gib[i]
+    total = free.gpus[i].vram_total_gib if free.gpus else free.gpu_vram_gib[i]
     return cls.whole_gpus or total + EPSILON >= cls.min_vram_gib
-
-
-def _free_for(cls: ConstraintClass, free: Free, i: int) -> bool:
-    if cls.whole_gpus:
-        return not free.gpu_reserved_gib or free.gpu_reserved_gib[i] <= EPSILON
-    return free.gpu_vram_gib[i] + EPSILON >= cls.min_vram_gib
 
 
 def plan_hold(cls: ConstraintClass, free: Free, ram_total_gib: float, cores_total: float,
@@ -75,18 +69,18 @@ def plan_hold(cls: ConstraintClass, free: Free, ram_total_gib: float, cores_tota
     usable = [i for i in range(len(free.gpu_vram_gib)) if _usable(cls, free, i)]
     if len(usable) < needed:
         return None
-    if sum(1 for i in usable if _free_for(cls, free, i)) >= needed:
+    if sum(1 for i in usable if gpu_free_for(cls, free, i)) >= needed:
         return None  # enough GPUs: it waits for RAM or cores, which a hold does not keep
 
     def free_at(i: int) -> float:
-        if _free_for(cls, free, i):
+        if gpu_free_for(cls, free, i):
             return now
         ends = gpu_ends[i] if i < len(gpu_ends) else ()
         return max([now] + [now if end == UNKNOWN_END else end for end in ends])
     # Free ones first among equals: a holder that may end any moment still holds its GPU now.
-    planned = sorted(usable, key=lambda i: (free_at(i), not _free_for(cls, free, i), i))[:needed]
+    planned = sorted(usable, key=lambda i: (free_at(i), not gpu_free_for(cls, free, i), i))[:needed]
     return Hold(cls.class_id, tuple(sorted(planned)), cls.min_ram_gib, float(cls.min_cores),
-                max(free_at(i) for i in planned), sum(1 for i in planned if _free_for(cls, free, i)))
+                max(free_at(i) for i in planned), sum(1 for i in planned if gpu_free_for(cls, free, i)))
 
 
 def ends_in_time(timeout_s: float, hold: Hold, now: float) -> bool:
@@ -117,8 +111,7 @@ def placement_beside(cls: ConstraintClass, timeout_s: float, free: Free, hold: H
 
 
 def _fits(cls: ConstraintClass, free: Free) -> bool:
-    return (cls.min_ram_gib <= free.ram_gib + EPSILON and cls.min_cores <= free.cores + EPSILON
-            and choose_gpus(cls, free) is not None)
+    return resources_reason(cls, free) is None
 
 
 def choose(classes: Sequence[tuple[ConstraintClass, float, int]], free: Free, ram_total_gib: float,
