@@ -114,9 +114,7 @@ def simulate(policy: str, hosts, jobs) -> dict:
     classes = [ConstraintClass.of(j, specs) for j, _ in jobs]
     order = list(range(len(jobs)))
     if policy == "fleet":
-        order.sort(key=lambda i: (queue_rank(jobs[i][0].priority, classes[i].min_vram_gib,
-                                             width(classes[i].gpus, classes[i].require_cuda,
-                                                   classes[i].min_vram_gib)), i))
+        order.sort(key=lambda i: (queue_rank(jobs[i][0].priority, classes[i].min_vram_gib, width(classes[i])), i))
     elif policy == "fleet-fifo":
         order.sort(key=lambda i: (-jobs[i][0].priority, i))
     pending = order[:]

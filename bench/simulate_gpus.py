@@ -119,8 +119,7 @@ class Host:
 def simulate(policy: str, hosts: list[HostResources], jobs: list[tuple[JobSpec, float, float]]) -> dict:
     states = [Host(h) for h in hosts]
     classes = [ConstraintClass.of(j, {}) for j, _, _ in jobs]
-    rank = {i: (queue_rank(0, classes[i].min_vram_gib, width(classes[i].gpus, classes[i].require_cuda,
-                                                                classes[i].min_vram_gib)), jobs[i][2])
+    rank = {i: (queue_rank(0, classes[i].min_vram_gib, width(classes[i])), jobs[i][2])
             for i in range(len(jobs))}  # load order is arrival order, as fleet's seq
     queues: dict[str, list] = {c.class_id: [] for c in classes}  # heaps of (rank, job)
     by_id = {c.class_id: c for c in classes}

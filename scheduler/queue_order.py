@@ -21,6 +21,7 @@ leaves load order (seq) two hundred million jobs per namespace.
 from __future__ import annotations
 
 from scheduler.manifest.fields import PRIORITY_RANGE
+from scheduler.matching import ConstraintClass, gpu_count
 
 VRAM_STEP = 2 * 10**8  # the room load order (seq) has: a namespace's first 200 million jobs
 VRAM_LEVELS = 1000  # whole GiB 0..999; bigger needs order as 999
@@ -47,9 +48,8 @@ def priority_level(score: float) -> int:
     return int(score // PRIORITY_STEP)
 
 
-def width(gpus: int | None, require_cuda: bool, min_vram_gib: float) -> int:
-    """How many GPUs a job takes on a CUDA host, for the order (scheduler.matching.gpu_count
-    with a CUDA host: ``gpus`` where set, else 1 for a job that needs a GPU or GPU memory)."""
-    if gpus is not None:
-        return gpus
-    return 1 if require_cuda or min_vram_gib > 0 else 0
+def width(cls: ConstraintClass) -> int:
+    """How many GPUs a job of ``cls`` takes where it runs on GPUs, for the order: the claim's
+    count on a CUDA host (scheduler.matching.gpu_count) for a job that must run on one
+    (needs_cuda, or min_vram_gib > 0); 0 for one that may run on a CPU (prefer_cuda alone)."""
+    return gpu_count(cls, True) if cls.needs_cuda or cls.min_vram_gib > 0 else 0

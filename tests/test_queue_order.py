@@ -67,7 +67,10 @@ def test_wider_jobs_go_first_within_a_priority_then_bigger_per_gpu_memory():
     assert queue_rank(0, 0, 8) < queue_rank(0, 80, 4) < queue_rank(0, 0, 4) < queue_rank(0, 79, 1) < queue_rank(0, 0, 0)
     assert queue_rank(1, 0, 0) < queue_rank(0, 999, 64)
     assert queue_rank(0, 0, 16) == queue_rank(0, 0, 64)
-    assert width(None, True, 0) == width(None, False, 8) == 1 and width(None, False, 0) == 0 and width(4, True, 0) == 4
+    def need(gpus, require_cuda, vram, prefer_cuda=False):
+        return ConstraintClass(require_cuda, prefer_cuda, vram, 0.0, 0, (), (), (), gpus=gpus)
+    assert width(need(None, True, 0)) == width(need(None, False, 8)) == 1 and width(need(None, False, 0)) == 0
+    assert width(need(4, True, 0)) == 4 and width(need(None, False, 0, prefer_cuda=True)) == 0
 
 
 def test_needs_rank_by_whole_gib_and_from_999_gib_all_alike():

@@ -123,8 +123,7 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
             "name": job.name,
             "class": class_id,
             "priority": job.priority,
-            "rank": str(queue_rank(job.priority, cls.min_vram_gib, width(cls.gpus, cls.require_cuda,
-                                                                         cls.min_vram_gib))),
+            "rank": str(queue_rank(job.priority, cls.min_vram_gib, width(cls))),
             # Parent ids too: a parent whose identity changed under the same name is a new edge.
             "sched": digest([job.scheduling_digest, parents]),
             "spec": json.dumps({"spec": job.to_dict(), "identity": job.identity,
