@@ -15,8 +15,8 @@ import time
 
 import psutil
 import pytest
-from support.procs import wait_for, write_profile
-from test_worker_processes import ledger_runs, sidefx_defaults, write_manifest
+from support.procs import sidefx_manifest, wait_for, write_profile
+from test_worker_processes import ledger_runs
 
 from scheduler.states import JobState
 from scheduler.store.claims import Claims
@@ -45,11 +45,7 @@ def jobs(n: int, **extra) -> list[dict]:
 
 
 def test_one_worker_with_four_slots_fills_its_host_and_no_more(procs, real_store, tmp_path):
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1,
-                                                "defaults": {**sidefx_defaults(ledger, 1.0), "min_cores": 1},
-                                                "jobs": jobs(10)})
+    path, ledger = sidefx_manifest(tmp_path, jobs(10), sleep_s=1.0, min_cores=1)
     procs.run("load", path)
     # 3 cores: the fourth slot must find nothing it may take while three jobs run.
     worker = procs.worker("--slots", "4", "--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 3, 8),
@@ -75,12 +71,10 @@ def test_one_worker_with_four_slots_fills_its_host_and_no_more(procs, real_store
 def test_burst_waits_for_a_sibling_whose_job_releases_dependants(procs, real_store, tmp_path):
     """The second slot finds nothing claimable while `first` runs (its dependants are blocked);
     leaving then would run the two dependants one after the other on the last slot."""
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": sidefx_defaults(ledger, 1.0), "jobs": [
-        {"name": "first", "model": "m"},
-        {"name": "left", "model": "m", "seed": 1, "after": ["first"]},
-        {"name": "right", "model": "m", "seed": 2, "after": ["first"]}]})
+    path, ledger = sidefx_manifest(tmp_path, [{"name": "first", "model": "m"},
+                                              {"name": "left", "model": "m", "seed": 1, "after": ["first"]},
+                                              {"name": "right", "model": "m", "seed": 2, "after": ["first"]}],
+                                   sleep_s=1.0, min_cores=1)
     procs.run("load", path)
     worker = procs.worker("--slots", "2", "--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8),
                           name="w")
@@ -92,10 +86,7 @@ def test_burst_waits_for_a_sibling_whose_job_releases_dependants(procs, real_sto
 
 
 def test_warm_stop_and_drain_apply_to_every_slot(procs, real_store, tmp_path):
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": sidefx_defaults(ledger, 2.0),
-                                                "jobs": jobs(6)})
+    path, _ = sidefx_manifest(tmp_path, jobs(6), sleep_s=2.0, min_cores=1)
     procs.run("load", path)
     profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
     worker = procs.worker("--slots", "2", profile=profile, name="w")
@@ -130,10 +121,7 @@ def test_warm_stop_and_drain_apply_to_every_slot(procs, real_store, tmp_path):
 
 
 def test_a_killed_slot_is_restarted_and_its_job_comes_back(procs, real_store, tmp_path):
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "defaults": sidefx_defaults(ledger, 1.5),
-                                                "jobs": jobs(2)})
+    path, ledger = sidefx_manifest(tmp_path, jobs(2), sleep_s=1.5, min_cores=1)
     procs.run("load", path)
     worker = procs.worker("--slots", "2", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w",
                           lease_s=2)
