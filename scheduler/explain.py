@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .manifest.model import HostSpec, JobSpec
-from .matching import ConstraintClass, host_rule_reason, job_host_reason, job_reason, ledger_free, static_reason
+from .matching import ConstraintClass, Free, host_rule_reason, job_host_reason, job_reason, ledger_free, static_reason
 from .reservation import Hold, choose, gpu_ends_of, hold_words, ledger_held, ledger_holders
 from .states import JobState
 from .store.queries import JobRecord
@@ -82,9 +82,10 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
     for w in live:
         who = f"{w.name}@{w.host.hostname}"
         ledger = view.ledgers.get(w.host.hostname, {})
-        reason = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, ledger))
+        free = ledger_free(w.host, ledger)
+        reason = job_reason(spec, hosts.get(w.host.hostname), w.host, free)
         never = job_reason(spec, hosts.get(w.host.hostname), w.host, ledger_free(w.host, {}))
-        held = _hold_on(view, w, own, ledger) if never is None else None
+        held = _hold_on(view, w, own, ledger, free) if never is None else None
         if reason is None and held and held[0].class_id != own.class_id:
             hold, held_name, fits_beside = held
             if not fits_beside and w.state not in ("paused", "draining"):  # it fits, on what a wider job waits for
@@ -125,7 +126,7 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
     return result
 
 
-def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dict
+def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dict, free: Free
              ) -> tuple[Hold, str, bool] | None:
     """What ``w``'s host holds its GPUs for as its claim would see it (the classes ahead of this
     job, then this job's), the held job's name, and whether this job may start beside the hold;
@@ -135,8 +136,7 @@ def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dic
              if static_reason(cls, w.host, known) is None]
     entries = [(cls, cls.timeout_s, level) for cls, _, level in ahead] + [(own, own.timeout_s, view.level)]
     ends = gpu_ends_of([g.ledger_key for g in w.host.gpus], ledger_holders(ledger))
-    chosen, _, hold = choose(entries, ledger_free(w.host, ledger), w.host.ram_total_gib, w.host.cores, ends,
-                             view.now, ledger_held(ledger))
+    chosen, _, hold = choose(entries, free, w.host.ram_total_gib, w.host.cores, ends, view.now, ledger_held(ledger))
     if hold is None:
         return None
     name = next((n for cls, n, _ in ahead if cls.class_id == hold.class_id), view.job.name)
