@@ -20,7 +20,7 @@ def status_document(store) -> dict:
     """The document `fleet status --json` prints, from four round trips at most."""
     view = store.fleet_view(RECENT_FAILURES, now=time.time())
     stuck = unrunnable(view)
-    return document(view, store.pending_names(stuck, SAMPLE_NAMES))
+    return document(view, store.pending_names(stuck, SAMPLE_NAMES), stuck)
 
 
 def unrunnable(view: FleetView) -> list[str]:
@@ -51,9 +51,10 @@ def gpu_reservations(held: list[tuple[str, float]], total_gib: float, probed_fre
             "vram_free_gib": round(max(0.0, min(probed_free_gib, total_gib - reserved)), 3)}
 
 
-def document(view: FleetView, sample_names: dict[str, list[str]]) -> dict:
+def document(view: FleetView, sample_names: dict[str, list[str]], stuck: list[str] | None = None) -> dict:
     """The documented ``fleet status --json`` shape; ``sample_names`` names a few waiting jobs of
-    each unrunnable class (those without a name left out)."""
+    each unrunnable class (those without a name left out); ``stuck``: :func:`unrunnable` of the
+    view, when the caller has it already."""
     worker_docs = []
     held = held_gpus(view)
     for w in view.workers:
@@ -67,7 +68,8 @@ def document(view: FleetView, sample_names: dict[str, list[str]]) -> dict:
         "jobs": view.counts,
         "workers": worker_docs,
         "unrunnable": [{"pending": int(view.pending[cid]), "jobs": sample_names.get(cid, []),
-                        "needs": view.classes[cid].to_dict()} for cid in unrunnable(view)],
+                        "needs": view.classes[cid].to_dict()}
+                       for cid in (unrunnable(view) if stuck is None else stuck)],
         "recent_failures": [{"job_id": r.job_id, "name": r.name, "reason": r.reason, "host": r.host}
                             for r in view.recent_failures],
     }
