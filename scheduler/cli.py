@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("workers", "every worker seen in the last day, with its host and state")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--forget", metavar="NAME", action="append", default=[],
+                   help="remove a stopped or dead worker's record now (repeatable; otherwise it goes a day after "
+                        "its last heartbeat)")
 
     for action, help_text in (("cancel", "cancel jobs: pending ones never run, running ones are stopped"),
                               ("retry", "make failed or canceled jobs pending again"),

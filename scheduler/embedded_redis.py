@@ -46,10 +46,11 @@ class RedisServer:
     remove it). Off by default: the kernel ties this to the starting *thread*, and a test may start
     a server in a thread that ends before the server should.
 
-    ``unix_socket``: also listen on ``socket_path`` (mode 0700), for ``unix://`` URLs."""
+    ``unix_socket``: also listen on ``socket_path`` (mode 0700), for ``unix://`` URLs.
+    ``extra_args``: more redis-server options, as its command line takes them."""
 
     def __init__(self, appendonly: bool = False, password: str | None = None, exit_with_parent: bool = False,
-                 unix_socket: bool = False):
+                 unix_socket: bool = False, extra_args: tuple[str, ...] = ()):
         binary = redis_server_binary()
         if binary is None:
             raise RedisServerError("redis-server not found: install it (apt-get install redis-server) or run "
@@ -63,6 +64,7 @@ class RedisServer:
         self.socket_path = os.path.join(self.dir, "redis.sock") if unix_socket else None
         if self.socket_path:
             self.args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        self.args += list(extra_args)  # e.g. --replicaof HOST PORT, --cluster-enabled yes (tests)
         self.proc: subprocess.Popen | None = None
         self.exit_with_parent = exit_with_parent
         try:

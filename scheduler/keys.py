@@ -128,6 +128,16 @@ class Keys:
         """Stream: 'jobs became claimable' notices that idle workers block on."""
         return f"{self.prefix}:events"
 
+    @property
+    def load_lock(self) -> str:
+        """Hash: the manifest load under way, if any (owner, phase, staged chunks, next step);
+        scheduler/store/lua/load_lock.lua says its life."""
+        return f"{self.prefix}:load"
+
+    def load_chunk(self, load_id: str, step: int) -> str:
+        """String: one staged chunk of load ``load_id``, applied by step ``step`` (load_step.lua)."""
+        return f"{self.prefix}:load:{load_id}:{step}"
+
     # -- claims, leases, workers ----------------------------------------------
     @property
     def running(self) -> str:
@@ -177,6 +187,21 @@ class Keys:
         return f"{self.prefix}:worker:{name}"
 
     @property
+    def idle(self) -> str:
+        """Zset: worker name -> when it last said it is idle (a slotted worker: any of its slots);
+        with the prefer zsets, what a deferral reads instead of every worker's record."""
+        return f"{self.prefix}:idle"
+
+    def prefer(self, class_id: str) -> str:
+        """Zset per constraint class: worker name -> its host's placement rank for the class
+        (worker/preference.py placement_rank), offered by idle workers that could run it."""
+        return f"{self.prefix}:prefer:{class_id}"
+
+    @property
+    def prefer_prefix(self) -> str:
+        return f"{self.prefix}:prefer:"
+
+    @property
     def reaper_tick(self) -> str:
         """String: when a reaper last ran; a long gap means Redis or the reaper was away."""
         return f"{self.prefix}:reaper_tick"
@@ -187,7 +212,8 @@ class Keys:
         return {"job_prefix": self.job_prefix, "spec_prefix": self.spec_prefix, "state_prefix": self.state_prefix,
                 "deps_prefix": self.deps_prefix, "dependents_prefix": self.dependents_prefix,
                 "pending_prefix": self.pending_prefix, "heads_key": self.heads, "ledger_prefix": self.ledger_prefix,
-                "attempts_prefix": self.attempts_prefix, "rq_job_prefix": self.rq_job_prefix}
+                "attempts_prefix": self.attempts_prefix, "rq_job_prefix": self.rq_job_prefix,
+                "load_lock": self.load_lock}
 
     # -- rq's records for this namespace ------------------------------------
     @property

@@ -118,9 +118,31 @@ class Receiver:
         for problem in err.problems:
             log.error("  %s", problem)
 
+    def warn_if_not_persistent(self) -> None:
+        """Say once, at start, when Redis keeps fleet's state only in memory: a restart of that
+        Redis would lose every job's state (what ran, what is left)."""
+        try:
+            with self.store.errors():
+                appendonly, save = self.store.persistence()
+        except StoreError as err:
+            log.debug("could not read Redis's persistence settings: %s", err)
+            return
+        if appendonly is None:
+            log.info("Redis does not show its persistence settings (CONFIG is disabled, as on managed Redis); make "
+                     "sure it persists (AOF), or a restart of it loses every job's state")
+        elif appendonly != "yes" and not save:
+            log.warning("Redis at %s persists nothing (appendonly no, no save points): a restart of it loses every "
+                        "job's state; set `appendonly yes` and `appendfsync everysec` in its redis.conf (README: "
+                        "Running it with systemd)", self.store.settings.safe_url())
+        elif appendonly != "yes":
+            log.warning("Redis at %s persists only by snapshots (save %s): a crash loses what changed since the last "
+                        "one (jobs finished then run again); set `appendonly yes` and `appendfsync everysec` "
+                        "(README: Running it with systemd)", self.store.settings.safe_url(), save)
+
     def run(self) -> int:
         """Serve until SIGTERM; returns the process exit code."""
         self.install_signal_handlers()
+        self.warn_if_not_persistent()
         backoff = 0.5
         while not self.load_once():
             if self._stop_requested:

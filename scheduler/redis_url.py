@@ -14,11 +14,13 @@ clear line instead of a traceback from deep inside the first connection.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 HIDDEN = "***"
-SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEME = "redis+sentinel"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 
 # redis-py URL options whose values are settings, not secrets: shown as written. Every
 # other option's value is hidden, known (password, username, ssl_password) or not.
@@ -85,7 +87,13 @@ def url_problem(url: str) -> str | None:
     an unescaped ``/`` or ``?``, whose tail redis-py would take for the host or path)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
-        return "must start with redis://, rediss:// or unix://"
+        return "must start with redis://, rediss://, unix:// or redis+sentinel://"
+    if scheme == SENTINEL_SCHEME:
+        try:
+            sentinel_target(url)
+        except ValueError as err:
+            return str(err)
+        return None
     host_end = re.search(r"[/?#]|$", rest).start()
     if "@" in rest[host_end:]:
         return ("has an '@' after its host: in a password, write '@' as %40, '/' as %2F, '?' as %3F "
@@ -137,3 +145,51 @@ def _secrets(url: str) -> list[str]:
     found = [parts.username or "", parts.password or ""]
     found += [value for name, value in parse_qsl(parts.query) if name not in PUBLIC_OPTIONS]
     return [text for value in found if value for text in (value, unquote(value))]
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]`` URL
+    names: the sentinels to ask, the monitored service, and how to talk to its master (the
+    credentials are the master's and its replicas'; sentinels are asked without them)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:
+        return f"SentinelTarget(sentinels={self.sentinels!r}, service={self.service!r}, db={self.db})"
+
+
+_SERVICE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def sentinel_target(url: str) -> SentinelTarget:
+    """Parse a Sentinel URL; ValueError (phrased to follow the URL, as :func:`url_problem`'s
+    answers are) for one that does not say what it must."""
+    rest = url.partition("://")[2]
+    userinfo, at, rest = rest.rpartition("@")
+    rest, _, query = rest.partition("?")
+    if query:
+        raise ValueError("has options; a redis+sentinel:// URL takes none (write the password before the '@')")
+    hosts, slash, path = rest.partition("/")
+    sentinels = []
+    for item in hosts.split(","):
+        host, colon, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("has a sentinel that is not host:port (list them as host:port,host:port)")
+        sentinels.append((host, int(port)))
+    service, _, db = path.partition("/")
+    if not slash or not _SERVICE_RE.fullmatch(service):
+        raise ValueError("names no service: end it with /SERVICE_NAME (the name sentinels monitor) or "
+                         "/SERVICE_NAME/DB")
+    if db and not db.isdigit():
+        raise ValueError("has a database that is not a number: end it with /SERVICE_NAME/N")
+    user, colon, password = userinfo.partition(":") if at else ("", "", "")
+    if at and not colon:  # a lone userinfo is the password, as for redis:// URLs
+        user, password = "", userinfo
+    return SentinelTarget(tuple(sentinels), service, int(db or 0), unquote(user) or None,
+                          unquote(password) or None)

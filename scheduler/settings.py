@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from .errors import ConfigError
 from .names import NAMESPACE_RE
-from .redis_url import redact_url, url_problem
+from .redis_url import SENTINEL_SCHEME, SentinelTarget, redact_url, sentinel_target, url_problem
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE = "fleet"
@@ -85,13 +85,35 @@ class Settings:
         import redis
 
         _treat_busy_as_unavailable()
-        return redis.Redis.from_url(
-            self.redis_url,
-            socket_timeout=socket_timeout_s or self.socket_timeout_s,
-            socket_connect_timeout=self.socket_timeout_s,
-            health_check_interval=30,
-            **_driver_info(),
-        )
+        options = dict(socket_timeout=socket_timeout_s or self.socket_timeout_s,
+                       socket_connect_timeout=self.socket_timeout_s, health_check_interval=30, **_driver_info())
+        if self.sentinel:
+            return _sentinel_master(sentinel_target(self.redis_url), options)
+        if not self.redis_url.startswith("unix://"):  # a cluster node's URL works as any (slot_owner.py)
+            from .slot_owner import SlotFollowingConnection, SlotFollowingSSLConnection, slot_retry
+
+            tls = self.redis_url.startswith("rediss://")
+            options.update(connection_class=SlotFollowingSSLConnection if tls else SlotFollowingConnection,
+                           slot_owner={}, retry=slot_retry())
+        return redis.Redis.from_url(self.redis_url, **options)
+
+    @property
+    def sentinel(self) -> bool:
+        """Whether the URL names a Sentinel-monitored service (redis+sentinel://)."""
+        return self.redis_url.startswith(SENTINEL_SCHEME + "://")
+
+
+def _sentinel_master(target: SentinelTarget, options: dict):
+    """A client of the service's current master, as its sentinels name it. redis-py's
+    sentinel pool asks them again whenever the master it had is gone or answers READONLY
+    (demoted by a failover), raising a ConnectionError once, which every fleet process
+    already waits out and retries: workers, receiver and CLI follow a failover by themselves."""
+    from redis.sentinel import Sentinel
+
+    sentinel_options = {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
+    sentinels = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_options, **sentinel_options)
+    return sentinels.master_for(target.service, db=target.db, username=target.username, password=target.password,
+                                **options)
 
 
 @lru_cache(maxsize=None)

@@ -89,6 +89,10 @@ def test_unreachable_redis_exits_1_without_leaking_the_password(capsys, monkeypa
     ("unix:///run/r.sock?password=hunter2&socket_keepalive=yes", "'socket_keepalive', which does not apply to unix://"),
     ("rediss://127.0.0.1/0?password=hunter2&ssl_cert_reqs=maybe", "Invalid SSL Certificate Requirements Flag"),
     ("redis://:hunter/2@127.0.0.1/0", "'/' as %2F"),
+    ("redis+sentinel://:hunter2@127.0.0.1/fleet", "sentinel that is not host:port"),
+    ("redis+sentinel://:hunter2@127.0.0.1:26379", "names no service"),
+    ("redis+sentinel://:hunter2@127.0.0.1:26379/fleet/zero", "database that is not a number"),
+    ("redis+sentinel://127.0.0.1:26379/fleet?password=hunter2", "takes none"),
 ])
 def test_a_bad_redis_url_is_one_line_naming_the_setting_never_the_password(url, says, monkeypatch, capsys):
     monkeypatch.setenv("FLEET_REDIS_URL", url)

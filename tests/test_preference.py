@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import time
+
+import tomli_w
+
+from scheduler.keys import Keys
+from scheduler.manifest import parse_manifest
 from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass
 from scheduler.resources import GpuInfo, HostResources
-from scheduler.store.workers import WorkerInfo
-from worker.preference import Deferrals, better_placed
+from scheduler.store.board import IDLE_FRESH_S, PreferenceBoard
+from scheduler.store.workers import queue_publish
+from worker.claim import Claimer
+from worker.preference import Deferrals, better_placed, placement_rank
 
 
 def host(name: str, gpus=(), cores: int = 16, ram: float = 64) -> HostResources:
@@ -19,10 +28,6 @@ def cls(**kw) -> ConstraintClass:
                 allowed_hosts=(), denied_hosts=(), rejected_by=())
     base.update(kw)
     return ConstraintClass(**base)
-
-
-def idle(h: HostResources, name: str) -> WorkerInfo:
-    return WorkerInfo(name, h, "idle", True, None, 0.0, 30.0)
 
 
 HOSTS = {"big": HostSpec("big", priority=10), "small": HostSpec("small", priority=0)}
@@ -64,14 +69,92 @@ def test_a_host_that_refuses_the_job_is_never_better_placed():
 
 def test_deferral_only_delays_by_the_grace_period():
     d = Deferrals(grace_s=0.5)
-    me, c = host("small"), cls()
-    workers = [idle(host("big"), "w-big")]
-    keep, due = d.filter([c], me, "w-small", workers, HOSTS, now=100.0)
+    c = cls()
+    keep, due = d.filter([c], {c.class_id}, now=100.0)
     assert keep == [] and abs(due - 0.5) < 1e-9
-    keep, _ = d.filter([c], me, "w-small", workers, HOSTS, now=100.3)
+    keep, _ = d.filter([c], {c.class_id}, now=100.3)
     assert keep == []
-    keep, due = d.filter([c], me, "w-small", workers, HOSTS, now=100.5)
+    keep, due = d.filter([c], {c.class_id}, now=100.5)
     assert keep == [c] and due is None
-    # Once the better worker is busy, nothing is deferred.
-    busy = [WorkerInfo("w-big", host("big"), "busy", True, "x", 0.0, 30.0)]
-    assert d.filter([c], me, "w-small", busy, HOSTS, now=200.0) == ([c], None)
+    # Once no better-placed worker is idle, nothing is deferred.
+    assert d.filter([c], set(), now=200.0) == ([c], None)
+
+
+def test_the_rank_orders_hosts_as_the_rule_does():
+    """placement_rank is what the board compares: for every pair of hosts and class here it
+    says 'better' exactly when better_placed does, and None for a host that cannot run it."""
+    hosts = [host("cpu"), host("small", [24]), host("big", [80]), host("two", [24, 80]), host("a100", [80])]
+    classes = [cls(), cls(prefer_cuda=True), cls(require_cuda=True, min_vram_gib=40), cls(min_cores=32),
+               cls(denied_hosts=("big",)), cls(require_cuda=True)]
+    for c in classes:
+        for me in hosts:
+            for other in hosts:
+                mine, theirs = placement_rank(c, me, HOSTS), placement_rank(c, other, HOSTS)
+                assert better_placed(c, me, other, HOSTS) == (theirs is not None and (mine is None or theirs > mine))
+    assert placement_rank(cls(min_cores=32), host("cpu"), HOSTS) is None
+    assert placement_rank(cls(require_cuda=True), host("cpu"), HOSTS) is None
+    # priority decides only between equally placed hosts
+    assert placement_rank(cls(), host("big"), HOSTS) > placement_rank(cls(), host("small"), HOSTS)
+    assert placement_rank(cls(), host("cpu"), HOSTS) > placement_rank(cls(), host("big", [80]), HOSTS)
+
+
+def board_of(redis, name: str) -> PreferenceBoard:
+    return PreferenceBoard(redis, Keys("fleet"), name)
+
+
+def say_idle(redis, name: str, at: float) -> None:
+    redis.zadd(Keys("fleet").idle, {name: at})
+
+
+def test_the_board_names_a_class_only_while_a_better_placed_worker_is_idle(any_redis):
+    r, keys, now = any_redis, Keys("fleet"), 1000.0
+    big, small = board_of(r, "w-big"), board_of(r, "w-small")
+    say_idle(r, "w-big", now)
+    assert big.ask({"c1": 200.0, "c2": 50.0}, now=now) == set()  # nobody above it
+    say_idle(r, "w-small", now)
+    assert small.ask({"c1": 100.0, "c2": 100.0}, now=now) == {"c1"}  # w-big ranks above it for c1 only
+    assert big.ask({"c1": 200.0, "c2": 50.0}, now=now) == {"c2"}
+    r.zrem(keys.idle, "w-big")  # w-big took a job (queue_publish(idle=False))
+    assert small.ask({"c1": 100.0, "c2": 100.0}, now=now + 1) == set()
+    # a worker that stopped saying idle long ago is dropped from the boards on the way
+    assert r.zscore(keys.prefer("c1"), "w-big") is None
+    say_idle(r, "w-big", now + 2)
+    assert big.ask({"c1": 200.0}, reoffer=True, now=now + 2) == set()  # back: it offers again
+    assert small.ask({"c1": 100.0}, now=now + 2) == {"c1"}
+    # quiet for longer than IDLE_FRESH_S: no longer counts as idle, and cannot hold anyone back
+    assert small.ask({"c1": 100.0}, now=now + 2 + IDLE_FRESH_S + 0.5) == set()
+
+
+def test_an_idle_workers_claim_costs_the_same_whatever_the_number_of_workers(real_store, real_redis):
+    """Issue 18: one idle claim attempt used to read every worker record seen in a day. Now
+    its commands are the same with 1 worker as with 1,000 stale records and 200 idle rivals."""
+    store = real_store
+    store.load(parse_manifest(tomli_w.dumps({"schema_version": 1, "jobs": [
+        {"name": f"j{i}", "model": "m", "seed": i, "min_ram_gib": 1 + i % 5} for i in range(20)]}), "m.toml"))
+    jobs = [j.decode() for j in real_redis.zrange(store.keys.jobs, 0, -1)]
+    store.apply_action("hold", jobs)  # classes to consider, none to claim
+    me = host("small")
+    claimer = Claimer(store, store.claims(), "w-me", lambda: me)
+
+    def commands_of_one_attempt() -> int:
+        claimer.try_claim()  # warm: offers written, scripts loaded
+        time.sleep(0.3)  # past any caching of what it read
+        before = real_redis.info("stats")["total_commands_processed"]
+        claimer._last_reap = time.monotonic()  # the reaper's once-a-second tick is not the claim
+        assert claimer.try_claim() is None
+        return real_redis.info("stats")["total_commands_processed"] - before - 1  # less the INFO
+
+    alone = commands_of_one_attempt()
+    now = time.time()
+    pipe = real_redis.pipeline(transaction=False)
+    for i in range(1000):
+        queue_publish(pipe, store.keys, f"gone{i}", {"resources": json.dumps(host(f"g{i}").to_dict()),
+                                                      "state": "stopped"}, now - 3600)
+    pipe.execute()
+    for i in range(200):
+        rival = Claimer(store, store.claims(), f"rival{i}", lambda i=i: host(f"r{i}", cores=8))
+        say_idle(real_redis, f"rival{i}", now)
+        rival.try_claim()
+    assert commands_of_one_attempt() == alone
+
+

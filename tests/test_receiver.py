@@ -218,3 +218,30 @@ def test_an_empty_manifest_on_reload_is_refused_at_error_and_a_smaller_one_loads
     wait_for(lambda: "orphaned: c" in procs.log_of(receiver), what="the orphan in the log")
     loaded = [line for line in procs.log_of(receiver).splitlines() if "loaded" in line or "orphaned" in line]
     assert all(" WARNING " in line for line in loaded[-3:]), loaded
+
+
+def test_the_receiver_warns_once_at_start_when_redis_persists_nothing(real_store, real_redis, tmp_path, caplog):
+    """Issue 18: fleet's state lives in Redis; one that keeps it only in memory loses every job's
+    state when it restarts, and the operator must hear so in words they can act on."""
+    from scheduler.receiver import Receiver
+
+    receiver = Receiver(real_store, str(tmp_path / "m.toml"))
+    saved = {**real_redis.config_get("appendonly"), **real_redis.config_get("save")}
+    caplog.set_level("INFO", logger="fleet.receiver")
+    try:
+        for appendonly, save, expect in (("no", "", "persists nothing"), ("no", "3600 1", "only by snapshots"),
+                                         ("yes", "", None)):
+            caplog.clear()
+            real_redis.config_set("appendonly", appendonly)
+            real_redis.config_set("save", save)
+            receiver.warn_if_not_persistent()
+            warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            if expect is None:
+                assert warnings == []
+            else:
+                [line] = warnings
+                assert expect in line and "appendonly yes" in line and "appendfsync everysec" in line
+                assert "@" not in line  # the URL it names carries no credentials
+    finally:
+        real_redis.config_set("appendonly", saved["appendonly"])
+        real_redis.config_set("save", saved["save"])

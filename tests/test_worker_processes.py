@@ -10,6 +10,7 @@ import sys
 import time
 
 import psutil
+import pytest
 import tomli_w
 from support.procs import SIDEFX, wait_for, write_profile
 
@@ -335,19 +336,42 @@ def test_cancel_gives_a_running_job_sigterm_and_its_grace_promptly(procs, real_s
     assert saved.read_text() == "saved", "the job was killed without SIGTERM and its grace"
 
 
-def test_a_sigkilled_worker_restarts_at_once_under_the_same_name(procs, real_store, tmp_path):
+@pytest.mark.parametrize("slots", ["1", "2"])
+def test_a_sigkilled_worker_restarts_at_once_under_the_same_name(procs, real_store, tmp_path, slots):
+    """systemd's Restart=always with --name %H: the crashed worker's lease (30 s here) has not run
+    out, but its processes are gone from this machine, so the name is taken back at once."""
     profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
-    first = procs.worker(profile=profile, name="fixed", lease_s=1)
-    wait_for(lambda: real_store.redis.hget(real_store.keys.worker("fixed"), "state") == b"idle", what="registered")
-    procs.kill(first)
+    first = procs.worker("--slots", slots, profile=profile, name="fixed", lease_s=30)
+    wait_for(lambda: real_store.worker("fixed") is not None and real_store.worker("fixed").state == "idle",
+             what="registered")
+    if slots == "1":
+        procs.kill(first)
+    else:  # the supervisor and its slots at once, as systemd kills what is left of a crashed unit
+        os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
-    time.sleep(1.2)  # its lease runs out; rq's own record would linger for minutes
-    second = procs.worker(profile=profile, name="fixed", lease_s=1)
+    second = procs.worker("--slots", slots, profile=profile, name="fixed", lease_s=30)
     wait_for(lambda: real_store.redis.hget(real_store.keys.worker("fixed"), "pid") == str(second.pid).encode(),
              what="the restarted worker to register")
     assert second.poll() is None
-    third = procs.worker("--burst", profile=profile, name="fixed", lease_s=1)
+    third = procs.worker("--burst", profile=profile, name="fixed", lease_s=30)
     assert third.wait(20) != 0 and "live worker named 'fixed'" in procs.log_of(third)
+
+
+def test_workers_forget_removes_a_stopped_record_and_refuses_a_live_one(procs, real_store, tmp_path):
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
+    gone = procs.worker("--burst", profile=profile, name="gone")
+    assert gone.wait(20) == 0
+    live = procs.worker(profile=profile, name="live")
+    wait_for(lambda: real_store.worker("live") is not None, what="registered")
+    refused = procs.run("workers", "--forget", "gone", "--forget", "live")
+    assert refused.returncode != 0 and "worker 'live' is idle" in refused.stderr
+    assert real_store.worker("gone").state == "stopped"  # all or nothing
+    assert procs.run("workers", "--forget", "nobody").returncode != 0
+    done = procs.run("workers", "--forget", "gone")
+    assert done.returncode == 0 and "forgot worker gone" in done.stdout
+    assert real_store.worker("gone") is None and "gone" not in procs.run("workers").stdout
+    live.terminate()
+    live.wait(20)
 
 
 def test_rq_requeue_of_a_failed_job_comes_back_to_fleet(procs, real_store, tmp_path):

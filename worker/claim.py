@@ -15,21 +15,22 @@ from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass, static_reason
 from scheduler.resources import HostResources
 from scheduler.store import Store
+from scheduler.store.board import PreferenceBoard
 from scheduler.store.claims import Claim, Claims
 
-from .preference import Deferrals
+from .preference import Deferrals, placement_rank
 
 REAP_EVERY_S = 1.0
-# The registry only steers soft preferences, which tolerate being this stale; re-reading it
-# on every claim attempt would cost every worker a read of every other worker.
-REGISTRY_MAX_AGE_S = 0.25
 
 
 class Claimer:
     """What a worker claims: the classes its host may run (the static rule), which of them to
     leave to a better-placed idle worker, the atomic claim, and the wait for new work."""
 
-    def __init__(self, store: Store, claims: Claims, worker_name: str, host: Callable[[], HostResources]):
+    def __init__(self, store: Store, claims: Claims, worker_name: str, host: Callable[[], HostResources],
+                 look_every_s: float = REAP_EVERY_S):
+        """``look_every_s``: the longest an idle worker goes between claim attempts
+        (worker/rq_worker.py idle_look_s), which is also how often it reaps at worst."""
         self.store = store  # its catalog says each damaged host or class record once
         self.keys = store.keys
         self.claims = claims
@@ -37,9 +38,11 @@ class Claimer:
         self.host = host  # re-probed per claim where the probe is live (free VRAM changes)
         self.events = self.store.event_waiter()
         self.deferrals = Deferrals()
+        self.board = PreferenceBoard(store.redis, store.keys, worker_name)
         self.next_due: float | None = None  # seconds until a deferred class should be retried
         self._last_reap = 0.0
-        self._registry: tuple[float, list] = (-1.0, [])
+        self.look_every_s = look_every_s
+        self._reoffer = False  # a claim succeeded: readers may have dropped this worker's offers since
 
     def eligible_classes(self, host: HostResources, hosts: dict[str, HostSpec],
                          classes: dict[str, ConstraintClass]) -> list[ConstraintClass]:
@@ -61,21 +64,20 @@ class Claimer:
         now = time.monotonic()
         if now - self._last_reap >= REAP_EVERY_S:  # opportunistic: any live worker recovers a dead one's jobs
             self._last_reap = now
-            self.claims.reap(every_s=REAP_EVERY_S)
+            self.claims.reap(every_s=max(REAP_EVERY_S, self.look_every_s))
         hosts, all_classes = self.store.claim_view(host.hostname, self.events)
         classes = self.eligible_classes(host, hosts, all_classes)
         self.next_due = None
         if classes:
-            classes, self.next_due = self.deferrals.filter(classes, host, self.worker_name, self._workers(), hosts)
-        return self.claims.claim(self.worker_name, host, classes)
-
-    def _workers(self) -> list:
-        fetched_at, workers = self._registry
-        now = time.monotonic()
-        if now - fetched_at > REGISTRY_MAX_AGE_S:
-            workers = self.store.workers()
-            self._registry = (now, workers)
-        return workers
+            ranks = {cls.class_id: rank for cls in classes
+                     if (rank := placement_rank(cls, host, hosts)) is not None}
+            better = self.board.ask(ranks, reoffer=self._reoffer)
+            self._reoffer = False
+            classes, self.next_due = self.deferrals.filter(classes, better)
+        claim = self.claims.claim(self.worker_name, host, classes)
+        if claim is not None:
+            self._reoffer = True
+        return claim
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until something may have become claimable (or the timeout); True if woken by an event."""

@@ -16,6 +16,11 @@ live worker O is better placed than this worker W when, in order:
 Placement (1, 2) outranks host priority because it decides makespan: with host
 priority first, a simulated lab fleet finished 500 jobs later than plain FIFO
 first-fit (bench/simulate.py).
+
+The rule is packed into one number per (class, host), :func:`placement_rank`, which each
+idle worker offers on the preference board (scheduler/store/board.py); a worker then asks
+the board, not every other worker's record, whether a better-placed one is idle, so an idle
+worker's cost stays the same however large the fleet (issue 18).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from dataclasses import dataclass, field
 from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass, free_of, resources_reason, static_reason
 from scheduler.resources import HostResources
-from scheduler.store.workers import WorkerInfo
 
 DEFAULT_GRACE_S = 0.5
 
@@ -47,20 +51,40 @@ def _could_run(cls: ConstraintClass, host: HostResources, hosts: dict[str, HostS
             and resources_reason(cls, free_of(host)) is None)
 
 
+# A rank packs the rule's three tests, in order, into one exact float (below 2**53): the
+# placement test, then (for a GPU class) the fitting GPU's size, smaller better, then priority.
+_PLACED = 10.0 ** 15
+_FIT = 10.0 ** 5
+_FIT_CENTI_GIB_MAX = 10 ** 7  # 100,000 GiB: more than any GPU
+_PRIORITY_SHIFT = 50_000  # priorities are -1000..1000 (scheduler/manifest/fields.py PRIORITY_RANGE)
+
+
+def placement_rank(cls: ConstraintClass, host: HostResources, hosts: dict[str, HostSpec]) -> float | None:
+    """How well placed ``host`` is, when idle, for ``cls`` (higher is better; see the module
+    rules), or None when it could not run it even idle. Workers offer it on the preference
+    board (scheduler/store/board.py), so each compares its own rank with the best idle one
+    instead of reading every worker."""
+    if not _could_run(cls, host, hosts):
+        return None
+    fit_term = 0
+    if cls.require_cuda or cls.prefer_cuda:
+        placed = host.cuda
+        fit = _fit_gpu_total(cls, host) if host.cuda else None
+        if fit is not None:
+            fit_term = max(0, _FIT_CENTI_GIB_MAX - round(fit * 100))
+    else:
+        placed = not host.gpus
+    return (_PLACED * int(placed) + _FIT * fit_term) + (_priority(hosts, host.hostname) + _PRIORITY_SHIFT)
+
+
 def better_placed(cls: ConstraintClass, me: HostResources, other: HostResources,
                   hosts: dict[str, HostSpec]) -> bool:
     """Whether ``other`` (idle) should get first pick of ``cls`` over ``me`` (see the module rules)."""
-    if not _could_run(cls, other, hosts):
+    theirs = placement_rank(cls, other, hosts)
+    if theirs is None:
         return False
-    if cls.require_cuda or cls.prefer_cuda:
-        if other.cuda != me.cuda:
-            return other.cuda
-        my_fit, their_fit = _fit_gpu_total(cls, me), _fit_gpu_total(cls, other)
-        if my_fit is not None and their_fit is not None and their_fit != my_fit:
-            return their_fit < my_fit
-    elif bool(other.gpus) != bool(me.gpus):
-        return not other.gpus
-    return _priority(hosts, other.hostname) > _priority(hosts, me.hostname)
+    mine = placement_rank(cls, me, hosts)
+    return mine is None or theirs > mine
 
 
 @dataclass
@@ -70,15 +94,15 @@ class Deferrals:
     grace_s: float = DEFAULT_GRACE_S
     since: dict[str, float] = field(default_factory=dict)
 
-    def filter(self, classes: list[ConstraintClass], me: HostResources, worker_name: str,
-               workers: list[WorkerInfo], hosts: dict[str, HostSpec], now: float | None = None
+    def filter(self, classes: list[ConstraintClass], better_elsewhere: set[str], now: float | None = None
                ) -> tuple[list[ConstraintClass], float | None]:
-        """The classes to try now, and how long until a deferred one is due (None if none is deferred)."""
+        """The classes to try now, and how long until a deferred one is due (None if none is
+        deferred); ``better_elsewhere``: the ids of the classes a better-placed idle worker
+        could take (the preference board's answer)."""
         now = time.time() if now is None else now
-        idle_others = [w.host for w in workers if w.state == "idle" and w.name != worker_name]
         keep, next_due = [], None
         for cls in classes:
-            if not any(better_placed(cls, me, other, hosts) for other in idle_others):
+            if cls.class_id not in better_elsewhere:
                 self.since.pop(cls.class_id, None)
                 keep.append(cls)
                 continue

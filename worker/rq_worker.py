@@ -18,13 +18,13 @@ import redis
 from rq import Queue, Worker
 from rq.job import Job
 
-from scheduler.errors import StoreError, UsageError
+from scheduler.errors import StoreError
 from scheduler.states import Outcome
 from scheduler.store.actions import apply_action
 from scheduler.store.errors import UNREACHABLE
 from scheduler.store.loading import RQ_FUNC
 from scheduler.store.rq_bridge import absorb_rq_requeues, pop_requeued
-from scheduler.store.workers import last_heartbeat, queue_drain_read
+from scheduler.store.workers import queue_drain_read
 
 from . import execute
 from .attempt import Attempt, close_pipe
@@ -40,6 +40,23 @@ log = logging.getLogger("fleet.worker")
 # A worker republishes "idle" before each claim; when it said so this recently (as it does on
 # ending each job) the entry is fresh enough, and the round trip was ~0.4 ms of each job.
 IDLE_REPUBLISH_S = 1.0
+# An idle worker looks for work when an event says some may be claimable, when a deferral is
+# due, and otherwise this often (what a missed event or a change outside fleet, such as VRAM
+# freed by another program, waits at most). Looking every second cost each idle worker ~15
+# Redis commands a second; this keeps it to a few, whatever the fleet's size (issue 18).
+IDLE_LOOK_S = 5.0
+
+
+def idle_look_s(lease_s: float) -> float:
+    """How often an idle worker looks for work without an event: IDLE_LOOK_S, or its heartbeat
+    interval where that is shorter (each look republishes the worker's idle entry, which must
+    stay younger than its lease)."""
+    return min(IDLE_LOOK_S, heartbeat_interval_s(lease_s))
+
+
+def heartbeat_interval_s(lease_s: float) -> float:
+    """How often a worker's registry entry is refreshed: a third of its lease, at least 0.5 s."""
+    return max(0.5, lease_s / 3)
 SIBLING_WAIT_S = 0.2  # a burst slot with nothing to claim looks again this often while a sibling runs
 
 
@@ -111,8 +128,17 @@ class FleetWorker(Worker):
         backoff = 0.5
         idle_since = time.monotonic()
         idle_said = False
+        look_s = min(IDLE_LOOK_S, self.fleet.heartbeat_s)
+        woken, last_try, due_at = True, -look_s, None
         while not self._stop_requested:
             try:
+                if not woken and timeout is not None and self._claim is None and \
+                        time.monotonic() - last_try < look_s and (due_at is None or time.monotonic() < due_at):
+                    # Nothing happened since the last look: wait on, a second at a time (so a stop
+                    # request is seen), and only look again every look_s without an event.
+                    woken = self.fleet.loop.wait_for_work(min(1.0, look_s - (time.monotonic() - last_try)))
+                    continue
+                last_try, due_at = time.monotonic(), None
                 beaten, self._beaten = self._beaten, None
                 if beaten is not None and time.monotonic() - beaten[1] < IDLE_REPUBLISH_S:
                     drain = beaten[0]  # the beat after the last job was a moment ago
@@ -150,6 +176,7 @@ class FleetWorker(Worker):
                     self._claiming_resumed()
                     if prepared is None:
                         self._claim = None
+                        woken = True  # look again at once
                         continue
                     job, self._attempt = prepared
                     return job, self.fleet.queue
@@ -175,7 +202,8 @@ class FleetWorker(Worker):
                 wait = min(timeout or self.fleet.heartbeat_s, self.fleet.heartbeat_s, 1.0)
                 if due is not None:
                     wait = min(wait, due + 0.01)
-                self.fleet.loop.wait_for_work(wait)
+                    due_at = time.monotonic() + due
+                woken = self.fleet.loop.wait_for_work(wait)
             except UNREACHABLE as err:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", type(err).__name__, backoff)
                 time.sleep(backoff)
@@ -415,17 +443,12 @@ class FleetWorker(Worker):
     def register_birth(self) -> None:
         """rq refuses a name whose previous owner never registered its death (SIGKILL, power loss)
         until its key expires (minutes). fleet's own heartbeat says whether that owner is alive:
-        a stale record is cleared so `Restart=always` with a fixed --name works at once."""
+        a stale record is cleared so `Restart=always` with a fixed --name works at once. Whether
+        that owner is alive was judged before this worker (or its slots) started
+        (worker.naming.check_name_free, in `fleet worker`)."""
         from rq import worker_registration
 
         if self.connection.exists(self.key) and not self.connection.hexists(self.key, "death"):
-            # A slot's record is stale whenever it starts: its supervisor checked the worker's
-            # liveness before starting any slot (worker.slots.check_name_free).
-            beat, lease = (None, 0.0) if self.board is not None else \
-                last_heartbeat(self.connection, self.fleet.keys, self.name)
-            if beat is not None and time.time() - beat < lease:
-                raise UsageError(f"a live worker named {self.name!r} heartbeated {time.time() - beat:.0f}s ago; "
-                                 f"stop it or pick another --name")
             log.info("clearing the stale rq record of dead worker %s", self.name)
             worker_registration.unregister(self)
             self.connection.delete(self.key)

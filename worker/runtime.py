@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from typing import Any, Callable
 
@@ -34,6 +35,8 @@ from .rq_worker import FleetQueue, lost_grace_s
 from .runner import RunError
 
 log = logging.getLogger("fleet.worker")
+NODE = socket.gethostname()  # the machine, whatever --host-name says: a restart here may take over a dead name
+TRIM_EVERY_S = 60.0  # how often a worker drops long-gone workers' names from the registry zset
 
 
 class WorkerRuntime:
@@ -61,6 +64,7 @@ class WorkerRuntime:
         self._paused: str | None = None
         self.exit_code = 0  # the worker process's, set when it stops on an error
         self._published: tuple[tuple, float] = ((), 0.0)  # (state, job_id, note), when
+        self._trimmed_at = 0.0
         self.queue = FleetQueue(keys.queue_name, connection=redis_client)
         FleetQueue.fleet_keys = keys
         register_rq_queue(redis_client, self.queue)
@@ -113,13 +117,17 @@ class WorkerRuntime:
         """Queue this entry's update onto a caller's pipeline (to share its round trip); call
         what it returns once the pipeline has run, so ``max_age_s`` knows it was said."""
         now = time.time()
-        fields = {"name": self.worker_name, "host": self.host_name, "pid": self.pid, "slots": self.slots,
-                  **self.host_info}
+        fields = {"name": self.worker_name, "host": self.host_name, "node": NODE, "pid": self.pid,
+                  "slots": self.slots, **self.host_info}
         if self.slot is None:
             fields.update(state=state, job_id=job_id, note=note)
         else:
-            fields[f"{SLOT_FIELD}{self.slot}"] = slot_entry(state, job_id, note, now)
-        queue_publish(pipe, self.keys, self.worker_name, fields, now)
+            fields[f"{SLOT_FIELD}{self.slot}"] = slot_entry(state, job_id, note, now, os.getpid())
+        idle = True if state == "idle" else (False if self.slot is None or state == "stopped" else None)
+        trim = now - self._trimmed_at >= TRIM_EVERY_S
+        if trim:
+            self._trimmed_at = now
+        queue_publish(pipe, self.keys, self.worker_name, fields, now, idle=idle, trim=trim)
 
         def said() -> None:
             self._published = ((state, job_id, note), time.monotonic())

@@ -31,11 +31,9 @@ import time
 from multiprocessing import RawArray
 from typing import Callable
 
-from scheduler.errors import FleetError, UsageError
+from scheduler.errors import FleetError
 from scheduler.table import printable
-from scheduler.keys import Keys
 from scheduler.resources import HostResources
-from scheduler.store.workers import worker_info
 
 log = logging.getLogger("fleet.worker")
 MAX_SLOTS = 256
@@ -61,16 +59,6 @@ def slot_count(value: str, host: HostResources) -> int:
 def rq_name(worker_name: str, slot: int) -> str:
     """What rq (and `rq info`) calls slot ``slot`` of worker ``worker_name``."""
     return f"{worker_name}:{slot}"
-
-
-def check_name_free(redis, keys: Keys, name: str) -> None:
-    """Refuse to start slots under the name of a worker that is still alive (its record heartbeated
-    within its lease and is not stopped): two services would run jobs as one. A crashed worker's
-    name is free once its lease has run out, as for a single worker (see register_birth)."""
-    info = worker_info(redis, keys, name)
-    if info is not None and info.live:
-        raise UsageError(f"a live worker named {name!r} heartbeated {info.heartbeat_age(time.time()):.0f}s ago; "
-                         f"stop it or pick another --name")
 
 
 class SlotBoard:

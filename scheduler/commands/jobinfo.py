@@ -7,9 +7,10 @@ import json
 import time
 from typing import TextIO
 
+from ..errors import NotFoundError, UsageError
 from ..manifest.model import JobSpec
 from ..store.claims import output_dir_of
-from ..table import age, render, write_line
+from ..table import age, printable, render, write_line
 from .common import connect, print_json, write_workers
 
 
@@ -72,6 +73,8 @@ def _short_gpu(ledger_key: str) -> str:
 def run_workers(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     now = time.time()
+    if args.forget:
+        return _forget(store, args.forget, now, out)
     with store.errors():
         workers = store.workers(now)
     if args.json:
@@ -81,4 +84,22 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
         out.write("no workers have registered; start one with `fleet worker`\n")
         return 0
     write_workers([w.to_json(now) for w in workers], out)
+    return 0
+
+
+def _forget(store, names: list[str], now: float, out: TextIO) -> int:
+    """`fleet workers --forget`: all named records go, or none (a live or unknown name is refused
+    before anything is removed)."""
+    with store.errors():
+        found = {name: store.worker(name, now) for name in names}
+        for name, info in found.items():
+            if info is None:
+                raise NotFoundError(f"no worker named {printable(name)!r} is registered; `fleet workers` lists them")
+            if info.live:
+                raise UsageError(f"worker {printable(name)!r} is {info.state} (heartbeat "
+                                 f"{info.heartbeat_age(now):.0f}s ago): stop it first, or it registers again at "
+                                 f"its next heartbeat")
+        for name in found:
+            store.forget_worker(name)
+            out.write(f"forgot worker {printable(name)}\n")
     return 0

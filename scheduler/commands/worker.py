@@ -87,13 +87,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
              ", ".join(f"{g.name} {g.vram_total_gib:g} GiB" for g in host.gpus) or "no CUDA",
              " (simulated)" if host.simulated else "", args.lease_s,
              f"{slots} slots" if slots > 1 else "one job at a time", runs_dir)
-    if slots == 1:
-        with store.errors():
-            return _work(args, store, host, name, runs_dir)
-    from worker.slots import SlotBoard, check_name_free, supervise
+    from worker.naming import check_name_free
 
     with store.errors():
         check_name_free(store.redis, store.keys, name)
+        if slots == 1:
+            return _work(args, store, host, name, runs_dir)
+    from worker.slots import SlotBoard, supervise
+
     board = SlotBoard(slots)
 
     def run_slot(slot: int) -> int:  # in the slot's own process: its Redis connections are its own
@@ -108,17 +109,17 @@ def _work(args: argparse.Namespace, store, host, name: str, runs_dir: str, slot:
     from scheduler.store.claims import Claims
     from worker.claim import Claimer
     from worker.disk import DiskGate
-    from worker.rq_worker import FleetWorker, renewal_interval_s
+    from worker.rq_worker import FleetWorker, heartbeat_interval_s, idle_look_s, renewal_interval_s
     from worker.runtime import WorkerRuntime
     from worker.slots import rq_name
 
     keys: Keys = store.keys
     lease_s = args.lease_s
-    claims = Claims(store.redis, keys, lease_s=lease_s)
-    loop = Claimer(store, claims, name, _live_host(args, host))
+    claims = Claims(store.redis, keys, lease_s=lease_s, confirm_on_replica=store.settings.sentinel)
+    loop = Claimer(store, claims, name, _live_host(args, host), look_every_s=idle_look_s(lease_s))
     host_info = {"simulated": "1" if host.simulated else "0", "resources": host.to_json(), "lease_s": lease_s}
     runtime = WorkerRuntime(store.redis, keys, claims, loop, host.hostname, runs_dir, host_info,
-                            heartbeat_s=max(0.5, lease_s / 3), worker_name=name, gpus=host.gpus,
+                            heartbeat_s=heartbeat_interval_s(lease_s), worker_name=name, gpus=host.gpus,
                             redis_url=store.settings.redis_url,
                             disk_gate=DiskGate(runs_dir, args.min_free_disk_mib), slot=slot, slots=slots)
     worker = FleetWorker([runtime.queue], name=name if slot is None else rq_name(name, slot),

@@ -13,6 +13,7 @@ from ..matching import ConstraintClass, gpu_kind_mask
 from ..resources import HostResources
 from ..states import JobState, Outcome, script_names
 from .errors import damage_message, refusal
+from .loading import finish_interrupted_load
 from .queries import JobQueries, decode_attempts
 from .scripts import Scripts
 
@@ -36,11 +37,20 @@ class Ended:
     outcome: Outcome
 
 
+# With Sentinel, how long a claim waits for a replica to have it before its job starts (WAIT).
+CONFIRM_TIMEOUT_MS = 1000
+
+
 class Claims:
-    def __init__(self, redis, keys: Keys, lease_s: float = DEFAULT_LEASE_S):
+    def __init__(self, redis, keys: Keys, lease_s: float = DEFAULT_LEASE_S, confirm_on_replica: bool = False):
+        """``confirm_on_replica`` (a Sentinel-monitored Redis): a granted claim is held until a
+        replica has it (WAIT), so a failover right after it cannot forget it while its job
+        runs: the new master would hand the same job to another worker."""
         self.redis = redis
         self.keys = keys
         self.lease_s = lease_s
+        self.confirm_on_replica = confirm_on_replica
+        self._unconfirmed_said = False
         self.scripts = Scripts(redis)
         self._fixed: tuple[tuple, str] = ((), "")
         self._damage_said: set[str] = set()  # damaged leases the reaper has logged
@@ -69,11 +79,27 @@ class Claims:
             raw = json.loads(self.scripts.claim(
                 keys=[self.keys.running, self.keys.ledger(host.hostname), self.keys.classes],
                 args=[payload, f",{','.join(wanted)},"]))
+        if isinstance(raw, dict) and "fenced" in raw:
+            if float(raw["fenced"] or 0) < time.time():  # its loader died midway: finish it, claim next time
+                finish_interrupted_load(self.redis, self.keys)
+            return None
         if not raw or not isinstance(raw, dict) or "job_id" not in raw:
             return None
+        if self.confirm_on_replica:
+            self._confirm(raw["job_id"])
         keys, positions = raw.get("gpu_keys") or "", raw.get("gpu_pos") or ""
         return Claim(raw["job_id"], int(raw["attempt"]), tuple(keys.split(",")) if keys else (),
                      tuple(int(p) for p in positions.split(",")) if positions else ())
+
+    def _confirm(self, job_id: str) -> None:
+        """WAIT for one replica. Without one in time the job starts anyway (stopping every job
+        while a replica is away would idle the fleet), said once: a failover now could lose this
+        claim, and then the job's next lease renewal finds it gone and stops it."""
+        if int(self.redis.execute_command("WAIT", 1, CONFIRM_TIMEOUT_MS)) < 1 and not self._unconfirmed_said:
+            self._unconfirmed_said = True
+            log.warning("claim of %s not confirmed by any replica within %d ms (is one connected to the master?); "
+                        "a failover now could lose it, and its worker would then stop the job at its next lease "
+                        "renewal", job_id, CONFIRM_TIMEOUT_MS)
 
     def _fixed_payload(self, worker: str, host: HostResources) -> str:
         """The claim payload's fields that stay the same for a worker on a host, as JSON members."""

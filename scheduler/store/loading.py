@@ -1,9 +1,16 @@
-"""Apply a validated manifest to Redis in one atomic step and report the plan.
+"""Apply a validated manifest to Redis, whole or not at all, without holding Redis long.
 
-The whole diff (added / updated / unchanged / orphaned / revived) is computed and
-applied inside one Lua script, so concurrent loads from two receivers, or a
-receiver and ``fleet load``, serialise on Redis and can neither duplicate nor lose
-a job.
+A load takes the namespace's load lock (load_lock.lua: concurrent loads from two
+receivers, or a receiver and ``fleet load``, queue behind it and can neither duplicate
+nor lose a job), plans the diff (added / updated / unchanged / orphaned / revived) in
+short pipelined reads (load_plan.py), stages the changes in chunks under a load id, and
+applies them one chunk per short script (load_step.lua). The first step is the commit
+point: until the last one, claims hand out nothing (claim.lua), and a loader killed in
+between is finished from its staged chunks by whoever next meets its expired lease
+(:func:`finish_interrupted_load`: the next load, the receiver, any worker's claim). A
+load killed before it leaves the old manifest untouched. No script runs longer than one
+chunk (~20 ms at most), and no command carries more than a chunk, far below Redis's
+``proto-max-bulk-len``, whatever the manifest's size.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -25,9 +33,18 @@ from ..manifest.model import Manifest
 from ..matching import ConstraintClass
 from ..queue_order import queue_rank, width
 from ..states import script_names
-from .errors import damage_message
+from .errors import damage_message, refusal
+from .load_plan import JOB_FIELDS, Diff, LoadRefused, check_write_targets, plan_diff
 from .scripts import Scripts
 from .workers import WorkerInfo
+
+CHUNK_ACTIONS = 200  # job actions per staged chunk: one load_step call, ~20 ms of Redis time for 200 adds
+# A loader silent this long (killed, stalled) loses the lock to whoever finds it; a live one
+# renews it at least every RENEW_EVERY_S, between its batches of reads, writes and steps.
+LOCK_LEASE_S = 5.0
+RENEW_EVERY_S = 1.0
+STAGE_TTL_S = 3600  # staged chunks of a load nobody finishes expire on their own
+LOCK_POLL_S = 0.02
 
 # rq runs this function for every fleet job; it finds the claimed job through rq's
 # get_current_job(), so one pickled payload serves every job.
@@ -63,17 +80,24 @@ class LoadPlan:
         return data
 
 
+# rq's own records of a finished job (its job hash, result stream and registry entry) expire
+# after this (a failed one's after RQ_FAILURE_TTL_S, long enough to `rq requeue` it): fleet
+# keeps its own outcome and history of every attempt, and rq's results, 4.8 KB a job kept
+# forever, were half of what a finished job cost Redis (issue 18; bench/memory.py).
+RQ_RESULT_TTL_S = 86400
+RQ_FAILURE_TTL_S = 7 * 86400
+
+
 @lru_cache(maxsize=4)
 def rq_template(queue_name: str) -> tuple[bytes, ...]:
     """rq's own job hash fields for a fleet job, built by rq so rq-dashboard reads them natively.
 
-    Kept forever: result_ttl and failure_ttl of -1 (fleet's history is the point);
     timeout -1 because fleet's runner enforces ``timeout_s`` on the whole process group.
     """
     from rq.job import Job
 
     job = Job.create(RQ_FUNC, id="template", connection=_NoConnection(), origin=queue_name,
-                     timeout=-1, result_ttl=-1, failure_ttl=-1)
+                     timeout=-1, result_ttl=RQ_RESULT_TTL_S, failure_ttl=RQ_FAILURE_TTL_S)
     flat: list[bytes] = []
     for key, value in job.to_dict().items():
         if key in ("created_at", "description", "status"):
@@ -148,46 +172,207 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
 
 def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
                    now: float | None = None, allow_orphaning: bool = False,
-                   workers: Sequence[WorkerInfo] = ()) -> LoadPlan:
+                   workers: Sequence[WorkerInfo] = (), wait_s: float = 600.0) -> LoadPlan:
     """Make the store match ``manifest`` (or, with ``dry_run``, say what that would do).
 
     Raises ManifestError, with nothing written, for a load that would orphan every listed job
-    or most of many (apply_manifest.lua), unless ``allow_orphaning``: a truncated or empty
-    manifest is far likelier a mistake than the end of the fleet's work. ``workers``: the
-    registry, for the warnings about jobs no reported host could ever give their GPUs."""
+    or most of many, unless ``allow_orphaning``: a truncated or empty manifest is far likelier
+    a mistake than the end of the fleet's work. ``workers``: the registry, for the warnings
+    about jobs no reported host could ever give their GPUs. ``wait_s``: how long to wait for
+    another load holding the lock."""
     now = time.time() if now is None else now
     classes_of_jobs = job_classes(manifest)
     payload = build_payload(manifest, keys, dry_run, now, allow_orphaning, classes_of_jobs)
-    script = Scripts(redis).apply_manifest
-    raw = script(
-        keys=[keys.jobs, keys.names, keys.in_manifest, keys.orphaned, keys.seq, keys.classes, keys.hosts,
-              keys.manifest_meta, keys.events, keys.jobs_by_id],
-        args=[json.dumps(payload), *rq_template(keys.queue_name)],
-    )
-    result = json.loads(raw)
-    if "error" in result:
-        raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {damage_message(result['error'])}")
-    problem = _orphaning_refused(manifest.path, result["refused"], dry_run) if "refused" in result else None
-    if problem and not dry_run:
-        raise ManifestError([problem])
-    names = {job.job_id: job.name for job in manifest.jobs}
-    orphan_ids = _as_list(result["orphaned"])
-    if orphan_ids:
-        pipe = redis.pipeline(transaction=False)
-        for job_id in orphan_ids:
-            pipe.hget(keys.job(job_id), "name")
-        for job_id, name in zip(orphan_ids, pipe.execute()):
-            names[job_id] = name.decode() if name else "?"
+    lock = LoadLock(redis, keys)
+    diff = _plan(redis, keys, payload, manifest.path) if dry_run else _unchanged_without_lock(redis, keys, payload)
+    if diff is not None:
+        return _load_plan(manifest, diff, dry_run, allow_orphaning, workers, classes_of_jobs)
+    lock.acquire(wait_s)
+    try:
+        diff = _plan(redis, keys, payload, manifest.path, lock.renew)
+        result = _load_plan(manifest, diff, False, allow_orphaning, workers, classes_of_jobs)
+        if diff.changed:
+            try:
+                check_write_targets(redis, keys, payload, diff, lock.renew)
+            except LoadRefused as err:
+                raise StoreError(f"manifest {manifest.path} not loaded, nothing written: {damage_message(str(err))}"
+                                 ) from None
+            chunks = _chunks(payload, diff, keys)
+            lock.stage(chunks)
+            lock.apply(len(chunks), what=f"manifest {manifest.path}")
+        return result
+    finally:
+        lock.release_unless_applying()
 
-    def entries(kind: str) -> tuple[PlanEntry, ...]:
-        return tuple(PlanEntry(i, names.get(i, "?")) for i in _as_list(result[kind]))
+
+def _unchanged_without_lock(redis, keys: Keys, payload: dict) -> Diff | None:
+    """The plan of an unchanged reload, made without the lock (it writes nothing at all), or None:
+    tried only when the store says it last applied this very manifest and no load is under
+    way; if it finds a change after all, the load takes the lock and plans again."""
+    digest, locked = redis.pipeline(transaction=False).hget(keys.manifest_meta, "digest").exists(
+        keys.load_lock).execute()
+    if locked or (digest.decode() if digest else None) != payload["manifest"]["digest"]:
+        return None
+    try:
+        diff = plan_diff(redis, keys, payload)
+    except LoadRefused:
+        return None  # the locked plan says why
+    return None if diff.changed else diff
+
+
+def _plan(redis, keys: Keys, payload: dict, path: str, tick=None) -> Diff:
+    try:
+        return plan_diff(redis, keys, payload, tick)
+    except LoadRefused as err:
+        raise StoreError(f"manifest {path} not loaded, nothing written: {damage_message(str(err))}") from None
+
+
+def _load_plan(manifest: Manifest, diff: Diff, dry_run: bool, allow_orphaning: bool,
+               workers: Sequence[WorkerInfo], classes_of_jobs: list[ConstraintClass]) -> LoadPlan:
+    """The plan to report; raises ManifestError (nothing written) for a refused orphaning."""
+    problem = None
+    orphans = len(diff.orphaned)
+    if orphans and not allow_orphaning and (orphans == diff.listed or (orphans >= 10 and 2 * orphans > diff.listed)):
+        problem = _orphaning_refused(manifest.path, {"orphaned": orphans, "listed": diff.listed}, dry_run)
+        if not dry_run:
+            raise ManifestError([problem])
+    names = {job.job_id: job.name for job in manifest.jobs}
+    for job_id in diff.orphaned:  # named as the store has them (the plan read their records)
+        names[job_id] = dict(zip(JOB_FIELDS, diff.rows[job_id].get("f") or ())).get("name") or "?"
+
+    def entries(ids: list[str]) -> tuple[PlanEntry, ...]:
+        return tuple(PlanEntry(i, names.get(i, "?")) for i in ids)
 
     return LoadPlan(
-        added=entries("added"), updated=entries("updated"), unchanged=entries("unchanged"),
-        orphaned=entries("orphaned"), revived=entries("revived"), changed=bool(result["changed"]),
+        added=entries(diff.added), updated=entries(diff.updated), unchanged=entries(diff.unchanged),
+        orphaned=entries(diff.orphaned), revived=entries(diff.revived), changed=diff.changed,
         dry_run=dry_run, warnings=(*manifest.warnings, *gpu_warnings(manifest, classes_of_jobs, workers)),
         refused=problem,
     )
+
+
+def _chunks(payload: dict, diff: Diff, keys: Keys) -> list[str]:
+    """The staged chunks, as load_step.lua reads them: the classes and hosts first (jobs name
+    their class), the job actions in CHUNK_ACTIONS-sized runs, names and the meta last."""
+    common = {k: payload[k] for k in ("now", "now_iso", "states", *keys.script_prefixes())}
+    actions = [[kind, job] for kind, job in diff.actions]
+    runs = [actions[i:i + CHUNK_ACTIONS] for i in range(0, len(actions), CHUNK_ACTIONS)] or [[]]
+    names = list(diff.name_writes.items())
+    chunks = []
+    for n, run in enumerate(runs):
+        chunk = {**common, "actions": run, "classes": {}, "hosts": {}, "unhosts": [], "names": {}}
+        if n == 0:
+            chunk.update(classes=diff.class_writes, hosts=diff.host_writes, unhosts=diff.host_deletes)
+        if n == len(runs) - 1:
+            chunk.update(names=dict(names), meta=payload["manifest"])
+        chunks.append(json.dumps(chunk))
+    return chunks
+
+
+class LoadLock:
+    """The namespace's one load lock (load_lock.lua), held by one loader at a time."""
+
+    def __init__(self, redis, keys: Keys, lease_s: float = LOCK_LEASE_S):
+        self.redis, self.keys, self.lease_s = redis, keys, lease_s
+        self.owner = uuid.uuid4().hex
+        self.load_id = self.owner  # the staged chunks' name; a loader that finishes another's keeps its id
+        self._script = Scripts(redis, ("load_lock", "load_step"))
+        self.applying = False
+        self.released = False
+        self._renewed = 0.0
+
+    def _call(self, mode: str, *args) -> list:
+        reply = self._script.load_lock(keys=[self.keys.load_lock], args=[mode, self.owner, repr(time.time()),
+                                                                        self.lease_s, *args])
+        self._renewed = time.monotonic()
+        return [v.decode() if isinstance(v, bytes) else v for v in reply]
+
+    def acquire(self, wait_s: float) -> None:
+        """Take the lock, waiting for a live holder, and finishing first a load whose loader died
+        after its commit point (its chunks are staged: the store must become that manifest)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            reply = self._call("acquire")
+            if reply[0] == "ok":
+                return
+            if reply[0] == "resume":  # a dead loader's applying load is ours to finish
+                self._finish_taken_over(reply)
+                continue
+            if time.monotonic() > deadline:
+                raise StoreError(f"another manifest load (lock {self.keys.load_lock}) has held the store for over "
+                                 f"{wait_s:.0f}s; wait for it, or if no loader runs, it is taken over once its lease "
+                                 f"({self.lease_s:.0f}s) runs out")
+            time.sleep(LOCK_POLL_S)
+
+    def _finish_taken_over(self, reply: list) -> None:
+        self.load_id, self.applying = reply[1], True
+        self.apply(int(reply[3]), first=int(reply[2]), what="an interrupted load")
+        self.load_id, self.released = self.owner, False  # the lock is free again; this loader takes it anew
+
+    def renew(self) -> None:
+        """Extend the lease if the last call was RENEW_EVERY_S ago (plan_diff calls it per batch)."""
+        if time.monotonic() - self._renewed >= RENEW_EVERY_S and self._call("renew")[0] != "ok":
+            raise StoreError(f"lost the load lock {self.keys.load_lock} (this loader stalled for over "
+                             f"{self.lease_s:.0f}s and another took it); load the manifest again")
+
+    def stage(self, chunks: list[str]) -> None:
+        """Write the chunks under this load's id (expiring, should nobody ever apply them)."""
+        for start in range(0, len(chunks), 16):
+            pipe = self.redis.pipeline(transaction=False)
+            for k in range(start, min(start + 16, len(chunks))):
+                pipe.set(self.keys.load_chunk(self.load_id, k), chunks[k], ex=STAGE_TTL_S)
+            pipe.execute()
+            self.renew()
+        if self._call("stage", len(chunks))[0] != "ok":
+            raise StoreError(f"lost the load lock {self.keys.load_lock} while staging (this loader stalled for over "
+                             f"{self.lease_s:.0f}s); load the manifest again")
+
+    def step(self, k: int, chunks: int, what: str = "the load") -> None:
+        """Apply staged chunk ``k`` (load_step.lua); step 0 is the load's commit point."""
+        try:
+            with refusal():
+                reply = self._script.load_step(keys=[*self._step_keys, self.keys.load_chunk(self.load_id, k)],
+                                               args=[self.owner, k, repr(time.time()), self.lease_s,
+                                                     *rq_template(self.keys.queue_name)])
+        except StoreError as err:
+            raise StoreError(f"{what} stopped at step {k + 1} of {chunks}, after its commit point: {err}; no job "
+                             f"is claimed until it is finished: fix that key, then load the manifest again "
+                             f"(the load finishes first)") from None
+        self.applying = True
+        self._renewed = time.monotonic()
+        if (reply.decode() if isinstance(reply, bytes) else reply) == "lost":
+            raise StoreError(f"{what} was taken over by another process (this loader stalled for over "
+                             f"{self.lease_s:.0f}s); it finishes the load")
+
+    @property
+    def _step_keys(self) -> list[str]:
+        k = self.keys
+        return [k.load_lock, k.jobs, k.names, k.in_manifest, k.orphaned, k.seq, k.classes, k.hosts,
+                k.manifest_meta, k.events, k.jobs_by_id]
+
+    def apply(self, chunks: int, first: int = 0, what: str = "the load") -> None:
+        """Run the steps from ``first`` to the last, which releases the lock."""
+        for k in range(first, chunks):
+            self.step(k, chunks, what)
+        self.applying = False
+        self.released = True  # the last step released it
+
+    def release_unless_applying(self) -> None:
+        """Give the lock up unless the load is past its commit point and unfinished: then it
+        stays, for whoever finishes the load."""
+        if not self.applying and not self.released:
+            self._call("release")
+
+
+def finish_interrupted_load(redis, keys: Keys) -> bool:
+    """Finish a load whose loader died after its commit point, if its lease has run out (what
+    a worker does when its claim is fenced by it); True when one was finished."""
+    lock = LoadLock(redis, keys)
+    reply = lock._call("resume")
+    if reply[0] != "resume":
+        return False
+    lock._finish_taken_over(reply)
+    return True
 
 
 def _orphaning_refused(path: str, refused: dict, dry_run: bool) -> Problem:
@@ -196,8 +381,3 @@ def _orphaning_refused(path: str, refused: dict, dry_run: bool) -> Problem:
     outcome = "the real load would be refused" if dry_run else "refused, nothing was written"
     return Problem(path, f"this load would orphan {orphaned} of the {listed} jobs the store lists ({share}): "
                          f"{outcome}; if that is meant, pass --allow-orphaning to fleet load")
-
-
-def _as_list(value) -> list:
-    # cjson encodes an empty Lua table as {} rather than [].
-    return value if isinstance(value, list) else []

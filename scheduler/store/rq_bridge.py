@@ -56,8 +56,9 @@ def absorb_rq_requeues(redis, keys: Keys, queue_list_key: str, popped: list | No
 
 
 def restore_rq_job(redis, keys: Keys, job_id: str, name: str) -> dict:
-    """Write back the rq job record of a fleet job that lost it (rq-dashboard's Delete button,
-    `rq empty`, an operator's DEL) and return it as HGETALL does: the fields a load writes, so
+    """Write back the rq job record of a fleet job that lost it (expired after rq's result or
+    failure TTL, loading.RQ_RESULT_TTL_S; rq-dashboard's Delete button, `rq empty`, an
+    operator's DEL) and return it as HGETALL does: the fields a load writes, so
     the job runs and rq's tools see it again. Without it the worker's rq layer could not run
     the job, and every worker that claimed it died (a poison job)."""
     import time
@@ -72,5 +73,5 @@ def restore_rq_job(redis, keys: Keys, job_id: str, name: str) -> dict:
                             "created_at": rq_timestamp(time.time())})
     pipe.hgetall(key)
     restored = pipe.execute()[-1]
-    log.warning("job %s (%s) had no rq record (deleted through rq?): restored it", name, job_id)
+    log.info("job %s (%s) had no rq record (expired, or deleted through rq): wrote it back", name, job_id)
     return restored

@@ -24,10 +24,7 @@ from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries, JobRecord
 from .streams import Streams
 from .views import ExplainView, FleetView, pending_names, read_explain, read_fleet
-from .workers import WorkerInfo, list_workers
-
-LOAD_TIMEOUT_S = 600.0
-
+from .workers import WorkerInfo, forget_worker, list_workers, worker_info
 
 class Store:
     def __init__(self, redis, keys: Keys, settings: Settings | None = None, connected: bool = False):
@@ -53,20 +50,24 @@ class Store:
         return store_errors(self.settings)
 
     def load(self, manifest: Manifest, dry_run: bool = False, allow_orphaning: bool = False) -> LoadPlan:
-        """Apply on a connection of its own with a long read timeout: the one atomic script for a
-        big manifest (100,000 jobs) runs for seconds, longer than an ordinary command may take.
-        A load that would orphan most of the fleet raises ManifestError unless ``allow_orphaning``."""
-        client = self.redis
-        if self._connected:
-            client = self.settings.connect(socket_timeout_s=LOAD_TIMEOUT_S)
+        """Apply ``manifest`` whole or not at all, in short steps (scheduler/store/loading.py),
+        on this store's client: no step takes longer than an ordinary command may. A load that
+        would orphan most of the fleet raises ManifestError unless ``allow_orphaning``."""
+        with self.errors():
+            workers = self.workers() if manifest.hosts else []
+            return apply_manifest(self.redis, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning,
+                                  workers=workers)
+
+    def persistence(self) -> tuple[str | None, str]:
+        """Redis's ``appendonly`` and ``save`` settings; (None, "") where CONFIG is refused."""
+        import redis
+
         try:
-            with self.errors():
-                workers = self.workers() if manifest.hosts else []
-                return apply_manifest(client, self.keys, manifest, dry_run=dry_run, allow_orphaning=allow_orphaning,
-                                      workers=workers)
-        finally:
-            if client is not self.redis:
-                client.close()
+            config = self.redis.config_get("appendonly")
+            config.update(self.redis.config_get("save"))
+        except redis.ResponseError:
+            return None, ""
+        return config.get("appendonly"), config.get("save") or ""
 
     def hosts(self, own: str | None = None) -> dict[str, HostSpec]:
         """The manifest's ``[hosts]`` by name; a damaged record is left out, said once, unless it
@@ -76,6 +77,14 @@ class Store:
     def workers(self, now: float | None = None) -> list[WorkerInfo]:
         """Every worker seen in the last day (:func:`list_workers`)."""
         return list_workers(self.redis, self.keys, time.time() if now is None else now)
+
+    def worker(self, name: str, now: float | None = None) -> WorkerInfo | None:
+        """Worker ``name`` as the registry shows it, or None (:func:`worker_info`)."""
+        return worker_info(self.redis, self.keys, name, time.time() if now is None else now)
+
+    def forget_worker(self, name: str) -> None:
+        """Remove worker ``name``'s registry record now (:func:`forget_worker`)."""
+        forget_worker(self.redis, self.keys, name)
 
     def fleet_view(self, failures: int, now: float | None = None) -> FleetView:
         """What `fleet status` shows, with the newest ``failures`` failed jobs, in two round trips
@@ -94,7 +103,7 @@ class Store:
 
     def claims(self, lease_s: float = DEFAULT_LEASE_S) -> Claims:
         """Claims, leases and the reaper (claim.lua, finish.lua, renew.lua) on this store's client."""
-        return Claims(self.redis, self.keys, lease_s=lease_s)
+        return Claims(self.redis, self.keys, lease_s=lease_s, confirm_on_replica=self.settings.sentinel)
 
     def apply_action(self, action: str, job_ids: list[str], reset: bool = False) -> list[ActionResult]:
         """Apply an operator action to the jobs, all or nothing (:func:`scheduler.store.actions.apply_action`)."""

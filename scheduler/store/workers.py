@@ -151,33 +151,69 @@ def _sum_of_slots(keys: Keys, name: str, data: dict, slots: int, now: float, lea
     return ("busy" if states else "dead"), tuple(jobs), note
 
 
-def slot_entry(state: str, job_id: str, note: str, now: float) -> str:
+def slot_entry(state: str, job_id: str, note: str, now: float, pid: int | None = None) -> str:
     """One slot's value under ``SLOT_FIELD`` + its number (parsed by :func:`parse_workers`)."""
-    return json.dumps({"state": state, "job_id": job_id, "note": note, "heartbeat": now})
+    entry = {"state": state, "job_id": job_id, "note": note, "heartbeat": now}
+    if pid is not None:
+        entry["pid"] = pid
+    return json.dumps(entry)
+
+
+def owner_processes(redis, keys: Keys, name: str) -> tuple[str | None, set[int]]:
+    """The machine (``node``) whose processes publish worker ``name``'s record and their pids
+    (its own, or its supervisor's and every slot's), so a worker restarted on that machine can
+    tell a dead predecessor from a live one without waiting out its lease. (None, {}) for a
+    record without them (none, or written by an older fleet)."""
+    data = {k.decode(): v.decode() for k, v in redis.hgetall(keys.worker(name)).items()}
+    pids: set[int] = set()
+    for field, value in data.items():
+        try:
+            if field == "pid":
+                pids.add(int(value))
+            elif field.startswith(SLOT_FIELD) and "pid" in (entry := json.loads(value)):
+                pids.add(int(entry["pid"]))
+        except (ValueError, TypeError):
+            return None, set()  # a damaged record: judged by its heartbeat alone
+    return data.get("node"), pids
+
+
+def forget_worker(redis, keys: Keys, name: str) -> None:
+    """Remove worker ``name`` from the registry now (its record, its registry and idle entries);
+    the caller has checked it is not live: a live worker would re-register at its next beat."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(keys.worker(name))
+    pipe.zrem(keys.workers, name)
+    pipe.zrem(keys.idle, name)
+    pipe.execute()
 
 
 REGISTRY_ENTRY_TTL_S = 86400  # a worker that stops publishing leaves the registry a day later
 
 
-def queue_publish(pipe, keys: Keys, name: str, fields: dict, now: float) -> None:
+def queue_publish(pipe, keys: Keys, name: str, fields: dict, now: float, idle: bool | None = None,
+                  trim: bool = False) -> None:
     """Add a worker's registry entry (its state, job, heartbeat and resources) to ``pipe``: a
     worker publishes inside the pipelines its dispatch already makes, never in a round trip
-    of its own."""
+    of its own. ``idle``: True says it is idle on the preference board's idle zset
+    (scheduler/store/board.py), False takes it off, None leaves it (a slot going busy while
+    its siblings may still be idle). ``trim``: also drop the names of workers silent for
+    longer than the registry window (their records have expired), which any worker does now
+    and then so that the registry never grows with restarts."""
     pipe.hset(keys.worker(name), mapping={**fields, "heartbeat": repr(now)})
     pipe.expire(keys.worker(name), REGISTRY_ENTRY_TTL_S)
     pipe.zadd(keys.workers, {name: now})
+    if idle:
+        pipe.zadd(keys.idle, {name: now})
+    elif idle is False:
+        pipe.zrem(keys.idle, name)
+    if trim:
+        pipe.zremrangebyscore(keys.workers, "-inf", f"({now - REGISTRY_WINDOW_S}")
 
 
 def queue_drain_read(pipe, keys: Keys, name: str) -> None:
     """Add the read of whether `fleet drain` asked worker ``name`` to claim no more; its reply
     is b"1" when it did."""
     pipe.hget(keys.worker(name), "drain")
-
-
-def last_heartbeat(redis, keys: Keys, name: str) -> tuple[float | None, float]:
-    """When worker ``name`` last heartbeated (None: never, or its entry expired) and its lease."""
-    beat, lease = redis.hmget(keys.worker(name), "heartbeat", "lease_s")
-    return (float(beat) if beat is not None else None), float(lease or 30)
 
 
 def worker_info(redis, keys: Keys, name: str, now: float | None = None) -> WorkerInfo | None:

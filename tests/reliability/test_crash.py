@@ -33,6 +33,14 @@ def executions(ledger: str) -> dict[str, list[tuple[float, float]]]:
     return runs
 
 
+def assert_each_ran_alone(runs: dict[str, list[tuple[float, float]]]) -> None:
+    """No two executions of one job overlapped in time (the jobs' own records say when each ran)."""
+    for job_id, spans in runs.items():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert start >= end, f"job {job_id} ran twice at once: {spans}"
+
+
 def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_redis, tmp_path, tally):
     ledger = tmp_path / "ledger"
     ledger.mkdir()
@@ -76,10 +84,7 @@ def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_
         lost += sum(a["outcome"] == "lost" for a in attempts)
         assert record.state.value == "finished"
     assert lost >= 1, "the storm should have cost at least one attempt"
-    for job_id, spans in executions(str(ledger)).items():
-        spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:]):
-            assert start >= end, f"job {job_id} ran twice at once: {spans}"
+    assert_each_ran_alone(executions(str(ledger)))
     tally.fault("SIGKILL of a busy worker", KILLS)
     tally.ran(JOBS, recorded)
 

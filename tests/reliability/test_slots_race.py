@@ -18,7 +18,7 @@ import time
 import psutil
 import tomli_w
 from support.procs import SIDEFX, wait_for
-from test_crash import executions
+from test_crash import assert_each_ran_alone, executions
 
 from scheduler.states import JobState
 
@@ -77,9 +77,7 @@ def test_slots_of_three_workers_never_oversubscribe_and_lose_nothing(procs, real
     assert max(s[0] for s in samples) == CORES, "the race should fill the host"
     runs = executions(str(ledger))
     assert len(runs) == JOBS, "every job ran"
-    for job_id, spans in runs.items():
-        spans.sort()
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), ("ran twice at once", job_id, spans)
+    assert_each_ran_alone(runs)
     records = real_store.jobs.many(real_store.jobs.list_ids(limit=JOBS))
     assert all(r.state is JobState.FINISHED for r in records)
     attempts = sum(r.attempts for r in records)

@@ -15,7 +15,8 @@ ARGV  1 JSON {now, lease_s, worker, host, the key prefixes (scheduler/keys.py sc
         kinds of GPU (gpu_names, min_compute_capability) is followed by which of this worker's
         GPUs it accepts, one '0' or '1' each (",a/0110,b,"): kinds are the pure rule's business.
 Returns JSON {job_id, attempt, gpu_keys, gpu_pos} (the reserved GPUs' ledger keys and their
-1-based positions, each comma-separated, "" for none) or {} when nothing fits.
+1-based positions, each comma-separated, "" for none), {} when nothing fits, or {fenced =
+the load lock's expiry} while a manifest load is being applied (nothing is handed out).
 
 Invariants:
   * Atomic: a job id leaves its pending zset, enters `running` with a lease and its
@@ -48,6 +49,10 @@ Invariants:
 ]]
 
 local p = cjson.decode(ARGV[1])
+-- A manifest load past its commit point and not yet done (load_step.lua): the store is half
+-- the old manifest and half the new, so nothing is handed out until it is whole again.
+local load = redis.call('HMGET', p.load_lock, 'phase', 'expires')
+if load[1] == 'applying' then return cjson.encode({fenced = tonumber(load[2]) or 0}) end
 -- #include pending
 -- #include states
 -- #include types
