@@ -48,7 +48,7 @@ def main() -> None:
         plan, second_s = timed(store.load, manifest)
         after_dirty = store.redis.info("persistence")["rdb_changes_since_last_save"]
         print(f"  rq enqueue_many (one pipeline):     {rq_s:6.2f} s")
-        print(f"  fleet first load (one Lua script):  {first_s:6.2f} s  = {first_s / rq_s:.2f}x rq "
+        print(f"  fleet first load (in short steps):  {first_s:6.2f} s  = {first_s / rq_s:.2f}x rq "
               f"(validation before it: {validate_s:.2f} s)")
         print(f"  fleet unchanged reload:             {second_s:6.2f} s  changed={plan.changed}; "
               f"write commands {write_calls(store.redis)}, keys dirtied {after_dirty - before_dirty}")

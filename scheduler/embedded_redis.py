@@ -33,7 +33,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVER_ENV = "FLEET_REDIS_SERVER"  # another server binary for the demo and the tests (a valkey-server)
+
+
 def redis_server_binary() -> str | None:
+    """The server to start: $FLEET_REDIS_SERVER when set (it must be an executable file), else
+    redis-server from PATH or the usual places."""
+    chosen = os.environ.get(SERVER_ENV)
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise RedisServerError(f"{SERVER_ENV}={chosen!r} is not an executable file; point it at a redis-server "
+                                   f"or valkey-server binary, or unset it")
+        return chosen
     return shutil.which("redis-server") or next(
         (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(p)), None)
 

@@ -225,6 +225,10 @@ class Keys:
         """rq's job hash, laid out exactly as ``rq.job.Job.key`` under ``rq_prefix``."""
         return f"{self.rq_prefix}:job:{job_id}"
 
+    def rq_results(self, job_id: str) -> str:
+        """rq's result stream of a job (rq.results.Result), under ``rq_prefix``."""
+        return f"{self.rq_prefix}:results:{job_id}"
+
     @property
     def rq_job_prefix(self) -> str:
         return f"{self.rq_prefix}:job:"

@@ -134,3 +134,12 @@ def test_demo_killed_outright_takes_its_processes_with_it(tmp_path):
         assert _left_running(procs, within_s=5) == []
     finally:
         _kill_all(demo, procs)
+
+
+def test_a_chosen_server_binary_that_is_not_one_is_a_clear_error(monkeypatch, tmp_path):
+    """FLEET_REDIS_SERVER runs the demo and the tests on another server (a valkey-server)."""
+    from scheduler.embedded_redis import RedisServer, RedisServerError
+
+    monkeypatch.setenv("FLEET_REDIS_SERVER", str(tmp_path / "valkey-server"))
+    with pytest.raises(RedisServerError, match=r"FLEET_REDIS_SERVER=.*valkey-server.* is not an executable file"):
+        RedisServer()

@@ -155,3 +155,25 @@ def test_an_endless_line_is_cut_to_the_line_limit_and_the_next_line_is_whole(tmp
     streamer = LogStreamer(client, "log", str(path))
     assert streamer.flush()
     assert _lines(client, "log") == [b"x" * 4096, b"next"]
+
+
+def test_an_ended_attempts_streams_are_compacted_with_their_lines_and_expiry(real_redis):
+    """Issue 18: Redis 7.0 lays out a new stream node at 4 KB, so each few-line log or metrics
+    stream of a finished attempt kept ~4.7 KB; compacted it keeps what it holds."""
+    from scheduler.keys import Keys
+    from scheduler.store.streams import STREAM_TTL_S, Streams, compact_attempt, queue_append
+
+    keys = Keys("fleet")
+    pipe = real_redis.pipeline(transaction=False)
+    queue_append(pipe, keys.log("j1", 1), [f"epoch {i}: loss 0.{i}" for i in range(5)], maxlen=10_000)
+    queue_append(pipe, keys.metrics("j1", 1), ['{"step": 5, "loss": 0.2}'], maxlen=10_000)
+    pipe.execute()
+    before = Streams(real_redis, keys).log("j1", 1)
+    assert real_redis.memory_usage(keys.log("j1", 1), samples=0) > 4000
+    assert compact_attempt(real_redis, keys, "j1", 1) == 2  # rq's result stream is absent here
+    assert real_redis.memory_usage(keys.log("j1", 1), samples=0) < 1500
+    assert real_redis.memory_usage(keys.metrics("j1", 1), samples=0) < 1500
+    assert Streams(real_redis, keys).log("j1", 1) == before
+    assert Streams(real_redis, keys).metrics("j1", 1) == [{"step": 5, "loss": 0.2}]
+    assert STREAM_TTL_S - 5 < real_redis.ttl(keys.log("j1", 1)) <= STREAM_TTL_S
+    real_redis.xadd(keys.log("j1", 1), {"line": "a late line"})  # still a stream it can append to

@@ -23,6 +23,7 @@ from scheduler.states import JobState, Outcome
 from scheduler.store.claims import Claim, Claims
 from scheduler.store.errors import UNREACHABLE
 from scheduler.store.running import save_artifacts
+from scheduler.store.streams import compact_attempt
 
 from .attempt import Attempt
 from .execute import Handoff
@@ -83,6 +84,14 @@ class Completion:
                      ended.state.value, f" ({reason})" if reason else "")
             if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
                 log.info("job %s will be retried", claim.job_id)
+
+    def compact(self, job_id: str, attempt: int) -> None:
+        """Shrink the ended attempt's streams to their size (streams.compact_attempt); a failure
+        costs only memory, so it is logged and the worker goes on."""
+        try:
+            compact_attempt(self.redis, self.keys, job_id, attempt)
+        except redis.RedisError as err:
+            log.debug("could not compact the streams of %s attempt %d: %s", job_id, attempt, err)
 
     def catch_up(self, attempt: Attempt, handoff: Handoff | None) -> None:
         """Send what the horse could not (Redis was away when the attempt ended), once Redis

@@ -44,7 +44,7 @@ IDLE_REPUBLISH_S = 1.0
 # due, and otherwise this often (what a missed event or a change outside fleet, such as VRAM
 # freed by another program, waits at most). Looking every second cost each idle worker ~15
 # Redis commands a second; this keeps it to a few, whatever the fleet's size (issue 18).
-IDLE_LOOK_S = 5.0
+IDLE_LOOK_S = 10.0
 
 
 def idle_look_s(lease_s: float) -> float:
@@ -325,6 +325,7 @@ class FleetWorker(Worker):
         if outcome is not Outcome.LOST:
             self.fleet.completion.complete(claim, outcome, exit_code, reason, attempt.out_dir)
         self.fleet.completion.catch_up(attempt, handoff)
+        self.fleet.completion.compact(claim.job_id, claim.attempt)
         self._claim = None
         self._end_attempt()
         self._cancel_seen = None

@@ -20,7 +20,7 @@ from .scripts import Scripts
 # An idle worker republishes "idle" each time it looks for work: on events, and at least every
 # IDLE_LOOK_S (worker/rq_worker.py) otherwise; an entry older than twice that and a margin is a
 # worker that went busy or quiet.
-IDLE_FRESH_S = 12.0
+IDLE_FRESH_S = 25.0
 # A board entry whose worker has not said idle for this long is dropped by whoever meets it;
 # the worker offers again when it is next idle.
 FORGET_AFTER_S = 60.0

@@ -44,6 +44,7 @@ CHUNK_ACTIONS = 200  # job actions per staged chunk: one load_step call, ~20 ms 
 LOCK_LEASE_S = 5.0
 RENEW_EVERY_S = 1.0
 STAGE_TTL_S = 3600  # staged chunks of a load nobody finishes expire on their own
+STAGE_BATCH = 4  # staged chunks written per round trip
 LOCK_POLL_S = 0.02
 
 # rq runs this function for every fleet job; it finds the claimed job through rq's
@@ -317,9 +318,11 @@ class LoadLock:
 
     def stage(self, chunks: list[str]) -> None:
         """Write the chunks under this load's id (expiring, should nobody ever apply them)."""
-        for start in range(0, len(chunks), 16):
+        # A few per round trip: Redis runs a client's pipelined commands back to back, so other
+        # clients wait for the whole batch (16 chunks were ~5 MB, tens of milliseconds).
+        for start in range(0, len(chunks), STAGE_BATCH):
             pipe = self.redis.pipeline(transaction=False)
-            for k in range(start, min(start + 16, len(chunks))):
+            for k in range(start, min(start + STAGE_BATCH, len(chunks))):
                 pipe.set(self.keys.load_chunk(self.load_id, k), chunks[k], ex=STAGE_TTL_S)
             pipe.execute()
             self.renew()

@@ -23,7 +23,7 @@ def lua_source(name: str) -> str:
 class Scripts:
     """The registered scripts for one client; redis-py reloads them after a SCRIPT FLUSH or restart."""
 
-    NAMES = ("load_lock", "load_read", "load_step", "claim", "finish", "renew", "actions", "archive", "preference")
+    NAMES = ("load_lock", "load_read", "load_step", "claim", "finish", "renew", "actions", "archive", "preference", "compact")
 
     def __init__(self, redis, names: tuple[str, ...] = NAMES):
         """Register ``names`` (default all): a caller that runs one script registers only that one."""
