@@ -72,4 +72,16 @@ def document(view: FleetView, sample_names: dict[str, list[str]], stuck: list[st
                        for cid in (unrunnable(view) if stuck is None else stuck)],
         "recent_failures": [{"job_id": r.job_id, "name": r.name, "reason": r.reason, "host": r.host}
                             for r in view.recent_failures],
+        "load": load_document(view),
     }
+
+
+def load_document(view: FleetView) -> dict | None:
+    """A manifest load under way: its phase ("planning", "staged", "applying"), the step it is
+    at, whether its loader's lease ran out (``interrupted``: the next claim or load finishes
+    it) and whether claims wait for it (``claims_wait``: it is past its commit point)."""
+    if view.load is None:
+        return None
+    load = view.load
+    return {"phase": load["phase"], "step": load["step"], "steps": load["steps"],
+            "interrupted": load["expires"] < view.now, "claims_wait": load["phase"] == "applying"}

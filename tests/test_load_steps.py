@@ -10,6 +10,7 @@ import tomli_w
 from scheduler.embedded_redis import dump_namespace
 from scheduler.manifest import parse_manifest
 from scheduler.resources import HostResources
+from scheduler.status import status_document
 from scheduler.store.loading import CHUNK_ACTIONS, LoadLock, _chunks, build_payload, finish_interrupted_load
 from scheduler.store.load_plan import check_write_targets, plan_diff
 
@@ -49,11 +50,15 @@ def test_a_loader_dead_after_its_first_step_is_finished_by_the_next_claim(real_s
     claims = real_store.claims()
     classes = list(real_store.catalog.classes(real_store.redis.hgetall(real_store.keys.classes)).values())
     assert claims.claim("w", HOST, classes) is None, "a claim was handed a job from a half-applied manifest"
+    assert status_document(real_store)["load"] == {"phase": "applying", "step": 1, "steps": len(chunks),
+                                                   "interrupted": False, "claims_wait": True}
     time.sleep(0.6)  # its lease runs out
+    assert status_document(real_store)["load"]["interrupted"] is True
     assert claims.claim("w", HOST, classes) is None  # this claim finishes the load...
     assert listed(real_store) == {j.job_id for j in new.jobs}
     assert not real_store.redis.exists(real_store.keys.load_lock)
     assert claims.claim("w", HOST, classes) is not None  # ...and the next one gets a job of the new manifest
+    assert status_document(real_store)["load"] is None
 
 
 def test_a_loader_dead_before_its_first_step_leaves_the_old_manifest_untouched(real_store, real_redis):

@@ -42,6 +42,13 @@ def _status_once(store, args: argparse.Namespace, out: TextIO) -> int:
     counts = data["jobs"]
     total = sum(counts[s.value] for s in JobState)
     write_line(out, f"namespace {store.keys.namespace} @ {store.settings.safe_url()}: {total} jobs")
+    load = data["load"]
+    if load and load["claims_wait"]:
+        write_line(out, f"! a manifest load is being applied (step {load['step'] + 1} of {load['steps']}): no job is "
+                        f"claimed until it is done" + ("; its loader stopped, the next claim or `fleet load` "
+                                                       "finishes it" if load["interrupted"] else ""))
+    elif load:
+        write_line(out, f"a manifest load is being planned ({load['phase']})")
     out.write(render(["STATE", "JOBS"], [[k, counts[k]] for k in COUNT_ORDER], out, colour_column=0) + "\n\n")
     if data["workers"]:
         write_workers(data["workers"], out)

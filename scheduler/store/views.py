@@ -35,6 +35,7 @@ class FleetView:
     pending: dict[str, int]  # class id -> its pending jobs
     recent_failures: list[JobRecord]  # newest first
     running: list["RunningJob"] = field(default_factory=list)  # what each running job holds where
+    load: dict | None = None  # a manifest load under way: {phase, step, steps, expires} (load_lock.lua)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
     pipe.hgetall(keys.classes)
     pipe.zrevrange(keys.state(JobState.FAILED.value), 0, failures - 1)
     pipe.zrange(keys.state(JobState.RUNNING.value), 0, -1)
-    *sizes, orphaned, registry, raw_hosts, raw_classes, failed, running = pipe.execute()
+    pipe.hmget(keys.load_lock, "phase", "next", "chunks", "expires")
+    *sizes, orphaned, registry, raw_hosts, raw_classes, failed, running, load = pipe.execute()
     counts = {state.value: int(n) for state, n in zip(states, sizes)}
     counts["orphaned"] = int(orphaned)
     names = worker_names(registry)
@@ -113,7 +115,16 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
                for i, job_id in enumerate(failed_ids)]
     held = [_running_job(reply) for reply in replies[head + 2 * len(failed_ids):]]
     return FleetView(now, counts, workers, hosts, classes, pending, [r for r in records if r is not None],
-                     [h for h in held if h is not None])
+                     [h for h in held if h is not None], _load_under_way(load))
+
+
+def _load_under_way(fields: list) -> dict | None:
+    """The load lock's state as `fleet status` shows it, or None when no load runs."""
+    phase, step, steps, expires = (f.decode() if f else None for f in fields)
+    if phase is None:
+        return None
+    number = lambda text: float(text) if text and text.replace(".", "", 1).isdigit() else 0.0  # noqa: E731
+    return {"phase": phase, "step": int(number(step)), "steps": int(number(steps)), "expires": number(expires)}
 
 
 def _ledger(key: str, raw: dict) -> dict[str, float]:
