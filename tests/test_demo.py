@@ -10,11 +10,10 @@ import sys
 import time
 
 import psutil
-
+import pytest
 from support.procs import REPO, wait_for
 
-
-import pytest
+from scheduler.embedded_redis import redis_server_binary
 
 
 @pytest.mark.parametrize("extra", [[], ["--fake-redis"]], ids=["redis-server", "fakeredis-fallback"])
@@ -73,7 +72,8 @@ def _started_once_jobs_run(demo: subprocess.Popen, out_path: str) -> dict[psutil
         except psutil.Error:  # a job that just ended
             pass
     direct = [cmd for proc, cmd in procs.items() if proc.ppid() == demo.pid]
-    assert len(direct) == 7 and any("redis-server" in cmd for cmd in direct), direct  # + receiver, 5 workers
+    server = os.path.basename(redis_server_binary())  # redis-server, or FLEET_REDIS_SERVER's valkey-server
+    assert len(direct) == 7 and any(server in cmd for cmd in direct), direct  # + receiver, 5 workers
     return procs
 
 

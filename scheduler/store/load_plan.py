@@ -3,7 +3,8 @@
 Phase 1 of a load (scheduler/store/loading.py) used to run inside the load's one Lua script,
 holding Redis for seconds at 50,000 jobs. It reads here instead, READ_BATCH jobs or keys per
 call of the read-only load_read.lua (a few milliseconds of Redis time each; as pipelined
-commands the client spent ~0.1 ms on each), while the load lock keeps every other load out (only loads change what a plan compares: a job's scheduling digest, rank and
+commands the client spent ~0.1 ms on each), while the load lock keeps every other load out
+(only loads change what a plan compares: a job's scheduling digest, rank and
 ``in_manifest``). Claims and finishes may still change jobs' states meanwhile; the apply
 steps read each job's state again when they write it (load_step.lua).
 
@@ -22,7 +23,7 @@ from ..states import JobState
 from .errors import REFUSAL_PREFIX
 from .scripts import Scripts
 
-READ_BATCH = 500  # jobs or keys per load_read.lua call: ~10 ms of Redis time each at most
+READ_BATCH = 250  # jobs or keys per load_read.lua call: ~5-15 ms of Redis time each
 JOB_FIELDS = ("sched", "state", "class", "priority", "seq", "in_manifest", "name", "indexed", "rank")
 KNOWN_STATES = {s.value for s in JobState}
 

@@ -38,7 +38,7 @@ from .load_plan import JOB_FIELDS, Diff, LoadRefused, check_write_targets, plan_
 from .scripts import Scripts
 from .workers import WorkerInfo
 
-CHUNK_ACTIONS = 200  # job actions per staged chunk: one load_step call, ~20 ms of Redis time for 200 adds
+CHUNK_ACTIONS = 100  # job actions per staged chunk: one load_step call, 10-20 ms of Redis time
 # A loader silent this long (killed, stalled) loses the lock to whoever finds it; a live one
 # renews it at least every RENEW_EVERY_S, between its batches of reads, writes and steps.
 LOCK_LEASE_S = 5.0
