@@ -74,7 +74,7 @@ def prober(url: str, stop, longest) -> None:
             except redis_py.RedisError:  # BUSY: a script has run past lua-time-limit; still waiting
                 time.sleep(0.001)
         worst = max(worst, time.perf_counter() - t0)
-        time.sleep(0.001)
+        time.sleep(0.005)  # 200 PINGs a second: a lighter neighbour on 2 cores than one every 1 ms
     longest.value = worst
 
 

@@ -57,6 +57,8 @@ def idle_look_s(lease_s: float) -> float:
 def heartbeat_interval_s(lease_s: float) -> float:
     """How often a worker's registry entry is refreshed: a third of its lease, at least 0.5 s."""
     return max(0.5, lease_s / 3)
+
+
 SIBLING_WAIT_S = 0.2  # a burst slot with nothing to claim looks again this often while a sibling runs
 
 
@@ -128,7 +130,7 @@ class FleetWorker(Worker):
         backoff = 0.5
         idle_since = time.monotonic()
         idle_said = False
-        look_s = min(IDLE_LOOK_S, self.fleet.heartbeat_s)
+        look_s = self.fleet.loop.look_every_s  # idle_look_s of the worker's lease
         woken, last_try, due_at = True, -look_s, None
         while not self._stop_requested:
             try:
