@@ -9,8 +9,8 @@ point: until the last one, claims hand out nothing (claim.lua), and a loader kil
 between is finished from its staged chunks by whoever next meets its expired lease
 (:func:`finish_interrupted_load`: the next load, the receiver, any worker's claim). A
 load killed before it leaves the old manifest untouched. No script runs longer than one
-chunk (~20 ms at most), and no command carries more than a chunk, far below Redis's
-``proto-max-bulk-len``, whatever the manifest's size.
+chunk (10-35 ms at 200,000 jobs on a 2-core VM), and no command carries more than a chunk,
+far below Redis's ``proto-max-bulk-len``, whatever the manifest's size.
 """
 
 from __future__ import annotations
