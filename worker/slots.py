@@ -32,8 +32,8 @@ from multiprocessing import RawArray
 from typing import Callable
 
 from scheduler.errors import FleetError
-from scheduler.table import printable
 from scheduler.resources import HostResources
+from scheduler.table import printable
 
 log = logging.getLogger("fleet.worker")
 MAX_SLOTS = 256

@@ -26,10 +26,10 @@ from .streams import Streams
 from .views import ExplainView, FleetView, pending_names, read_explain, read_fleet
 from .workers import WorkerInfo, forget_worker, list_workers, worker_info
 
+
 class Store:
-    def __init__(self, redis, keys: Keys, settings: Settings | None = None, connected: bool = False):
+    def __init__(self, redis, keys: Keys, settings: Settings | None = None):
         self.redis = redis
-        self._connected = connected  # built by connect(): settings can open more connections
         self.keys = keys
         self.settings = settings or Settings(namespace=keys.namespace)
         self.jobs = JobQueries(redis, keys)
@@ -43,7 +43,7 @@ class Store:
         client = settings.connect()
         with store_errors(settings):
             client.ping()
-        return cls(client, Keys(settings.namespace), settings, connected=True)
+        return cls(client, Keys(settings.namespace), settings)
 
     def errors(self):
         """Context manager turning redis-py failures into StoreError for this store's URL."""
