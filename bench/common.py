@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from scheduler.keys import Keys  # noqa: E402
 from scheduler.manifest.loader import _Validator  # noqa: E402
@@ -39,6 +41,17 @@ def store_on(url: str, namespace: str = "fleet") -> Store:
     return Store.connect(Settings(redis_url=url, namespace=namespace))
 
 
+def run_burst_worker(url: str, tmp: str, slots: int, name: str) -> None:
+    """One `fleet worker --burst --slots N` on a simulated 8-core, 32 GiB host, to its exit."""
+    profile = os.path.join(tmp, "host.toml")
+    with open(profile, "w") as fh:
+        fh.write('hostname = "bench"\ncuda = false\ncores = 8\nram_gib = 32\n')
+    subprocess.run([sys.executable, "-m", "scheduler.cli", "worker", "--burst", "--slots", str(slots),
+                    "--host-profile", profile, "--runs-dir", os.path.join(tmp, "runs"), "--name", name],
+                   check=True, env=dict(os.environ, FLEET_REDIS_URL=url, PYTHONPATH=REPO),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def stats_ms(samples: list[float]) -> tuple[float, float]:
     """(median, p99) in milliseconds."""
     ordered = sorted(samples)
@@ -52,4 +65,5 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - t0
 
 
-__all__ = ["Keys", "build_manifest", "jobs_manifest", "machine", "stats_ms", "store_on", "timed"]
+__all__ = ["REPO", "Keys", "build_manifest", "jobs_manifest", "machine", "run_burst_worker", "stats_ms", "store_on",
+           "timed"]

@@ -30,11 +30,10 @@ import sys
 import tempfile
 import time
 
-from common import build_manifest, machine, store_on
+from common import REPO, build_manifest, machine, store_on
 
 from scheduler.embedded_redis import RedisServer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.dirname(os.path.abspath(__file__))
 
 

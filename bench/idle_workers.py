@@ -23,12 +23,11 @@ import tempfile
 import time
 
 import psutil
-from common import build_manifest, machine, store_on
+from common import REPO, build_manifest, machine, store_on
 
 from scheduler.embedded_redis import RedisServer
 from scheduler.resources import HostResources
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STALE_RECORDS = 1000
 PROFILES = {
     "gpu": 'hostname = "{name}"\ncuda = true\ncores = 32\nram_gib = 256\n'

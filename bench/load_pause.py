@@ -21,12 +21,11 @@ import subprocess
 import time
 
 import redis as redis_py
-from common import build_manifest, machine, store_on
+from common import REPO, build_manifest, machine, store_on
 
 from scheduler.embedded_redis import RedisServer
 from scheduler.store.loading import build_payload, job_classes, rq_template
 
-REPO = __file__.rsplit("/bench/", 1)[0]
 INCLUDE = re.compile(r"^[ \t]*-- #include (\w+)$", re.M)
 
 
@@ -51,7 +50,8 @@ def one_script_load(revision: str):
 
     def load(store, manifest) -> None:
         keys = store.keys
-        payload = build_payload(manifest, keys, False, time.time(), False, job_classes(manifest))
+        payload = build_payload(manifest, keys, time.time(), job_classes(manifest))
+        payload.update(dry_run=False, allow_orphaning=False)  # fields the one-script load read
         script = store.redis.register_script(source)
         client = redis_py.Redis.from_url(store.settings.redis_url, socket_timeout=600)
         result = json.loads(script(keys=[keys.jobs, keys.names, keys.in_manifest, keys.orphaned, keys.seq,

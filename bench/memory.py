@@ -12,19 +12,16 @@ usage: python bench/memory.py [--jobs 300]
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections import defaultdict
 
-from common import build_manifest, machine, store_on
+from common import build_manifest, machine, run_burst_worker, store_on
 from load_pause import realistic
 
 from scheduler.embedded_redis import RedisServer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOB_ID = re.compile(r"[0-9a-f]{16}")
 SCRIPT = ("import json, os\n"  # no braces: a command's {...} are fleet's placeholders
           "for step in range(5):\n"
@@ -63,13 +60,7 @@ def main() -> None:
         store = store_on(server.url)
         store.load(build_manifest(data))
         report("pending", usage_by_kind(store.redis), args.jobs)
-        profile = os.path.join(tmp, "host.toml")
-        with open(profile, "w") as fh:
-            fh.write('hostname = "bench"\ncuda = false\ncores = 8\nram_gib = 32\n')
-        subprocess.run([sys.executable, "-m", "scheduler.cli", "worker", "--burst", "--slots", "2",
-                        "--host-profile", profile, "--runs-dir", os.path.join(tmp, "runs"), "--name", "mem"],
-                       check=True, env=dict(os.environ, FLEET_REDIS_URL=server.url, PYTHONPATH=REPO),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_burst_worker(server.url, tmp, 2, "mem")
         assert store.jobs.counts()["finished"] == args.jobs, store.jobs.counts()
         finished = usage_by_kind(store.redis)
         report("finished", finished, args.jobs)

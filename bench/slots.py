@@ -14,33 +14,21 @@ usage: python bench/slots.py [--jobs 200] [--repeats 3] [--slots 4]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-from common import build_manifest, machine, store_on
+from common import build_manifest, machine, run_burst_worker, store_on
 
 from scheduler.embedded_redis import RedisServer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def rate(url: str, jobs: int, slots: int, tmp: str) -> tuple[float, float]:
     """(steady, whole) jobs/s of one burst worker with ``slots`` slots over ``jobs`` fresh 50 ms jobs."""
     store = store_on(url)
     store.load(build_manifest({"schema_version": 1, "defaults": {"command": ["sleep", "0.05"], "min_cores": 1},
                                "jobs": [{"name": f"j{i}", "model": "nap", "seed": i} for i in range(jobs)]}))
-    profile = os.path.join(tmp, "host.toml")
-    with open(profile, "w") as fh:
-        fh.write('hostname = "bench"\ncuda = false\ncores = 8\nram_gib = 32\n')
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "scheduler.cli", "worker", "--burst", "--slots", str(slots),
-                    "--host-profile", profile, "--runs-dir", os.path.join(tmp, "runs"), "--name", f"bench-{slots}"],
-                   check=True, env=dict(os.environ, FLEET_REDIS_URL=url, PYTHONPATH=REPO),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_burst_worker(url, tmp, slots, f"bench-{slots}")
     elapsed = time.perf_counter() - t0
     assert store.jobs.counts()["finished"] == jobs
     attempts = [a for job_id in store.jobs.list_ids(limit=jobs) for a in store.claims().attempts(job_id)]

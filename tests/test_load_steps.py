@@ -30,7 +30,7 @@ def begin(store, m, lease_s: float) -> tuple[LoadLock, list[str]]:
     """A loader's work up to (not including) its first step: locked, planned, staged."""
     lock = LoadLock(store.redis, store.keys, lease_s=lease_s)
     lock.acquire(5)
-    payload = build_payload(m, store.keys, False, time.time())
+    payload = build_payload(m, store.keys, time.time())
     diff = plan_diff(store.redis, store.keys, payload)
     check_write_targets(store.redis, store.keys, payload, diff)
     chunks = _chunks(payload, diff, store.keys)
@@ -91,7 +91,7 @@ def test_no_step_sends_much_at_any_size(real_store, real_redis):
     ~470,000 jobs) and held Redis for seconds; each step carries one chunk of CHUNK_ACTIONS
     jobs (how long one takes is bench/load_pause.py's business)."""
     m = manifest(0, n=5 * CHUNK_ACTIONS)
-    payload = build_payload(m, real_store.keys, False, time.time())
+    payload = build_payload(m, real_store.keys, time.time())
     chunks = _chunks(payload, plan_diff(real_redis, real_store.keys, payload), real_store.keys)
     assert len(chunks) == 5 and max(len(c) for c in chunks) < 1024 * 1024
     plan = real_store.load(m)

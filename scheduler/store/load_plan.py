@@ -58,6 +58,11 @@ class Diff:
                     or self.name_writes or self.meta_changed)
 
 
+def stored_fields(row: dict) -> dict[str, str | None]:
+    """A load_read.lua row's job fields by name (JOB_FIELDS; all None for a job not stored)."""
+    return dict(zip(JOB_FIELDS, row.get("f") or [None] * len(JOB_FIELDS)))
+
+
 def _text(value) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -131,7 +136,7 @@ def plan_diff(redis, keys: Keys, payload: dict, tick: Callable[[], None] | None 
             diff.actions.append(("add", j))
             diff.added.append(j["id"])
             continue
-        c = dict(zip(JOB_FIELDS, row["f"]))
+        c = stored_fields(row)
         if c["state"] not in KNOWN_STATES or not _number(c["seq"]) or not _number(c["priority"]):
             raise LoadRefused(f"job record {key} is corrupt (state {c['state']}); restore it from backup or "
                               f"delete it")
@@ -215,7 +220,7 @@ def check_write_targets(redis, keys: Keys, payload: dict, diff: Diff, tick: Call
                               keys.state(states["blocked"]): "zset"}
     for kind, j in diff.actions:
         row = diff.rows[j["id"]]
-        fields = dict(zip(JOB_FIELDS, row.get("f") or [None] * len(JOB_FIELDS)))
+        fields = stored_fields(row)
         if kind == "orphan":
             if fields["indexed"] == "1" and fields["class"]:
                 wanted[keys.pending(fields["class"])] = "zset"

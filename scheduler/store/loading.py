@@ -34,7 +34,7 @@ from ..matching import ConstraintClass
 from ..queue_order import queue_rank, width
 from ..states import script_names
 from .errors import damage_message, refusal
-from .load_plan import JOB_FIELDS, Diff, LoadRefused, check_write_targets, plan_diff
+from .load_plan import Diff, LoadRefused, check_write_targets, plan_diff, stored_fields
 from .scripts import Scripts
 from .workers import WorkerInfo
 
@@ -131,7 +131,7 @@ def job_classes(manifest: Manifest) -> list[ConstraintClass]:
     return [interned.setdefault(cls, cls) for cls in (ConstraintClass.of(job, manifest.hosts) for job in manifest.jobs)]
 
 
-def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, allow_orphaning: bool = False,
+def build_payload(manifest: Manifest, keys: Keys, now: float,
                   classes_of_jobs: list[ConstraintClass] | None = None) -> dict:
     classes: dict[str, str] = {}
     class_ids: dict[int, str] = {}  # by object: job_classes made equal classes one, so each is hashed once
@@ -159,8 +159,6 @@ def build_payload(manifest: Manifest, keys: Keys, dry_run: bool, now: float, all
     return {
         "now": repr(round(now, 6)),
         "now_iso": rq_timestamp(now),
-        "dry_run": dry_run,
-        "allow_orphaning": allow_orphaning,
         **keys.script_prefixes(),
         **script_names(),
         "manifest": {"name": manifest.name, "path": path_text(os.path.abspath(manifest.path)),
@@ -183,7 +181,7 @@ def apply_manifest(redis, keys: Keys, manifest: Manifest, dry_run: bool = False,
     another load holding the lock."""
     now = time.time() if now is None else now
     classes_of_jobs = job_classes(manifest)
-    payload = build_payload(manifest, keys, dry_run, now, allow_orphaning, classes_of_jobs)
+    payload = build_payload(manifest, keys, now, classes_of_jobs)
     lock = LoadLock(redis, keys)
     diff = _plan(redis, keys, payload, manifest.path) if dry_run else _unchanged_without_lock(redis, keys, payload)
     if diff is not None:
@@ -234,12 +232,12 @@ def _load_plan(manifest: Manifest, diff: Diff, dry_run: bool, allow_orphaning: b
     problem = None
     orphans = len(diff.orphaned)
     if orphans and not allow_orphaning and (orphans == diff.listed or (orphans >= 10 and 2 * orphans > diff.listed)):
-        problem = _orphaning_refused(manifest.path, {"orphaned": orphans, "listed": diff.listed}, dry_run)
+        problem = _orphaning_refused(manifest.path, orphans, diff.listed, dry_run)
         if not dry_run:
             raise ManifestError([problem])
     names = {job.job_id: job.name for job in manifest.jobs}
     for job_id in diff.orphaned:  # named as the store has them (the plan read their records)
-        names[job_id] = dict(zip(JOB_FIELDS, diff.rows[job_id].get("f") or ())).get("name") or "?"
+        names[job_id] = stored_fields(diff.rows[job_id])["name"] or "?"
 
     def entries(ids: list[str]) -> tuple[PlanEntry, ...]:
         return tuple(PlanEntry(i, names.get(i, "?")) for i in ids)
@@ -258,14 +256,13 @@ def _chunks(payload: dict, diff: Diff, keys: Keys) -> list[str]:
     common = {k: payload[k] for k in ("now", "now_iso", "states", *keys.script_prefixes())}
     actions = [[kind, job] for kind, job in diff.actions]
     runs = [actions[i:i + CHUNK_ACTIONS] for i in range(0, len(actions), CHUNK_ACTIONS)] or [[]]
-    names = list(diff.name_writes.items())
     chunks = []
     for n, run in enumerate(runs):
         chunk = {**common, "actions": run, "classes": {}, "hosts": {}, "unhosts": [], "names": {}}
         if n == 0:
             chunk.update(classes=diff.class_writes, hosts=diff.host_writes, unhosts=diff.host_deletes)
         if n == len(runs) - 1:
-            chunk.update(names=dict(names), meta=payload["manifest"])
+            chunk.update(names=diff.name_writes, meta=payload["manifest"])
         chunks.append(json.dumps(chunk))
     return chunks
 
@@ -378,8 +375,7 @@ def finish_interrupted_load(redis, keys: Keys) -> bool:
     return True
 
 
-def _orphaning_refused(path: str, refused: dict, dry_run: bool) -> Problem:
-    orphaned, listed = int(refused["orphaned"]), int(refused["listed"])
+def _orphaning_refused(path: str, orphaned: int, listed: int, dry_run: bool) -> Problem:
     share = "all of them" if orphaned == listed else "more than half"
     outcome = "the real load would be refused" if dry_run else "refused, nothing was written"
     return Problem(path, f"this load would orphan {orphaned} of the {listed} jobs the store lists ({share}): "

@@ -123,8 +123,15 @@ def _load_under_way(fields: list) -> dict | None:
     phase, step, steps, expires = (f.decode() if f else None for f in fields)
     if phase is None:
         return None
-    number = lambda text: float(text) if text and text.replace(".", "", 1).isdigit() else 0.0  # noqa: E731
-    return {"phase": phase, "step": int(number(step)), "steps": int(number(steps)), "expires": number(expires)}
+    return {"phase": phase, "step": int(_number(step)), "steps": int(_number(steps)), "expires": _number(expires)}
+
+
+def _number(text: str | None) -> float:
+    """A lock field as a number; 0 for one missing or not a number (status shows, it does not judge)."""
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _ledger(key: str, raw: dict) -> dict[str, float]:

@@ -3,11 +3,11 @@ free 127.0.0.1 port, slots split in three, stopped by :meth:`Cluster.stop`."""
 
 from __future__ import annotations
 
-import time
-
 from redis.crc import key_slot
 
 from scheduler.embedded_redis import RedisServer, free_port
+
+from .procs import wait_for
 
 SLOTS = 16384
 
@@ -38,13 +38,12 @@ class Cluster:
             node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
         for node in self.nodes[1:]:
             node.client().execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port, self.bus_ports[0])
-        self._wait(lambda: all(n.client().info("cluster") and n.client().execute_command("CLUSTER", "INFO")
-                               .decode().startswith("cluster_state:ok") for n in self.nodes), "the cluster")
+        wait_for(lambda: all(n.client().execute_command("CLUSTER", "INFO").decode().startswith("cluster_state:ok")
+                             for n in self.nodes), 20, what="the cluster")
 
     def owner(self, slot: int) -> RedisServer:
         for node in self.nodes:
-            if node.client().execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) is not None and \
-                    self._serves(node, slot):
+            if self._serves(node, slot):
                 return node
         raise AssertionError(f"no node serves slot {slot}")
 
@@ -67,15 +66,7 @@ class Cluster:
             src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
         for node in self.nodes:
             node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
-        self._wait(lambda: all(self._serves(dst, slot) for _ in [0]), "the slot to move")
-
-    @staticmethod
-    def _wait(predicate, what: str, timeout_s: float = 20) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.05)
+        wait_for(lambda: self._serves(dst, slot), 20, what="the slot to move")
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -18,11 +18,15 @@ def fleet_argv(*args: str) -> list[str]:
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 30.0, interval_s: float = 0.05,
-             what: str = "condition"):
-    """Poll ``predicate`` until truthy; fail with ``what`` after ``timeout_s`` (never a blind sleep)."""
+             what: str = "condition", tolerate: tuple[type[BaseException], ...] = ()):
+    """Poll ``predicate`` until truthy; fail with ``what`` after ``timeout_s`` (never a blind sleep).
+    ``tolerate``: errors that mean "not yet" (a server still starting, a failover under way)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except tolerate:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

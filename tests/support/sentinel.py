@@ -10,11 +10,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-
 import redis
 
 from scheduler.embedded_redis import RedisServer, free_port, redis_server_binary
+
+from .procs import wait_for
 
 SERVICE = "fleetmaster"
 
@@ -41,11 +41,11 @@ class SentinelSet:
         self.proc = subprocess.Popen([redis_server_binary(), conf, "--sentinel"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.sentinel = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
-        self._wait(lambda: self.sentinel.ping(), "the sentinel to start")
-        self._wait(lambda: self.replica.client().info("replication")["master_link_status"] == "up",
-                   "the replica to sync")
-        self._wait(lambda: int(self.sentinel.sentinel_master(SERVICE)["num-slaves"]) >= 1,
-                   "the sentinel to see the replica")
+        wait_for(lambda: self.sentinel.ping(), 20, what="the sentinel to start", tolerate=(redis.RedisError,))
+        wait_for(lambda: self.replica.client().info("replication")["master_link_status"] == "up", 20,
+                 what="the replica to sync", tolerate=(redis.RedisError,))
+        wait_for(lambda: int(self.sentinel.sentinel_master(SERVICE)["num-slaves"]) >= 1, 20,
+                 what="the sentinel to see the replica", tolerate=(redis.RedisError,))
 
     @property
     def url(self) -> str:
@@ -58,19 +58,7 @@ class SentinelSet:
         """SENTINEL FAILOVER: the replica becomes master, the old master its replica."""
         before = self.master_port()
         self.sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
-        self._wait(lambda: self.master_port() != before, "the failover", timeout_s=30)
-
-    @staticmethod
-    def _wait(predicate, what: str, timeout_s: float = 20) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return
-            except redis.RedisError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        wait_for(lambda: self.master_port() != before, 30, what="the failover", tolerate=(redis.RedisError,))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
