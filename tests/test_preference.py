@@ -12,10 +12,10 @@ from scheduler.manifest import parse_manifest
 from scheduler.manifest.model import HostSpec
 from scheduler.matching import ConstraintClass
 from scheduler.resources import GpuInfo, HostResources
-from scheduler.store.board import IDLE_FRESH_S, PreferenceBoard
+from scheduler.store.board import IDLE_FRESH_S, BoardAnswer, PreferenceBoard
 from scheduler.store.workers import queue_publish
 from worker.claim import Claimer
-from worker.preference import Deferrals, better_placed, placement_rank
+from worker.preference import DEFAULT_SETTLE_S, Deferrals, better_placed, placement_rank
 
 
 def host(name: str, gpus=(), cores: int = 16, ram: float = 64) -> HostResources:
@@ -80,6 +80,47 @@ def test_deferral_only_delays_by_the_grace_period():
     assert d.filter([c], set(), now=200.0) == ([c], None)
 
 
+def test_a_class_just_seen_waits_for_the_other_idle_workers_offers_but_not_alone():
+    """The board can only name a better-placed worker that has offered for a class; one that
+    woke on the same load may not have yet. So a new class settles a moment while others are
+    idle, and within the grace, counted from when it was first seen, whatever the board says."""
+    d, c = Deferrals(grace_s=0.5, settle_s=0.2), cls()
+    keep, due = d.filter([c], set(), others_idle=3, now=100.0)
+    assert keep == [] and abs(due - 0.2) < 1e-9
+    assert d.filter([c], set(), others_idle=3, now=100.2) == ([c], None)  # settled, nobody better
+    two = cls(min_cores=2)
+    keep, due = d.filter([two], {two.class_id}, others_idle=3, now=100.3)
+    assert keep == [] and abs(due - 0.2) < 1e-9  # another new class: settles, then the grace
+    keep, due = d.filter([two], {two.class_id}, others_idle=3, now=100.5)
+    assert keep == [] and abs(due - 0.3) < 1e-9
+    assert d.filter([two], {two.class_id}, others_idle=3, now=100.8)[0] == [two]
+    alone = Deferrals(grace_s=0.5, settle_s=0.2)
+    assert alone.filter([c], set(), others_idle=0, now=100.0) == ([c], None)  # nobody to wait for
+
+
+def test_of_two_idle_workers_woken_by_one_load_the_better_placed_gets_the_job(store):
+    """The CI flake behind this: a load woke two idle workers and the worse-placed one asked the
+    board first, before the better one had offered for the new class, and took the job."""
+    hosts = {"fast": {"priority": 10}, "slow": {"priority": 0}}
+    manifest = {"schema_version": 1, "hosts": hosts,
+                "jobs": [{"name": "warmup", "model": "m", "allowed_hosts": ["nowhere"]}]}
+    store.load(parse_manifest(tomli_w.dumps(manifest), "m.toml"))
+    fast = Claimer(store, store.claims(), "fast", lambda: host("fast"))
+    slow = Claimer(store, store.claims(), "slow", lambda: host("slow"))
+    for name, claimer in (("fast", fast), ("slow", slow)):
+        say_idle(store.redis, name, time.time())
+        assert claimer.try_claim() is None
+    manifest["jobs"].append({"name": "cpu-job", "model": "m", "seed": 1, "allowed_hosts": ["fast", "slow"]})
+    store.load(parse_manifest(tomli_w.dumps(manifest), "m.toml"))
+    assert slow.try_claim() is None and slow.next_due is not None  # slow saw it first: it settles
+    claim = fast.try_claim()
+    assert claim is None and fast.next_due is not None  # so does fast, having seen it first just now
+    time.sleep(DEFAULT_SETTLE_S)
+    assert slow.try_claim() is None  # fast has offered now, and ranks above it
+    claim = fast.try_claim()
+    assert claim is not None and claim.job_id == store.jobs.resolve("cpu-job")
+
+
 def test_the_rank_orders_hosts_as_the_rule_does():
     """placement_rank is what the board compares: for every pair of hosts and class here it
     says 'better' exactly when better_placed does, and None for a host that cannot run it."""
@@ -110,19 +151,20 @@ def test_the_board_names_a_class_only_while_a_better_placed_worker_is_idle(any_r
     r, keys, now = any_redis, Keys("fleet"), 1000.0
     big, small = board_of(r, "w-big"), board_of(r, "w-small")
     say_idle(r, "w-big", now)
-    assert big.ask({"c1": 200.0, "c2": 50.0}, now=now) == set()  # nobody above it
+    assert big.ask({"c1": 200.0, "c2": 50.0}, now=now) == BoardAnswer(frozenset(), 0)  # nobody above it
     say_idle(r, "w-small", now)
-    assert small.ask({"c1": 100.0, "c2": 100.0}, now=now) == {"c1"}  # w-big ranks above it for c1 only
-    assert big.ask({"c1": 200.0, "c2": 50.0}, now=now) == {"c2"}
+    # w-big ranks above it for c1 only, and is the one other idle worker
+    assert small.ask({"c1": 100.0, "c2": 100.0}, now=now) == BoardAnswer(frozenset({"c1"}), 1)
+    assert big.ask({"c1": 200.0, "c2": 50.0}, now=now).better_elsewhere == {"c2"}
     r.zrem(keys.idle, "w-big")  # w-big took a job (queue_publish(idle=False))
-    assert small.ask({"c1": 100.0, "c2": 100.0}, now=now + 1) == set()
+    assert small.ask({"c1": 100.0, "c2": 100.0}, now=now + 1) == BoardAnswer(frozenset(), 0)
     # a worker that stopped saying idle long ago is dropped from the boards on the way
     assert r.zscore(keys.prefer("c1"), "w-big") is None
     say_idle(r, "w-big", now + 2)
-    assert big.ask({"c1": 200.0}, reoffer=True, now=now + 2) == set()  # back: it offers again
-    assert small.ask({"c1": 100.0}, now=now + 2) == {"c1"}
+    assert big.ask({"c1": 200.0}, reoffer=True, now=now + 2).better_elsewhere == set()  # back: it offers again
+    assert small.ask({"c1": 100.0}, now=now + 2).better_elsewhere == {"c1"}
     # quiet for longer than IDLE_FRESH_S: no longer counts as idle, and cannot hold anyone back
-    assert small.ask({"c1": 100.0}, now=now + 2 + IDLE_FRESH_S + 0.5) == set()
+    assert small.ask({"c1": 100.0}, now=now + 2 + IDLE_FRESH_S + 0.5) == BoardAnswer(frozenset(), 0)
 
 
 def test_an_idle_workers_claim_costs_the_same_whatever_the_number_of_workers(real_store, real_redis):

@@ -71,9 +71,9 @@ class Claimer:
         if classes:
             ranks = {cls.class_id: rank for cls in classes
                      if (rank := placement_rank(cls, host, hosts)) is not None}
-            better = self.board.ask(ranks, reoffer=self._reoffer)
+            answer = self.board.ask(ranks, reoffer=self._reoffer)
             self._reoffer = False
-            classes, self.next_due = self.deferrals.filter(classes, better)
+            classes, self.next_due = self.deferrals.filter(classes, answer.better_elsewhere, answer.others_idle)
         claim = self.claims.claim(self.worker_name, host, classes)
         if claim is not None:
             self._reoffer = True

@@ -20,7 +20,9 @@ first-fit (bench/simulate.py).
 The rule is packed into one number per (class, host), :func:`placement_rank`, which each
 idle worker offers on the preference board (scheduler/store/board.py); a worker then asks
 the board, not every other worker's record, whether a better-placed one is idle, so an idle
-worker's cost stays the same however large the fleet (issue 18).
+worker's cost stays the same however large the fleet (issue 18). The board names only workers
+that have offered for a class, so a class just seen waits a short settle (DEFAULT_SETTLE_S)
+while other workers are idle, for their offers to arrive.
 """
 
 from __future__ import annotations
@@ -87,29 +89,49 @@ def better_placed(cls: ConstraintClass, me: HostResources, other: HostResources,
     return mine is None or theirs > mine
 
 
+# A class a worker has only just seen (a load added it, or the worker just started) is left
+# alone this long while other workers are idle: they saw the same event and may not have
+# offered their ranks for it yet, and the board can only name a better-placed worker that has
+# offered. Shorter than the grace, so the best-placed one, which settles too, claims before the
+# others' grace runs out.
+DEFAULT_SETTLE_S = 0.2
+
+
 @dataclass
 class Deferrals:
-    """Per class, when this worker first stepped aside for a better-placed one."""
+    """Per class, when this worker first saw it and when it first stepped aside for a
+    better-placed one."""
 
     grace_s: float = DEFAULT_GRACE_S
+    settle_s: float = DEFAULT_SETTLE_S
     since: dict[str, float] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
 
-    def filter(self, classes: list[ConstraintClass], better_elsewhere: set[str], now: float | None = None
-               ) -> tuple[list[ConstraintClass], float | None]:
+    def filter(self, classes: list[ConstraintClass], better_elsewhere: set[str] | frozenset[str],
+               others_idle: int = 0, now: float | None = None) -> tuple[list[ConstraintClass], float | None]:
         """The classes to try now, and how long until a deferred one is due (None if none is
         deferred); ``better_elsewhere``: the ids of the classes a better-placed idle worker
-        could take (the preference board's answer)."""
+        could take, ``others_idle``: how many other workers are idle (the preference board's
+        answer). A class seen for the first time waits ``settle_s`` while others are idle (see
+        DEFAULT_SETTLE_S); either wait ends ``grace_s`` after the class was first seen at most."""
         now = time.time() if now is None else now
+        for gone in self.seen.keys() - {cls.class_id for cls in classes}:
+            del self.seen[gone]
         keep, next_due = [], None
         for cls in classes:
-            if cls.class_id not in better_elsewhere:
+            first_seen = self.seen.setdefault(cls.class_id, now)
+            settling = others_idle > 0 and now - first_seen < self.settle_s
+            if not settling and cls.class_id not in better_elsewhere:
                 self.since.pop(cls.class_id, None)
                 keep.append(cls)
                 continue
-            first = self.since.setdefault(cls.class_id, now)
-            if now - first >= self.grace_s:
+            first = self.since.setdefault(cls.class_id, first_seen)
+            if settling:
+                due = first_seen + self.settle_s - now
+            elif now - first >= self.grace_s:
                 keep.append(cls)  # the better-placed worker had its chance
+                continue
             else:
                 due = first + self.grace_s - now
-                next_due = due if next_due is None else min(next_due, due)
+            next_due = due if next_due is None else min(next_due, due)
         return keep, next_due

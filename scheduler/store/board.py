@@ -13,6 +13,7 @@ steady cost is one script call per claim attempt.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from ..keys import Keys
 from .scripts import Scripts
@@ -30,6 +31,19 @@ BOARD_TTL_S = 3600
 REOFFER_EVERY_S = BOARD_TTL_S / 4
 
 
+@dataclass(frozen=True)
+class BoardAnswer:
+    """What the board said to one worker: the classes a better-placed idle worker could take,
+    and how many other workers are idle (those that may not have offered for a class they have
+    only just seen: see worker/preference.py Deferrals)."""
+
+    better_elsewhere: frozenset[str]
+    others_idle: int
+
+
+NOBODY_ELSE = BoardAnswer(frozenset(), 0)
+
+
 class PreferenceBoard:
     """One worker's view of the board: its offers and its questions, one script call each time."""
 
@@ -39,13 +53,13 @@ class PreferenceBoard:
         self._script = Scripts(redis, ("preference",)).preference
         self._offered: tuple[frozenset, float] = (frozenset(), -1.0)  # (what was offered, when)
 
-    def ask(self, ranks: dict[str, float], reoffer: bool = False, now: float | None = None) -> set[str]:
-        """The class ids (of ``ranks``'s) that a better-placed idle worker could take; ``ranks``
-        holds this worker's rank per class it could run. Offers are (re)written with the question
-        when they changed, when ``reoffer`` (the worker was busy meanwhile and readers may have
-        dropped its entries), or every REOFFER_EVERY_S."""
+    def ask(self, ranks: dict[str, float], reoffer: bool = False, now: float | None = None) -> BoardAnswer:
+        """The class ids (of ``ranks``'s) that a better-placed idle worker could take, and how
+        many other workers are idle; ``ranks`` holds this worker's rank per class it could run.
+        Offers are (re)written with the question when they changed, when ``reoffer`` (the worker
+        was busy meanwhile and readers may have dropped its entries), or every REOFFER_EVERY_S."""
         if not ranks:
-            return set()
+            return NOBODY_ELSE
         now = time.time() if now is None else now
         offer = frozenset(ranks.items())
         last, at = self._offered
@@ -54,7 +68,9 @@ class PreferenceBoard:
                       "1" if write else "0", BOARD_TTL_S]
         for class_id, rank in ranks.items():
             args += [class_id, repr(rank)]
-        better = self._script(keys=[self.keys.idle], args=args)
+        reply = self._script(keys=[self.keys.idle], args=args)
         if write:
             self._offered = (offer, now)
-        return {b.decode() if isinstance(b, bytes) else b for b in better}
+        others, *better = reply
+        names = frozenset(b.decode() if isinstance(b, bytes) else b for b in better)
+        return BoardAnswer(names, int(others))

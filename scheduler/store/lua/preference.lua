@@ -7,7 +7,8 @@ ARGV  1 this worker's name   2 now (epoch seconds)   3 fresh_s: an idle entry ol
       is not idle   4 forget_s: a board entry whose worker has not said idle for this long (or
       never) is removed   5 the prefer key prefix   6 "1" to (re)write this worker's ranks
       7 the boards' TTL in seconds, then per class: class id, this worker's rank
-Returns the class ids (of those given) that a better-placed worker, idle now, could take.
+Returns how many other workers are idle now, then the class ids (of those given) that a
+better-placed one of them could take.
 
 A board (prefer:<class>) holds, per worker that offered, its rank; a higher rank is better
 placed. Only entries ranked strictly above this worker's are looked at, at most SCAN of them,
@@ -40,5 +41,8 @@ for i = 8, #ARGV, 2 do
     end
   end
 end
-if #better == 0 then return {} end
+local others = redis.call('ZCOUNT', idle, fresh_since, '+inf')
+local mine = tonumber(redis.call('ZSCORE', idle, me))
+if mine and mine >= fresh_since then others = others - 1 end
+table.insert(better, 1, others)
 return better
