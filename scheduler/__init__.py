@@ -15,3 +15,12 @@ def report(step=None, *, final=False, **metrics):  # noqa: ANN001 - thin re-expo
     from .reporting import report as _report
 
     _report(step, final=final, **metrics)
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562
+    """``from scheduler import Client`` without importing redis for every command that imports scheduler."""
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module 'scheduler' has no attribute {name!r}")

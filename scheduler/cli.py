@@ -18,7 +18,7 @@ from . import __version__
 from .errors import EXIT_USAGE, FleetError
 from .logging_setup import setup_logging
 from .settings import DEFAULT_MIN_FREE_MIB, ENV_NAMESPACE, ENV_REDIS_URL
-from .states import JobState
+from .job_filter import FILTER_STATES
 from .table import printable
 
 
@@ -50,10 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--watch", action="store_true", help="refresh every 2 s until Ctrl-C")
 
-    p = command("jobs", "list jobs, newest activity first")
-    p.add_argument("--state", choices=[s.value for s in JobState], help="only jobs in this state")
-    p.add_argument("--host", help="only jobs last placed on this host")
-    p.add_argument("--model", help="only jobs of this model")
+    p = command("jobs", "list jobs, newest activity first, with why each waits (REASON)")
+    _filters(p)
     p.add_argument("--limit", type=_positive_int, default=100)
     p.add_argument("--offset", type=_non_negative_int, default=0)
     p.add_argument("--json", action="store_true")
@@ -115,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                               ("hold", "keep pending jobs from being claimed"),
                               ("release", "make held jobs claimable again")):
         p = command(action, help_text)
-        p.add_argument("jobs", nargs="+", metavar="JOB", help="job name, job_id or unique job_id prefix")
+        p.add_argument("jobs", nargs="*", metavar="JOB", help="job name, job_id or unique job_id prefix "
+                                                             "(or select jobs with the filters)")
+        _filters(p, f"(without --state: the jobs {action} applies to)")
+        p.add_argument("--yes", action="store_true",
+                       help="on a terminal, act on more than 20 jobs the filters select without asking for it")
         p.add_argument("--json", action="store_true")
         if action == "retry":
             p.add_argument("--reset", action="store_true", help="also reset the failed-attempt count")
@@ -123,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("drain", "let a worker finish its current job and claim no more")
     p.add_argument("worker", help="worker name as `fleet status` shows it")
     p.add_argument("--undo", action="store_true", help="resume claiming")
+    p.add_argument("--reason", help="why, shown beside the worker's state in `fleet workers` and `fleet status`")
+
+    p = command("history", "every attempt that ran in a time window, like sacct; --summary totals it like sreport")
+    p.add_argument("--since", help="start of the window: an age (30m, 2h, 7d) or a local date or time "
+                                   "(2026-12-01, 2026-12-01T08:00); default 24 hours before --until")
+    p.add_argument("--until", help="end of the window, as --since; default now")
+    p.add_argument("--host", help="only attempts on hosts matching this glob")
+    p.add_argument("--state", help="only attempts with these outcomes, comma-separated (finished, failed, timeout, "
+                                   "crashed, lost, interrupted, canceled, running)")
+    p.add_argument("--summary", action="store_true", help="GPU-hours and core-hours per host and per model")
+    p.add_argument("--json", action="store_true")
 
     p = command("load", "validate a manifest and apply it to Redis (idempotent)")
     p.add_argument("manifest", nargs="?", help="manifest path; default $FLEET_MANIFEST, "
@@ -183,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fake-redis", action="store_true",
                    help="use fakeredis's TCP server even if redis-server exists (the automatic fallback)")
     return parser
+
+
+def _filters(p: argparse.ArgumentParser, states_note: str = "") -> None:
+    """The job filters `fleet jobs` and the actions share (scheduler/job_filter.py)."""
+    p.add_argument("--state", help=f"only jobs in these states, comma-separated ({', '.join(FILTER_STATES)})"
+                                   + (f" {states_note}" if states_note else ""))
+    p.add_argument("--name", help="only jobs whose name matches this glob")
+    p.add_argument("--model", help="only jobs whose model matches this glob")
+    p.add_argument("--host", help="only jobs last placed on a host matching this glob")
+    p.add_argument("--worker", help="only jobs last run by a worker matching this glob")
 
 
 def _float(text: str) -> float:
@@ -258,6 +281,7 @@ _COMMANDS = {
     "drain": ("actions", "run_drain"),
     "status": ("status", "run_status"),
     "jobs": ("status", "run_jobs"),
+    "history": ("history", "run"),
 }
 
 

@@ -30,16 +30,21 @@ class Explanation:
     waiting_for: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"{self.job.name} ({self.job.job_id}): {self.job.state.value}. {self.summary}"]
-        for who, why in self.per_worker:
-            out.append(f"  {who}: {why}")
-        out += [f"  waiting: {w}" for w in self.waiting_for]
-        return out
+        return explanation_lines(self.to_json())
 
     def to_json(self) -> dict:
         return {"job_id": self.job.job_id, "name": self.job.name, "state": self.job.state.value,
                 "summary": self.summary, "workers": [{"worker": w, "reason": r} for w, r in self.per_worker],
                 "runnable_by": self.runnable_by, "waiting_for": self.waiting_for}
+
+
+def explanation_lines(doc: dict) -> list[str]:
+    """`fleet explain`'s text from its JSON document (:meth:`Explanation.to_json`, what
+    ``Client.explain`` returns)."""
+    out = [f"{doc['name']} ({doc['job_id']}): {doc['state']}. {doc['summary']}"]
+    out += [f"  {w['worker']}: {w['reason']}" for w in doc["workers"]]
+    out += [f"  waiting: {w}" for w in doc["waiting_for"]]
+    return out
 
 
 def explanation(view: ExplainView) -> Explanation:

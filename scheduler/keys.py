@@ -202,6 +202,12 @@ class Keys:
         return f"{self.prefix}:prefer:"
 
     @property
+    def history(self) -> str:
+        """Zset: "<job_id>:<attempt>" of every attempt that ended, scored by when it ended
+        (finish.lua), so `fleet history` reads a window, not every job."""
+        return f"{self.prefix}:history"
+
+    @property
     def reaper_tick(self) -> str:
         """String: when a reaper last ran; a long gap means Redis or the reaper was away."""
         return f"{self.prefix}:reaper_tick"
@@ -213,7 +219,7 @@ class Keys:
                 "deps_prefix": self.deps_prefix, "dependents_prefix": self.dependents_prefix,
                 "pending_prefix": self.pending_prefix, "heads_key": self.heads, "ledger_prefix": self.ledger_prefix,
                 "attempts_prefix": self.attempts_prefix, "rq_job_prefix": self.rq_job_prefix,
-                "load_lock": self.load_lock}
+                "load_lock": self.load_lock, "history_key": self.history, "rq_canceled_key": self.rq_canceled}
 
     # -- rq's records for this namespace ------------------------------------
     @property
@@ -228,6 +234,11 @@ class Keys:
     def rq_results(self, job_id: str) -> str:
         """rq's result stream of a job (rq.results.Result), under ``rq_prefix``."""
         return f"{self.rq_prefix}:results:{job_id}"
+
+    @property
+    def rq_canceled(self) -> str:
+        """rq's CanceledJobRegistry of the namespace's queue (rq.registry.CanceledJobRegistry.key)."""
+        return f"{self.rq_prefix}:canceled:{self.queue_name}"
 
     @property
     def rq_job_prefix(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from .matching import class_reason, free_of
+from .reasons import nobody_can_run
 from .store.views import FleetView
 
 RECENT_FAILURES = 5
@@ -59,6 +60,7 @@ def document(view: FleetView, sample_names: dict[str, list[str]], stuck: list[st
     held = held_gpus(view)
     for w in view.workers:
         doc = w.to_json(view.now)
+        doc["job_names"] = [view.running_names.get(job_id, job_id) for job_id in doc["jobs"]]
         doc["declared"] = w.host.hostname in view.hosts  # False: not in [hosts], admitted with defaults
         for gpu, gpu_doc in zip(w.host.gpus, doc["gpus"]):
             gpu_doc.update(gpu_reservations(held.get((w.host.hostname, gpu.ledger_key), []), gpu.vram_total_gib,
@@ -67,13 +69,28 @@ def document(view: FleetView, sample_names: dict[str, list[str]], stuck: list[st
     return {
         "jobs": view.counts,
         "workers": worker_docs,
-        "unrunnable": [{"pending": int(view.pending[cid]), "jobs": sample_names.get(cid, []),
-                        "needs": view.classes[cid].to_dict()}
-                       for cid in (unrunnable(view) if stuck is None else stuck)],
+        "unrunnable": unrunnable_needs(view, unrunnable(view) if stuck is None else stuck, sample_names),
         "recent_failures": [{"job_id": r.job_id, "name": r.name, "reason": r.reason, "host": r.host}
                             for r in view.recent_failures],
         "load": load_document(view),
     }
+
+
+def unrunnable_needs(view: FleetView, stuck: list[str], sample_names: dict[str, list[str]]) -> list[dict]:
+    """What nobody can run, one entry per unmet need (its REASON phrase, e.g. "No host fits:
+    min_vram_gib 200"), not per class: ten classes that differ only in their timeouts are one
+    need. Each entry: the phrase, the jobs waiting for it, a few of their names, how many
+    classes it covers and the first one's constraints."""
+    live = [w for w in view.workers if w.live]
+    grouped: dict[str, dict] = {}
+    for class_id in stuck:
+        phrase = nobody_can_run(view.classes[class_id], live, view.hosts) or "No host fits"
+        entry = grouped.setdefault(phrase, {"reason": phrase, "pending": 0, "jobs": [], "classes": 0,
+                                            "needs": view.classes[class_id].to_dict()})
+        entry["pending"] += int(view.pending[class_id])
+        entry["classes"] += 1
+        entry["jobs"] += sample_names.get(class_id, [])[:max(0, SAMPLE_NAMES - len(entry["jobs"]))]
+    return list(grouped.values())
 
 
 def load_document(view: FleetView) -> dict | None:

@@ -46,7 +46,9 @@ def colour(text: str, code: str | None, enabled: bool) -> str:
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[object]], stream: TextIO | None = None,
            colour_column: int | None = None) -> str:
-    """Columns padded to their widest cell; the last column is cut to the terminal width."""
+    """Columns padded to their widest cell. On a terminal each line is cut to its width (a row
+    must stay one line there; the last columns go first, so put the long ones last); piped or
+    redirected, nothing is cut: a script or a file gets every character."""
     stream = stream or sys.stdout
     cells = [[printable(c) if c is not None else "-" for c in row] for row in rows]
     headers = [printable(h) for h in headers]  # a metric's name, say, is the job's text
@@ -54,21 +56,28 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]], stream: Tex
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    width = shutil.get_terminal_size((120, 24)).columns
-    coloured = use_colour(stream)
+    width = shutil.get_terminal_size((120, 24)).columns if _is_terminal(stream) else None
+    coloured = use_colour(stream) and colour_column is not None
     lines = []
     for n, row in enumerate([list(headers)] + cells):
-        parts = []
-        for i, cell in enumerate(row):
-            text = cell.ljust(widths[i]) if i < len(row) - 1 else cell
-            if n > 0 and i == colour_column:
-                text = colour(text, STATE_COLOURS.get(cell), coloured)
-            parts.append(text)
-        line = "  ".join(parts).rstrip()
-        if not coloured and len(line) > width and n > 0:
-            line = line[: width - 1] + "…"
+        line = "  ".join(cell if i == len(row) - 1 else cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        if width is not None and len(line) > width:
+            line = line[:max(0, width - 1)] + "…"
+        if coloured and n > 0 and colour_column < len(row):  # escapes go in after the cut: they take no width
+            start = sum(w + 2 for w in widths[:colour_column])
+            end = min(len(line), start + len(row[colour_column]))
+            code = STATE_COLOURS.get(row[colour_column].split(" ")[0])
+            if code and start < end:
+                line = line[:start] + colour(line[start:end], code, True) + line[end:]
         lines.append(line)
     return "\n".join(lines)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or foreign stream: not a terminal
+        return False
 
 
 def age(ts: float | None, now: float | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from support.stores import lua_heap_bytes
 from test_claims import HOST, job, load
 
@@ -117,3 +118,35 @@ def test_a_bulk_action_is_all_or_nothing(store):
         apply_action(store.redis, store.keys, "hold", [c, a])
     assert state(store, "c") is JobState.PENDING
     assert [r.ok for r in apply_action(store.redis, store.keys, "hold", [c, b, c])] == [True, True]  # each job once
+
+
+def test_filters_pick_what_an_action_touches_and_rq_sees_a_cancel(store):
+    """`fleet hold --model 'transformer*'` holds the pending transformers and nothing else; a
+    filter naming a state the action does not apply to changes nothing; a cancel is in rq's
+    canceled registry (rq info, rq-dashboard) until a retry takes it out."""
+    from scheduler.client import Client
+    from scheduler.errors import UsageError
+
+    jobs = "".join(f'[[jobs]]\nname = "{m}-{i}"\nmodel = "{m}"\nseed = {i}\n'
+                   for m in ("transformer-xl", "transformer-s", "cnn") for i in range(8))
+    load(store, jobs)
+    client = Client(store=store)
+    held = client.hold(model="transformer*")
+    assert len(held) == 16 and all(r["ok"] and (r["from"], r["to"]) == ("pending", "held") for r in held)
+    assert {r["name"] for r in client.jobs(state="held", limit=100)} == {r["name"] for r in held}
+    assert [r["name"] for r in client.jobs(state="pending", name="*-3")] == ["cnn-3"]
+    refused = client.retry(state="held", model="transformer-s")  # retry applies to failed or canceled only
+    assert len(refused) == 8 and not any(r["ok"] for r in refused)
+    assert len(client.jobs(state="held", limit=100)) == 16  # all or nothing: none changed
+    canceled = client.cancel(state="held,pending", name="*-[01]")
+    assert len(canceled) == 6 and all(r["ok"] for r in canceled)
+    canceled_ids = {r["job_id"] for r in canceled}
+    assert {m.decode() for m in store.redis.zrange(store.keys.rq_canceled, 0, -1)} == canceled_ids
+    assert {store.redis.hget(store.keys.rq_job(i), "status") for i in canceled_ids} == {b"canceled"}
+    assert all(r["ok"] for r in client.retry(model="cnn"))  # without --state: the failed or canceled ones
+    assert store.redis.zcard(store.keys.rq_canceled) == 4
+    assert store.redis.hget(store.keys.rq_job(store.jobs.resolve("cnn-0")), "status") == b"queued"
+    with pytest.raises(UsageError, match="name the jobs, or select them"):
+        client.hold()  # no names and no filter: never "every job"
+    with pytest.raises(UsageError, match="not both"):
+        client.hold(["cnn-0"], model="cnn")

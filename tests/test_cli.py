@@ -49,8 +49,12 @@ def test_status_and_jobs_json_shapes(cli):
     code, out, _ = cli("jobs", "--json", "--limit", "1000")
     rows = json.loads(out)
     assert len(rows) == 54
-    assert all(set(r) == {"job_id", "name", "model", "mode", "state", "priority", "host", "worker", "attempts"}
+    assert all(set(r) == {"job_id", "name", "model", "mode", "state", "priority", "host", "worker", "attempts",
+                          "in_manifest", "state_at", "reason", "started_at", "ended_at", "elapsed_s", "progress"}
                for r in rows)
+    # nobody has run anything and no worker is registered: every pending job says so
+    assert {(r["state"], r["reason"], r["started_at"], r["elapsed_s"]) for r in rows} == \
+        {("pending", "No live worker", None, None)}
 
 
 def test_rejected_manifest_exits_2_and_names_the_field(cli, tmp_path, real_redis):

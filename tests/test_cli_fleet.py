@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
 import tomli_w
-from support.procs import FleetProcs, wait_for, write_profile
+from support.procs import FleetProcs, fleet_argv, wait_for, write_profile
 
 from scheduler.embedded_redis import RedisServer
+from scheduler.keys import Keys
+
+
+# A failing job that says what trackers would name its run, and leaves a last line for rq to show.
+GBT = ("import os; print('tracker', *(os.environ.get(k) for k in ('WANDB_NAME', 'WANDB_RUN_GROUP', 'WANDB_DIR', "
+       "'MLFLOW_RUN_NAME'))); print('loss went nan at step 7'); raise SystemExit(4)")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +35,7 @@ def fleet(tmp_path_factory):
             {"name": "big-cnn", "model": "cnn", "require_cuda": True, "min_vram_gib": 40, "denied_hosts": ["thinkpad"]},
             {"name": "knn-1", "model": "knn"},
             {"name": "knn-2", "model": "knn", "seed": 2},
-            {"name": "gbt-1", "model": "gbt", "max_attempts": 1, "command": [sys.executable, "-c", "raise SystemExit(4)"]},
+            {"name": "gbt-1", "model": "gbt", "max_attempts": 1, "command": [sys.executable, "-c", GBT]},
             {"name": "gpu-mlp", "model": "mlp", "require_cuda": True, "min_vram_gib": 8},
         ],
     }
@@ -107,6 +114,128 @@ def test_job_detail_names_the_gpu_each_attempt_had(fleet):
     header, first = attempts_table("gpu-mlp")
     assert header[:4] == ["#", "WORKER", "HOST", "GPU"] and first[1:4] == ["gpu-24", "gpu-24", "gpu0"]
     assert "GPU" not in attempts_table("knn-1")[0]  # no such column for CPU jobs
+
+
+def test_jobs_say_why_each_waits_and_filter_by_states_and_globs(fleet):
+    rows = {r["name"]: r for r in json.loads(fleet.run("jobs", "--json").stdout)}
+    assert rows["big-cnn"]["reason"] == "No host fits: min_vram_gib 40"
+    assert rows["gbt-1"]["reason"] == "exit code 4" and rows["knn-1"]["reason"] is None
+    knn = rows["knn-1"]
+    assert knn["started_at"] < knn["ended_at"] and knn["elapsed_s"] == round(knn["ended_at"] - knn["started_at"], 1)
+    assert (rows["big-cnn"]["started_at"], rows["big-cnn"]["elapsed_s"], rows["big-cnn"]["progress"]) == (None,) * 3
+    both = json.loads(fleet.run("jobs", "--json", "--state", "failed,pending").stdout)
+    assert sorted(r["name"] for r in both) == ["big-cnn", "gbt-1"]
+    by_glob = json.loads(fleet.run("jobs", "--json", "--name", "*-1", "--model", "[kg]*").stdout)
+    assert sorted(r["name"] for r in by_glob) == ["gbt-1", "knn-1"]
+    mine = json.loads(fleet.run("jobs", "--json", "--worker", knn["worker"], "--host", knn["host"][:3] + "*").stdout)
+    assert "knn-1" in {r["name"] for r in mine} and {r["worker"] for r in mine} == {knn["worker"]}
+    assert json.loads(fleet.run("jobs", "--json", "--state", "orphaned").stdout) == []
+    typo = fleet.run("jobs", "--state", "pending,helt")
+    assert typo.returncode == 2 and "--state 'helt': no such state (did you mean 'held'?)" in typo.stderr
+    table = fleet.run("jobs", "--name", "big-cnn").stdout.splitlines()
+    assert table[0].split()[-3:] == ["ELAPSED", "PROGRESS", "REASON"] and table[1].endswith("min_vram_gib 40")
+
+
+def on_terminal(fleet, *args: str, columns: int = 120, expect_rc: int = 0) -> str:
+    """What a command prints on a terminal ``columns`` wide (a pty, as an operator's shell gives it)."""
+    master, slave = os.openpty()
+    try:
+        done = subprocess.run(fleet_argv(*args), env={**fleet.env, "COLUMNS": str(columns)}, cwd=fleet.workdir,
+                              stdin=slave, stdout=slave, stderr=slave, timeout=60)
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    output = b"".join(chunks).decode().replace("\r\n", "\n")
+    assert done.returncode == expect_rc, output
+    return output
+
+
+def test_tables_fit_a_terminal_and_are_never_cut_when_piped(fleet):
+    lines = on_terminal(fleet, "jobs", columns=70).splitlines()
+    assert lines and all(len(line) <= 70 for line in lines) and any(line.endswith("…") for line in lines)
+    piped = subprocess.run(fleet_argv("jobs"), env={**fleet.env, "COLUMNS": "70"}, cwd=fleet.workdir,
+                           capture_output=True, text=True, timeout=60)
+    assert "…" not in piped.stdout and max(len(line) for line in piped.stdout.splitlines()) > 70
+    assert "No host fits: min_vram_gib 40" in piped.stdout
+
+
+def test_an_action_on_many_filtered_jobs_asks_for_yes_on_a_terminal(fleet, tmp_path):
+    path = tmp_path / "bulk.toml"
+    path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": [
+        {"name": f"sweep-{i}", "model": "transformer", "seed": i, "allowed_hosts": ["nowhere"]} for i in range(25)]}))
+    assert fleet.run("load", str(path), "--namespace", "bulk").returncode == 0
+    said = on_terminal(fleet, "hold", "--namespace", "bulk", "--model", "trans*", expect_rc=2)
+    assert "hold: 25 job(s) match: sweep-" in said and "+15 more" in said and "again with --yes" in said
+    assert fleet.run("jobs", "--namespace", "bulk", "--state", "held", "--json").stdout.strip() == "[]"
+    said = on_terminal(fleet, "hold", "--namespace", "bulk", "--model", "trans*", "--yes")
+    assert said.count("pending -> held") == 25
+    piped = fleet.run("release", "--namespace", "bulk", "--name", "sweep-*")  # a script needs no --yes
+    assert piped.returncode == 0 and piped.stdout.count("held -> pending") == 25
+
+
+def test_history_lists_each_attempt_of_the_window_and_totals_it(fleet):
+    rows = json.loads(fleet.run("history", "--json").stdout)
+    assert sorted(r["name"] for r in rows) == ["gbt-1", "gpu-mlp", "knn-1", "knn-2"]
+    assert all(set(r) == {"job_id", "name", "attempt", "host", "worker", "gpus", "started_at", "ended_at",
+                          "outcome", "exit_code"} for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    assert (by_name["gbt-1"]["outcome"], by_name["gbt-1"]["exit_code"]) == ("failed", 4)
+    assert (by_name["gpu-mlp"]["gpus"], by_name["gpu-mlp"]["host"], by_name["knn-1"]["gpus"]) == (1, "gpu-24", 0)
+    assert [r["name"] for r in json.loads(fleet.run("history", "--json", "--state", "failed").stdout)] == ["gbt-1"]
+    on_gpu = json.loads(fleet.run("history", "--json", "--host", "gpu-*").stdout)
+    assert "gpu-mlp" in {r["name"] for r in on_gpu} and {r["host"] for r in on_gpu} == {"gpu-24"}
+    assert json.loads(fleet.run("history", "--json", "--since", "2d", "--until", "1d").stdout) == []
+    summary = json.loads(fleet.run("history", "--summary", "--json").stdout)
+    assert sum(h["attempts"] for h in summary["hosts"]) == 4 == sum(m["attempts"] for m in summary["models"])
+    gpu_host = next(h for h in summary["hosts"] if h["name"] == "gpu-24")
+    assert gpu_host["gpu_hours"] > 0 and all(h["core_hours"] >= h["hours"] > 0 for h in summary["hosts"])
+    assert next(m for m in summary["models"] if m["name"] == "knn")["attempts"] == 2
+    bad = fleet.run("history", "--since", "yesterday")
+    assert bad.returncode == 2 and "--since 'yesterday': give an age" in bad.stderr
+    assert "GPU_HOURS" in fleet.run("history", "--summary").stdout
+
+
+def test_drain_with_a_reason_shows_draining_at_once_and_the_client_sees_what_the_cli_prints(fleet):
+    assert fleet.run("drain", "thinkpad", "--reason", "fan noise").returncode == 0
+    workers = {w["name"]: w for w in json.loads(fleet.run("workers", "--json").stdout)}
+    assert (workers["thinkpad"]["state"], workers["thinkpad"]["drain_reason"]) == ("draining", "fan noise")
+    assert "draining (fan noise)" in fleet.run("status").stdout
+    assert fleet.run("drain", "thinkpad", "--undo").returncode == 0
+    assert json.loads(fleet.run("workers", "--json").stdout)[0]["drain_reason"] == ""
+    from scheduler import Client
+
+    client = Client(url=fleet.env["FLEET_REDIS_URL"])
+    cli = json.loads(fleet.run("jobs", "--json", "--state", "finished").stdout)
+    assert [r["job_id"] for r in client.jobs(state="finished")] == [r["job_id"] for r in cli]
+    assert client.explain("big-cnn") == json.loads(fleet.run("explain", "big-cnn", "--json").stdout)
+    assert client.history(state="failed")[0]["name"] == "gbt-1"
+
+
+def test_trackers_name_a_run_after_its_job_and_rq_shows_the_failures_last_lines(fleet):
+    detail = json.loads(fleet.run("job", "gbt-1", "--json").stdout)
+    log = fleet.run("logs", "gbt-1").stdout
+    assert f"tracker gbt-1 m {detail['output_dir']} gbt-1" in log  # the group: the manifest m.toml
+    import base64
+    import zlib
+
+    import redis
+
+    client, keys = redis.Redis.from_url(fleet.env["FLEET_REDIS_URL"]), Keys("fleet")
+    entries = client.xrange(keys.rq_results(detail["job_id"]))
+    (failure,) = [zlib.decompress(base64.b64decode(f[b"exc_string"])).decode() for _, f in entries
+                  if f.get(b"exc_string")]
+    assert failure.startswith("gbt-1 attempt 1: failed: exit code 4") and failure.endswith("loss went nan at step 7")
+    assert "Traceback" not in failure
+    assert client.hget(keys.rq_job(detail["job_id"]), "description") == b"gbt-1"  # rq-dashboard's JOB
 
 
 def test_actions_report_per_job_and_exit_codes(fleet):

@@ -45,7 +45,8 @@ def test_a_class_no_live_worker_can_run_is_unrunnable_with_its_sample_names():
     big = classes["big-cnn"].class_id
     assert unrunnable(view) == [big]  # the A100 that could run it is dead
     doc = document(view, {big: ["big-cnn", "big-cnn-2"]})
-    assert doc["unrunnable"] == [{"pending": 7, "jobs": ["big-cnn", "big-cnn-2"], "needs": classes["big-cnn"].to_dict()}]
+    assert doc["unrunnable"] == [{"pending": 7, "jobs": ["big-cnn", "big-cnn-2"], "needs": classes["big-cnn"].to_dict(),
+                                  "reason": "No host fits: min_vram_gib 40", "classes": 1}]
 
 
 def test_a_class_with_no_pending_job_is_never_unrunnable():

@@ -295,10 +295,17 @@ def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, 
     profile = write_profile(str(tmp_path / "h.toml"), "box", 1, 8)
     procs.worker(profile=profile, name="w", lease_s=3)
     wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the long job running")
-    assert procs.run("drain", "w").returncode == 0
+    assert procs.run("drain", "w", "--reason", "swap a disk").returncode == 0
+    (w,) = json.loads(procs.run("workers", "--json").stdout)  # draining while its job still runs, not busy
+    assert (w["state"], w["drain_reason"], w["busy_slots"]) == ("draining", "swap a disk", 1)
     assert procs.run("cancel", "long").returncode == 0
     wait_for(lambda: real_store.jobs.get(real_store.jobs.resolve("long")).state is JobState.CANCELED,
              timeout_s=15, what="the cancel to reach the worker")
+    # rq agrees: canceled, not failed (rq info and rq-dashboard counted fleet's cancels as failures)
+    keys, long_id = real_store.keys, real_store.jobs.resolve("long")
+    wait_for(lambda: real_store.redis.zscore(keys.rq_canceled, long_id) is not None, what="rq's canceled registry")
+    assert real_store.redis.zscore(f"{keys.rq_prefix}:failed:{keys.queue_name}", long_id) is None
+    assert real_store.redis.hget(keys.rq_job(long_id), "status") == b"canceled"
     # Its process is gone: the ledger file stops growing.
     size = os.path.getsize(next(iter(glob.glob(str(ledger / "*")))))
     time.sleep(0.3)

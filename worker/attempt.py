@@ -66,9 +66,28 @@ class WorkerPlace:
     redis_url: str = field(default="", repr=False)
 
 
+def run_group(meta: object) -> str:
+    """The manifest's name (its file's stem where it has none) from the reply of HMGET name path
+    on the manifest's meta hash; "" for a reply that is not one."""
+    if not isinstance(meta, list) or len(meta) != 2:
+        return ""
+    name, path = (v.decode(errors="replace") if isinstance(v, bytes) else "" for v in meta)
+    return name or os.path.splitext(os.path.basename(path))[0]
+
+
+def tracker_names(name: str, out_dir: str, group: str) -> dict[str, str]:
+    """What W&B and MLflow name a run after, so a job's runs there are found by its fleet name
+    (a job, or the worker's environment, that sets one keeps its own)."""
+    names = {"WANDB_NAME": name, "WANDB_DIR": out_dir, "MLFLOW_RUN_NAME": name}
+    if group:
+        names["WANDB_RUN_GROUP"] = group
+    return names
+
+
 def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecord, parent_dirs: Mapping[str, str],
-                  lost_grace_s: float) -> Attempt:
-    """Make the attempt's output dir and its argv, env and result pipe.
+                  lost_grace_s: float, group: str = "") -> Attempt:
+    """Make the attempt's output dir and its argv, env and result pipe; ``group`` is the
+    manifest's name, the run group trackers are told (:func:`tracker_names`).
 
     Raises UnsafePathError (a name that would escape the runs dir), RunError (a command that
     cannot be built) or OSError (an unwritable runs dir): the job fails, it is not retried forever."""
@@ -83,6 +102,8 @@ def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecor
         "FLEET_WORKER": place.worker_name, "FLEET_AFTER_DIRS": json.dumps(dict(parent_dirs), sort_keys=True),
         "CUDA_VISIBLE_DEVICES": cuda_visible(place.gpus, claim),
     })
+    for key, value in tracker_names(record.name, out_dir, group).items():
+        env.setdefault(key, value)
     for secret in WORKER_SECRETS:
         env.pop(secret, None)
     receive_fd, result_fd = os.pipe()

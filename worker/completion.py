@@ -45,6 +45,7 @@ class Completion:
         self.worker_name = worker_name
         self._damage_reason = damage_reason  # words for a damaged store, from the worker that looked
         self._publish = publish  # the worker's registry entry, which shows why it waits
+        self.names: dict[str, str] = {}  # job id -> name, for the log line of its end (set at its start)
 
     def complete(self, claim: Claim, outcome: Outcome, exit_code: int | None, reason: str,
                  out_dir: str = "") -> None:
@@ -76,14 +77,15 @@ class Completion:
                 time.sleep(DAMAGE_RETRY_S)
         if damage_said:
             log.info("recorded %s of %s: the store reads as fleet's again", outcome.value, claim.job_id)
+        name = self.names.pop(claim.job_id, claim.job_id)
         if ended is None:
-            log.warning("attempt %d of %s ended (%s) after its lease was lost; result not recorded", claim.attempt,
-                        claim.job_id, outcome.value)
+            log.warning("attempt %d of %s (%s) ended (%s) after its lease was lost; result not recorded",
+                        claim.attempt, name, claim.job_id[:8], outcome.value)
         else:
-            log.info("job %s attempt %d: %s -> %s%s", claim.job_id, claim.attempt, outcome.value,
+            log.info("%s (%s) attempt %d: %s -> %s%s", name, claim.job_id[:8], claim.attempt, outcome.value,
                      ended.state.value, f" ({reason})" if reason else "")
             if ended.state is JobState.PENDING and outcome is not Outcome.INTERRUPTED:
-                log.info("job %s will be retried", claim.job_id)
+                log.info("%s (%s) will be retried", name, claim.job_id[:8])
 
     def compact(self, job_id: str, attempt: int) -> None:
         """Shrink the ended attempt's streams to their size (streams.compact_attempt); a failure

@@ -38,8 +38,34 @@ CANCEL_CHECK_S = 1.0
 log = logging.getLogger("fleet.worker")
 
 
+# rq-dashboard's failed page shows a job's exc_info: for a fleet job, the end of its output
+# (what an operator needs), not the traceback of this module raising AttemptFailed.
+RQ_TAIL_LINES = 20
+RQ_TAIL_BYTES = 8192
+
+
 class AttemptFailed(Exception):
-    """Raised in the horse so rq files the attempt under its failed registry."""
+    """Raised in the horse so rq files the attempt under its failed registry (or, canceled,
+    its canceled one: worker/rq_worker.py handle_job_failure). ``rq_text`` is what rq keeps
+    as the job's exc_info: the outcome and the last lines of the job's output."""
+
+    def __init__(self, message: str, outcome: Outcome | None = None, rq_text: str = ""):
+        super().__init__(message)
+        self.outcome = outcome
+        self.rq_text = rq_text or message
+
+
+def output_tail(path: str, lines: int = RQ_TAIL_LINES, limit: int = RQ_TAIL_BYTES) -> str:
+    """The last ``lines`` lines of the file at ``path`` (read from its last ``limit`` bytes); ""
+    when there is none or it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def run_claimed(attempt: Attempt | None = None) -> dict[str, Any]:
@@ -55,7 +81,10 @@ def run_claimed(attempt: Attempt | None = None) -> dict[str, Any]:
     send_result(ctx.result_fd, handoff)
     result = handoff.result
     if result.outcome is not Outcome.FINISHED:
-        raise AttemptFailed(f"{ctx.name} attempt {ctx.number}: {result.outcome}: {result.reason}")
+        message = f"{ctx.name} attempt {ctx.number}: {result.outcome}: {result.reason}"
+        tail = output_tail(log_file(ctx.out_dir))
+        raise AttemptFailed(message, result.outcome,
+                            f"{message}\n--- its last lines of output ---\n{tail}" if tail else message)
     return {"exit_code": result.exit_code, "output_dir": ctx.out_dir}
 
 

@@ -104,6 +104,7 @@ class FleetWorker(Worker):
         self._after_job = False  # a job just ended; rq's next plain heartbeat is fleet's beat
         self._beaten: tuple[bool, float] | None = None  # that beat's drain flag and when, for the dequeue
         self._cancel_seen: float | None = None  # when a renewal first said the running job is canceled
+        self._attempt_failure: execute.AttemptFailed | None = None  # how the horse's attempt ended, for rq
         self._damage_said: str | None = None  # why claiming is paused on a damaged store, as last logged
         # The horse's orphans become this worker's when the horse dies: see _end_leftovers.
         if not adopt_orphans():
@@ -359,9 +360,33 @@ class FleetWorker(Worker):
         from rq.job_lifecycle import call_exception_handlers
 
         if exc_info and isinstance(exc_info[1], execute.AttemptFailed):
+            self._attempt_failure = exc_info[1]  # handle_job_failure, next, files it as it ended
             call_exception_handlers(self._exc_handlers, job, *exc_info)
             return
         super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string: str = "",
+                           execution=None) -> None:
+        """rq's failure bookkeeping (in the horse), told the truth: the job's exc_info is the end
+        of its output, and an attempt canceled in fleet lands in rq's canceled registry with
+        status canceled, not among the failures rq info and rq-dashboard count."""
+        failure, self._attempt_failure = self._attempt_failure, None
+        if failure is not None:
+            exc_string = failure.rq_text
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if failure is not None and failure.outcome is Outcome.CANCELED:
+            from rq.job import JobStatus
+            from rq.registry import CanceledJobRegistry, FailedJobRegistry
+
+            try:
+                pipe = self.connection.pipeline(transaction=True)
+                FailedJobRegistry(job.origin, connection=self.connection).remove(job, pipeline=pipe)
+                CanceledJobRegistry(job.origin, connection=self.connection).add(job, pipeline=pipe)
+                job.set_status(JobStatus.CANCELED, pipeline=pipe)
+                pipe.execute()
+            except UNREACHABLE as err:  # fleet's own record says canceled; rq's stays failed
+                log.warning("job %s: could not file it as canceled in rq's registries (%s)", job.id,
+                            type(err).__name__)
 
     def maintain_heartbeats(self, job: Job, execution) -> None:
         """Every renewal interval while a job runs: rq's heartbeat, fleet's lease and registry

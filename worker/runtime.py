@@ -27,7 +27,7 @@ from scheduler.store.queries import JobQueries
 from scheduler.store.rq_bridge import queue_rq_job_read, register_rq_queue, restore_rq_job
 from scheduler.store.workers import SLOT_FIELD, queue_publish, slot_entry
 
-from .attempt import Attempt, WorkerPlace, build_attempt
+from .attempt import Attempt, WorkerPlace, build_attempt, run_group
 from .claim import Claimer
 from .completion import Completion
 from .disk import DiskGate
@@ -146,9 +146,10 @@ class WorkerRuntime:
         pipe = self.redis.pipeline(transaction=False)
         queries.queue_read(pipe, claim.job_id)
         queue_rq_job_read(pipe, job)
+        pipe.hmget(self.keys.manifest_meta, "name", "path")  # the run group trackers are told
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(claim.job_id, pipeline=pipe)
         said_busy = self.publish_into(pipe, "busy", claim.job_id)
-        raw_record, raw_spec, raw_job, *rest = pipe.execute(raise_on_error=False)
+        raw_record, raw_spec, raw_job, meta, *rest = pipe.execute(raise_on_error=False)
         for reply in rest:
             if isinstance(reply, Exception):
                 raise reply
@@ -162,10 +163,14 @@ class WorkerRuntime:
             log.error("job %s cannot start: %s", claim.job_id, err)
             self.completion.complete(claim, Outcome.FAILED, None, str(err))
             return None
+        gpus = f" GPU {','.join(map(str, (p - 1 for p in claim.gpu_positions)))}" if claim.gpu_positions else ""
+        log.info("claimed %s (%s) attempt %d on %s%s", record.name, claim.job_id[:8], claim.attempt,
+                 self.host_name, gpus)
+        self.completion.names[claim.job_id] = record.name
         try:
             parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
             attempt = build_attempt(self.place, self.keys, claim, record, parent_dirs,
-                                    lost_grace_s(self.claims.lease_s))
+                                    lost_grace_s(self.claims.lease_s), run_group(meta))
         except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir
             log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
             self.completion.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")

@@ -1,41 +1,57 @@
-"""``fleet cancel|retry|hold|release JOB...`` and ``fleet drain WORKER``."""
+"""``fleet cancel|retry|hold|release JOB...`` (or filters) and ``fleet drain WORKER``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TextIO
 
-from ..errors import EXIT_OK, EXIT_USAGE, NotFoundError
-from ..table import write_line
-from .common import connect, print_json
+from ..client import job_filter
+from ..errors import EXIT_OK, EXIT_USAGE, UsageError
+from ..table import printable, write_line
+from .common import client_from, print_json
+
+# An action that filters select more jobs than this, typed on a terminal, needs --yes: a glob
+# that matches more than meant should be seen before it changes anything.
+CONFIRM_OVER = 20
+LISTED = 10  # the jobs named in "hold: 57 job(s): a, b, ... +47 more"
 
 
 def run_action(args: argparse.Namespace, out: TextIO) -> int:
     """All or nothing (see scheduler.store.actions.apply_action): one job the action does not apply to
     and no job changes; each refusal is said, and the exit status is 2."""
-    store = connect(args)
-    with store.errors():
-        refs = {store.jobs.resolve(ref): ref for ref in args.jobs}  # all resolved before anything changes
-        results = store.apply_action(args.command, list(refs), reset=getattr(args, "reset", False))
-        names = store.jobs.names(list(refs))
+    client = client_from(args)
+    selection = job_filter(args.state, args.name, args.model, args.host, args.worker)
+    ids = client.select(args.command, args.jobs, selection)
+    if not selection.empty:
+        names = client.store.jobs.names(ids[:LISTED])
+        shown = ", ".join(printable(names.get(i, i)) for i in ids[:LISTED])
+        more = f" +{len(ids) - LISTED} more" if len(ids) > LISTED else ""
+        (sys.stderr if args.json else out).write(f"{args.command}: {len(ids)} job(s) match"
+                                                 f"{': ' + shown + more if ids else ''}\n")
+        if not ids:
+            return EXIT_OK
+        if len(ids) > CONFIRM_OVER and not args.yes and sys.stdin.isatty():
+            raise UsageError(f"{args.command} would touch {len(ids)} jobs (more than {CONFIRM_OVER}); check the "
+                             f"list above and run it again with --yes")
+    results = client.apply(args.command, ids, reset=getattr(args, "reset", False))
     if args.json:
-        print_json([{"job_id": r.job_id, "name": names.get(r.job_id), "ok": r.ok, "from": r.from_state,
-                     "to": r.to_state, "message": r.message} for r in results], out)
+        print_json(results, out)
     else:
         for r in results:
-            what = f"{r.from_state} -> {r.to_state}" if r.ok and r.from_state != r.to_state else ""
-            write_line(out, f"{names.get(r.job_id, refs[r.job_id])} ({r.job_id}): {'ok' if r.ok else 'refused'}"
-                            f"{': ' + what if what else ''}{'; ' + r.message if r.message else ''}")
-        if not all(r.ok for r in results) and len(results) > 1:
+            what = f"{r['from']} -> {r['to']}" if r["ok"] and r["from"] != r["to"] else ""
+            write_line(out, f"{r['name'] or r['job_id']} ({r['job_id']}): {'ok' if r['ok'] else 'refused'}"
+                            f"{': ' + what if what else ''}{'; ' + r['message'] if r['message'] else ''}")
+        if not all(r["ok"] for r in results) and len(results) > 1:
             out.write(f"nothing changed: {args.command} applies to every job named or to none; leave out the "
                       f"refused ones and run it again\n")
-    return EXIT_OK if all(r.ok for r in results) else EXIT_USAGE
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_USAGE
 
 
 def run_drain(args: argparse.Namespace, out: TextIO) -> int:
-    store = connect(args)
-    with store.errors():
-        if not store.drain(args.worker, undo=args.undo):
-            raise NotFoundError(f"no worker named {args.worker!r}; list them with `fleet status`")
-    write_line(out, f"{args.worker}: {'resumed' if args.undo else 'draining: finishes its current job, claims no more'}")
+    if args.undo and args.reason:
+        raise UsageError("--reason goes with a drain, not with --undo")
+    client_from(args).drain(args.worker, undo=args.undo, reason=args.reason or "")
+    said = "resumed" if args.undo else "draining: finishes what it runs, claims no more"
+    write_line(out, f"{args.worker}: {said}" + (f" ({args.reason})" if args.reason else ""))
     return EXIT_OK

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..settings import Settings, check_flags
 from ..table import age, render, write_line
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -26,21 +29,15 @@ def connect(args: argparse.Namespace) -> Store:
     return Store.connect(settings_from(args))
 
 
+def client_from(args: argparse.Namespace) -> "Client":
+    """The Python API on the store the flags name: commands are thin callers of it."""
+    from ..client import Client
+
+    return Client(store=connect(args))
+
+
 def print_json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def job_attempt(store: Store, ref: str, attempt: int | None):
-    """The job ``ref`` names and one of its attempts (default: the latest), or NotFoundError saying why not."""
-    from ..errors import NotFoundError
-
-    record = store.jobs.get(store.jobs.resolve(ref))
-    number = attempt or record.attempts
-    if number < 1:
-        raise NotFoundError(f"{record.name} has not started yet; `fleet explain {record.name}` says why")
-    if number > record.attempts:
-        raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {number}")
-    return record, number
 
 
 MORE_JOBS_SHOWN = 2  # a --slots worker's JOB cell names this many, then "+N"
@@ -53,8 +50,11 @@ def write_workers(docs: list[dict], out: TextIO) -> None:
     rows = []
     for w in docs:
         state = f'{w["state"]} {w["busy_slots"]}/{w["slots"]}' if w["slots"] > 1 else w["state"]
-        jobs = w["jobs"][:MORE_JOBS_SHOWN]
-        more = len(w["jobs"]) - len(jobs)
+        if w.get("drain_reason"):
+            state += f' ({w["drain_reason"]})'
+        names = w.get("job_names") or w["jobs"]  # names where the document has them (status, workers)
+        jobs = names[:MORE_JOBS_SHOWN]
+        more = len(names) - len(jobs)
         rows.append([w["name"], w["host"] + (" (sim)" if w["simulated"] else "") + ("" if w.get("declared", True)
                                                                                  else " *"),
                      state, ", ".join(f'{g["name"]} {g["vram_free_gib"]:g}/{g["vram_total_gib"]:g}G'

@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ..explain import explanation
+from ..explain import explanation_lines
 from ..table import write_line
-from .common import connect, print_json
+from .common import client_from, print_json
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    store = connect(args)
-    with store.errors():
-        record = store.jobs.get(store.jobs.resolve(args.job))
-        result = explanation(store.explain_view(record))
+    doc = client_from(args).explain(args.job)
     if args.json:
-        print_json(result.to_json(), out)
+        print_json(doc, out)
     else:
-        for line in result.lines():
+        for line in explanation_lines(doc):
             write_line(out, line)
     return 0

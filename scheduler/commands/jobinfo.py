@@ -8,61 +8,81 @@ import time
 from typing import TextIO
 
 from ..errors import NotFoundError, UsageError
-from ..manifest.model import JobSpec
-from ..store.claims import output_dir_of
+from ..job_rows import duration
 from ..table import age, printable, render, write_line
-from .common import connect, print_json, write_workers
+from .common import client_from, print_json, write_workers
 
 
 def run_job(args: argparse.Namespace, out: TextIO) -> int:
-    store = connect(args)
-    with store.errors():
-        record = store.jobs.get(store.jobs.resolve(args.job))
-        attempts = store.jobs.attempts(record.job_id)
-        identity = store.jobs.identity(record.job_id)
-        result = store.jobs.result(record.job_id)
-        latest = store.streams.latest_metrics(record.job_id, record.attempts) if record.attempts else None
-    last = next((a for a in reversed(attempts) if output_dir_of(a)), None)  # the newest attempt with outputs
-    spec = JobSpec.from_flat(record.spec)
-    data = {**record.summary(), "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
-            "identity": identity, "scheduling": spec.scheduling, "reason": record.reason,
-            "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
-            "after": spec.scheduling.get("after", []),
-            "output_dir": output_dir_of(last) if last else None,
-            "result": result, "latest_metrics": latest}
+    data = client_from(args).job(args.job)
     if args.json:
         print_json(data, out)
         return 0
-    write_line(out, f"{record.name}  job_id {record.job_id}  {record.state.value}"
-                    f"{'' if record.in_manifest else ' (orphaned)'} since {age(record.state_at)}")
-    write_line(out, f"identity (hashed into job_id): {json.dumps(identity, sort_keys=True)}")
-    sched = {k: v for k, v in spec.scheduling.items() if v not in ([], "", 0, False) or k in ("priority",)}
-    write_line(out, f"scheduling: {json.dumps(sched, sort_keys=True)}")
-    if record.reason:
-        write_line(out, f"last reason: {record.reason}")
-    if latest:
-        write_line(out, f"latest metrics (attempt {record.attempts}): {json.dumps(latest, sort_keys=True)}")
+    now = time.time()
+    state = data["state"] + ("" if data["in_manifest"] else " (orphaned)") + f" since {age(data['state_at'], now)}"
+    head = {"name": data["name"], "job_id": data["job_id"], "state": state, "reason": data["reason"],
+            "attempts": f'{data["attempts"]} (max_attempts {data["max_attempts"]})',
+            "progress": data["progress"]}
+    if data["state"] == "running":
+        head["elapsed"] = f'{duration(data["elapsed_s"])} on {data["host"]} (worker {data["worker"]})'
+    if data["last_reason"] and data["last_reason"] != data["reason"]:
+        head["last reason"] = data["last_reason"]
+    write_fields(out, head)
+    out.write("\nidentity (hashed into job_id):\n")
+    write_fields(out, flatten(data["identity"]), indent=2)
+    sched = {k: v for k, v in data["scheduling"].items() if v not in ([], "", 0, False) or k in ("priority",)}
+    out.write("\nscheduling:\n")
+    write_fields(out, {k: _value(v) for k, v in sorted(sched.items())}, indent=2)
+    if data["latest_metrics"]:
+        out.write(f'\nlatest metrics (attempt {data["attempts"]}):\n')
+        write_fields(out, flatten(data["latest_metrics"]), indent=2)
     if data["result"]:
-        write_line(out, f"result: {json.dumps(data['result'], sort_keys=True)}  (`fleet metrics {record.name}` for "
-                        f"the history)")
+        out.write(f'\nresult (`fleet metrics {printable(data["name"])}` for the history):\n')
+        write_fields(out, flatten(data["result"]), indent=2)
+    attempts = data["attempts_detail"]
     if attempts:
-        now = time.time()
         rows = [[a["attempt"], a.get("worker"), a.get("host"), age(a.get("started_at"), now),
-                 f'{a["ended_at"] - a["started_at"]:.1f}s' if a.get("ended_at") else "running",
-                 a.get("outcome", "running"), a.get("exit_code", "-"),
+                 duration(a.get("elapsed_s")), a.get("outcome", "running"), a.get("exit_code", "-"),
                  (a.get("reason", "") + (" [archived]" if a.get("archived_to") else "")).strip()] for a in attempts]
-        header = ["#", "WORKER", "HOST", "STARTED", "TOOK", "OUTCOME", "EXIT", "REASON"]
+        header = ["#", "WORKER", "HOST", "STARTED", "ELAPSED", "OUTCOME", "EXIT", "REASON"]
         if any(a.get("gpu") for a in attempts):  # which card each attempt had, for jobs that took one
             header.insert(3, "GPU")
             for row, a in zip(rows, attempts):
                 row.insert(3, _short_gpu(a.get("gpu") or "-"))
         out.write("\n" + render(header, rows, out) + "\n")
-        if last:
-            archived = " (archived by `fleet prune`)" if last.get("archived_to") else ""
-            write_line(out, f"output dir (on {last.get('host') or record.host}): {output_dir_of(last)}{archived}")
+        if data["output_dir"]:
+            archived = " (archived by `fleet prune`)" if data["output_archived"] else ""
+            write_line(out, f'output dir (on {data["output_host"] or data["host"]}): {data["output_dir"]}{archived}')
     else:
-        out.write("no attempts yet (`fleet explain` says why)\n")
+        out.write("\nno attempts yet (`fleet explain` says why)\n")
     return 0
+
+
+def flatten(table: dict, prefix: str = "") -> dict[str, str]:
+    """A nested table as aligned fields: {"hyper": {"lr": 0.1}} -> {"hyper.lr": "0.1"}."""
+    flat: dict[str, str] = {}
+    for key, value in sorted(table.items()):
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _value(value)
+    return flat
+
+
+def _value(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, sort_keys=True)
+
+
+def write_fields(out: TextIO, fields: dict[str, object], indent: int = 0) -> None:
+    """``field  value`` lines, the values aligned; a None value is left out."""
+    shown = {k: v for k, v in fields.items() if v is not None and v != ""}
+    width = max((len(k) for k in shown), default=0)
+    for key, value in shown.items():
+        write_line(out, f"{' ' * indent}{key.ljust(width)}  {value}")
 
 
 def _short_gpu(ledger_key: str) -> str:
@@ -71,19 +91,17 @@ def _short_gpu(ledger_key: str) -> str:
 
 
 def run_workers(args: argparse.Namespace, out: TextIO) -> int:
-    store = connect(args)
-    now = time.time()
+    client = client_from(args)
     if args.forget:
-        return _forget(store, args.forget, now, out)
-    with store.errors():
-        workers = store.workers(now)
+        return _forget(client.store, args.forget, time.time(), out)
+    docs = client.workers()
     if args.json:
-        print_json([w.to_json(now) for w in workers], out)
+        print_json(docs, out)
         return 0
-    if not workers:
+    if not docs:
         out.write("no workers have registered; start one with `fleet worker`\n")
         return 0
-    write_workers([w.to_json(now) for w in workers], out)
+    write_workers(docs, out)
     return 0
 
 

@@ -9,7 +9,7 @@ from ..errors import ManifestError
 from ..manifest import dumps_manifest, load_manifest, locate_manifest
 from ..plan_text import plan_lines
 from ..table import write_line
-from .common import connect, print_json, refuse_bad_flags
+from .common import client_from, print_json, refuse_bad_flags
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -26,8 +26,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for warning in manifest.warnings:
             write_line(out, f"warning: {warning}")
         return 0
-    store = connect(args)
-    plan = store.load(manifest, dry_run=args.dry_run, allow_orphaning=args.allow_orphaning)
+    plan = client_from(args).load_plan(manifest, dry_run=args.dry_run, allow_orphaning=args.allow_orphaning)
     if args.json:
         print_json(plan.to_dict(), out)
     else:

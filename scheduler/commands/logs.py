@@ -7,7 +7,7 @@ from typing import TextIO
 
 from ..states import JobState
 from ..table import printable, write_line
-from .common import connect, job_attempt
+from .common import connect
 
 FOLLOW_BLOCK_MS = 1000
 
@@ -15,7 +15,7 @@ FOLLOW_BLOCK_MS = 1000
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store = connect(args)
     with store.errors():
-        record, attempt = job_attempt(store, args.job, args.attempt)
+        record, attempt = store.jobs.resolve_attempt(args.job, args.attempt)
         last = "0-0"
         for last, line in store.streams.log(record.job_id, attempt):
             _write(out, line, args.raw)

@@ -10,15 +10,13 @@ from typing import Any, TextIO
 from ..errors import NotFoundError, UsageError
 from ..manifest.fields import SCHEDULING_FIELDS
 from ..table import printable, render, write_line
-from .common import connect, job_attempt, print_json
+from .common import client_from, connect, print_json
 
 
 def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
-    store = connect(args)
-    with store.errors():
-        record, attempt = job_attempt(store, args.job, args.attempt)
-        rows = store.streams.metrics(record.job_id, attempt)
-    _emit(rows, args, out, empty=f"no metrics recorded for {record.name} attempt {attempt}")
+    client = client_from(args)
+    rows = client.metrics(args.job, args.attempt)
+    _emit(rows, args, out, empty=f"no metrics recorded for {args.job} attempt {args.attempt or 'latest'}")
     return 0
 
 

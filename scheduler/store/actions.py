@@ -10,6 +10,7 @@ from ..keys import Keys
 from ..states import TRANSITIONS, script_names
 from .errors import refusal
 from .scripts import Scripts
+from .workers import DRAIN_REASON_FIELD
 
 ACTIONS = ("cancel", "retry", "hold", "release")
 
@@ -45,13 +46,14 @@ def apply_action(redis, keys: Keys, action: str, job_ids: list[str], reset: bool
             for r in (raw if isinstance(raw, list) else [])]
 
 
-def drain(redis, keys: Keys, worker: str, undo: bool = False) -> bool:
-    """Ask a worker to finish its current job and claim no more (or, with ``undo``, to resume).
+def drain(redis, keys: Keys, worker: str, undo: bool = False, reason: str = "") -> bool:
+    """Ask a worker to finish its current job and claim no more (or, with ``undo``, to resume);
+    ``reason`` is shown beside its state, as ``scontrol update state=drain reason=...``.
 
     A drained worker stays up and keeps heartbeating, as a drained Slurm node
     does, so a restart by systemd does not silently undo the drain.
     """
     if not redis.exists(keys.worker(worker)):
         return False
-    redis.hset(keys.worker(worker), "drain", "0" if undo else "1")
+    redis.hset(keys.worker(worker), mapping={"drain": "0" if undo else "1", DRAIN_REASON_FIELD: "" if undo else reason})
     return True

@@ -6,9 +6,10 @@ same number of round trips at 100 jobs as at 100,000.
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..errors import NotFoundError, StoreError, UsageError
 from ..keys import Keys
@@ -194,6 +195,17 @@ class JobQueries:
         """The job's attempt records, oldest first (what finish.lua and the claim wrote)."""
         return decode_attempts(self.keys.attempts(job_id), self.redis.lrange(self.keys.attempts(job_id), 0, -1))
 
+    def resolve_attempt(self, ref: str, attempt: int | None) -> tuple[JobRecord, int]:
+        """The job ``ref`` names and the number of one of its attempts (default: the latest),
+        or NotFoundError saying why there is none."""
+        record = self.get(self.resolve(ref))
+        number = attempt or record.attempts
+        if number < 1:
+            raise NotFoundError(f"{record.name} has not started yet; `fleet explain {record.name}` says why")
+        if number > record.attempts:
+            raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {number}")
+        return record, number
+
     def id_of_name(self, name: str) -> str | None:
         """The id of the job named ``name`` exactly (no prefixes, no ids), or None."""
         found = self.redis.hget(self.keys.names, name)
@@ -279,6 +291,28 @@ class JobQueries:
         counts = {state.value: int(n) for state, n in zip(JobState, values)}
         counts["orphaned"] = int(values[-1])
         return counts
+
+    def ids_in_states(self, states: Iterable[str] = (), page: int = 500) -> Iterator[str]:
+        """Every job id in any of ``states`` (values of JobState, or "orphaned"), newest activity
+        first, each once, read a page at a time from each state's index and merged by the time
+        the job entered it; with no states, every job, newest loaded first."""
+        indexes = [self.keys.orphaned if s == "orphaned" else self.keys.state(s) for s in states] or [self.keys.jobs]
+        seen: set[str] = set()
+        for _, job_id in heapq.merge(*(self._index_pages(key, page) for key in indexes)):
+            if job_id not in seen:
+                seen.add(job_id)
+                yield job_id
+
+    def _index_pages(self, key: str, page: int) -> Iterator[tuple[float, str]]:
+        """(-score, id) of a zset from its highest score down, one ZREVRANGE of ``page`` at a time."""
+        start = 0
+        while True:
+            raw = self.redis.zrevrange(key, start, start + page - 1, withscores=True)
+            for member, score in raw:
+                yield -score, member.decode()
+            if len(raw) < page:
+                return
+            start += page
 
     def list_ids(self, state: JobState | None = None, offset: int = 0, limit: int = 100) -> list[str]:
         """Newest activity first: by time entered the state, or load order across all states."""

@@ -23,7 +23,7 @@ from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries, JobRecord
 from .streams import Streams
-from .views import ExplainView, FleetView, pending_names, read_explain, read_fleet
+from .views import ExplainView, FleetView, JobsView, pending_names, read_explain, read_fleet, read_jobs
 from .workers import WorkerInfo, forget_worker, list_workers, worker_info
 
 
@@ -91,6 +91,11 @@ class Store:
         whatever the store's size (:func:`read_fleet`)."""
         return read_fleet(self, time.time() if now is None else now, failures)
 
+    def jobs_view(self, records: list[JobRecord], now: float | None = None) -> JobsView:
+        """What the REASON, ELAPSED and PROGRESS of ``records`` are computed from, in three round
+        trips whatever their number (:func:`read_jobs`)."""
+        return read_jobs(self, records, time.time() if now is None else now)
+
     def pending_names(self, class_ids: list[str], per_class: int) -> dict[str, list[str]]:
         """The names of the first ``per_class`` waiting jobs of each class (:func:`pending_names`)."""
         return pending_names(self, class_ids, per_class)
@@ -109,9 +114,10 @@ class Store:
         """Apply an operator action to the jobs, all or nothing (:func:`scheduler.store.actions.apply_action`)."""
         return apply_action(self.redis, self.keys, action, job_ids, reset=reset)
 
-    def drain(self, worker: str, undo: bool = False) -> bool:
-        """Ask a worker to claim no more, or to resume (:func:`drain`); False if there is no such worker."""
-        return drain(self.redis, self.keys, worker, undo=undo)
+    def drain(self, worker: str, undo: bool = False, reason: str = "") -> bool:
+        """Ask a worker to claim no more (saying why, ``reason``), or to resume (:func:`drain`);
+        False if there is no such worker."""
+        return drain(self.redis, self.keys, worker, undo=undo, reason=reason)
 
     def event_waiter(self) -> EventWaiter:
         """A cursor into the events stream for one waiting worker."""

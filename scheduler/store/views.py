@@ -17,6 +17,7 @@ from ..matching import ConstraintClass
 from ..queue_order import priority_level
 from ..states import JobState
 from .queries import JobRecord, decode_attempts
+from .streams import LATEST_METRICS_WINDOW, metric_rows
 from .workers import WorkerInfo, parse_workers, queue_registry, queue_workers, worker_names
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class FleetView:
     recent_failures: list[JobRecord]  # newest first
     running: list["RunningJob"] = field(default_factory=list)  # what each running job holds where
     load: dict | None = None  # a manifest load under way: {phase, step, steps, expires} (load_lock.lua)
+    running_names: dict[str, str] = field(default_factory=dict)  # running job id -> its name
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,67 @@ class ExplainView:
     # (scheduler/reservation.py); and this job's own priority level.
     ahead_classes: list[tuple[ConstraintClass, str, int]] = field(default_factory=list)
     level: int = 0
+
+
+@dataclass(frozen=True)
+class JobsView:
+    """A page of jobs and what their REASON, ELAPSED and PROGRESS columns are computed from
+    (scheduler/reasons.py, scheduler/job_rows.py), read at ``now``."""
+
+    now: float
+    workers: list[WorkerInfo]
+    hosts: dict[str, HostSpec]
+    classes: dict[str, ConstraintClass]
+    ledgers: dict[str, dict[str, float]]  # host -> what running attempts hold there (live workers' hosts)
+    ahead: dict[str, int]  # pending job id -> jobs of its class ahead of it in the queue
+    last_attempts: dict[str, dict]  # job id -> its latest attempt record
+    latest_metrics: dict[str, list[dict]]  # job id -> its latest attempt's newest metrics lines, newest first
+
+    def worker_named(self, name: str | None) -> WorkerInfo | None:
+        return next((w for w in self.workers if w.name == name), None) if name else None
+
+
+def read_jobs(store: Store, records: list[JobRecord], now: float) -> JobsView:
+    """Three round trips whatever the page's size: the registry, [hosts], the classes, each
+    job's latest attempt, each pending job's place in its queue and each started job's newest
+    metrics; then the workers; then the ledgers of the live workers' hosts."""
+    redis, keys = store.redis, store.keys
+    pipe = redis.pipeline(transaction=False)
+    queue_registry(pipe, keys, now)
+    pipe.hgetall(keys.hosts)
+    pipe.hgetall(keys.classes)
+    pending = [r for r in records if r.state is JobState.PENDING]
+    started = [r for r in records if r.attempts]
+    for r in pending:
+        pipe.zrank(keys.pending(r.class_id), r.job_id)
+    for r in started:
+        pipe.lindex(keys.attempts(r.job_id), r.attempts - 1)
+        pipe.xrevrange(keys.metrics(r.job_id, r.attempts), count=LATEST_METRICS_WINDOW)
+    registry, raw_hosts, raw_classes, *rest = pipe.execute(raise_on_error=False)
+    _raise_refused([registry, raw_hosts, raw_classes])
+    names = worker_names(registry)
+    ahead = {r.job_id: int(n) for r, n in zip(pending, rest) if isinstance(n, int)}
+    last_attempts, metrics = {}, {}
+    for i, r in enumerate(started):
+        raw, entries = rest[len(pending) + 2 * i], rest[len(pending) + 2 * i + 1]
+        if isinstance(raw, bytes):
+            try:
+                last_attempts[r.job_id] = decode_attempts(keys.attempts(r.job_id), [raw])[0]
+            except StoreError:
+                pass  # a damaged record: the row shows no times, `fleet job` names the key
+        if isinstance(entries, list):
+            metrics[r.job_id] = metric_rows(entries)
+    pipe = redis.pipeline(transaction=False)
+    queue_workers(pipe, keys, names)
+    workers = parse_workers(keys, names, pipe.execute() if names else [], now)
+    live_hosts = list(dict.fromkeys(w.host.hostname for w in workers if w.live))
+    pipe = redis.pipeline(transaction=False)
+    for host in live_hosts:
+        pipe.hgetall(keys.ledger(host))
+    ledgers = {host: _ledger(keys.ledger(host), raw) for host, raw in zip(live_hosts, pipe.execute() if live_hosts
+                                                                          else [])}
+    return JobsView(now, workers, store.catalog.hosts(raw_hosts), store.catalog.classes(raw_classes), ledgers,
+                    ahead, last_attempts, metrics)
 
 
 def _raise_refused(replies: list) -> None:
@@ -113,9 +176,12 @@ def read_fleet(store: Store, now: float, failures: int) -> FleetView:
     pending = {class_id: int(n) for class_id, n in zip(classes, replies[len(names):head])}
     records = [store.jobs.parse_read(job_id, replies[head + 2 * i], replies[head + 2 * i + 1])
                for i, job_id in enumerate(failed_ids)]
-    held = [_running_job(reply) for reply in replies[head + 2 * len(failed_ids):]]
+    running_replies = replies[head + 2 * len(failed_ids):]
+    held = [_running_job(reply) for reply in running_replies]
+    running_names = {job_id.decode(): reply[0].decode(errors="replace") for job_id, reply
+                     in zip(running, running_replies) if isinstance(reply, list) and reply and reply[0]}
     return FleetView(now, counts, workers, hosts, classes, pending, [r for r in records if r is not None],
-                     [h for h in held if h is not None], _load_under_way(load))
+                     [h for h in held if h is not None], _load_under_way(load), running_names)
 
 
 def _load_under_way(fields: list) -> dict | None:

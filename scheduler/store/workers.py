@@ -13,6 +13,7 @@ from ..resources import HostResources
 REGISTRY_WINDOW_S = 86400  # dead workers stay listed (as dead) for a day
 
 
+DRAIN_REASON_FIELD = "drain_reason"  # what `fleet drain --reason` said, shown beside "draining"
 SLOT_FIELD = "slot."  # + the slot's number: one slot's own entry in a `--slots N` worker's record
 
 
@@ -30,6 +31,7 @@ class WorkerInfo:
     note: str = ""  # why a paused worker claims nothing, in words an operator can act on
     slots: int = 1  # attempts it runs at once (`fleet worker --slots`)
     jobs: tuple[str, ...] = ()  # every job it runs now, one per busy slot
+    drain_reason: str = ""  # why `fleet drain` drains it, as the operator said
 
     @property
     def busy_slots(self) -> int:
@@ -54,6 +56,7 @@ class WorkerInfo:
             "heartbeat_age_s": round(self.heartbeat_age(now), 1), "note": self.note,
             "slots": self.slots, "busy_slots": self.busy_slots,
             "jobs": list(self.jobs) or ([self.job_id] if self.job_id else []),
+            "drain_reason": self.drain_reason,
         }
 
 
@@ -86,7 +89,9 @@ def queue_workers(pipe, keys: Keys, names: list[str]) -> None:
 
 
 def parse_workers(keys: Keys, names: list[str], replies: list, now: float) -> list[WorkerInfo]:
-    """The workers from the replies of :func:`queue_workers`; a record gone meanwhile is left out."""
+    """The workers from the replies of :func:`queue_workers`, by name (the registry's order is by
+    heartbeat, which reshuffles `fleet status` and `fleet explain` at every beat); a record gone
+    meanwhile is left out."""
     out = []
     for name, raw in zip(names, replies):
         if not raw:
@@ -107,9 +112,12 @@ def parse_workers(keys: Keys, names: list[str], replies: list, now: float) -> li
             jobs = tuple(filter(None, [data.get("job_id")]))
         if state != "stopped" and now - heartbeat > lease_s:
             state = "dead"
+        elif data.get("drain") == "1" and state in ("idle", "busy"):
+            state = "draining"  # `fleet drain` asked: it claims no more, whether or not it has seen that yet
         out.append(WorkerInfo(name, host, state, data.get("simulated") == "1", jobs[0] if jobs else None,
-                              heartbeat, lease_s, note if state == "paused" else "", slots, jobs))
-    return out
+                              heartbeat, lease_s, note if state == "paused" else "", slots, jobs,
+                              data.get(DRAIN_REASON_FIELD, "") if state == "draining" else ""))
+    return sorted(out, key=lambda w: w.name)
 
 
 def _slot_count(keys: Keys, name: str, data: dict) -> int:

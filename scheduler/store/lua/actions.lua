@@ -18,6 +18,8 @@ Invariants:
   * A running job is not changed here: cancel sets cancel_requested and the worker
     holding the lease stops the process group and records the attempt canceled.
   * The pending index holds a job iff it is pending, in the manifest and not waiting.
+  * rq agrees: a job canceled here is in rq's canceled registry with status canceled (the
+    worker files a running one there when its attempt ends canceled); a retry takes it out.
 ]]
 
 -- One function, so that everything it decoded is garbage once it returns (see the end).
@@ -44,7 +46,23 @@ local function apply_action()
     local out = {{p.job_prefix .. id, 'hash'}, {p.state_prefix .. f[1], 'zset'}, {p.state_prefix .. to, 'zset'},
                  {p.heads_key, 'zset'}, {p.dependents_prefix .. id, 'set'}, {KEYS[1], 'stream'}}
     if f[2] then table.insert(out, {p.pending_prefix .. f[2], 'zset'}) end
+    if to == S.canceled or f[1] == S.canceled then
+      table.insert(out, {p.rq_canceled_key, 'zset'})
+      table.insert(out, {p.rq_job_prefix .. id, 'hash'})
+    end
     return out
+  end
+
+  -- rq's view of a cancel (rq info, rq-dashboard): its canceled registry and the job's status,
+  -- where rq has a record of the job; a retry takes it out again.
+  local function mirror_in_rq(id, to)
+    local rq_key = p.rq_job_prefix .. id
+    if to == S.canceled then
+      redis.call('ZADD', p.rq_canceled_key, p.now, id)
+      if redis.call('EXISTS', rq_key) == 1 then redis.call('HSET', rq_key, 'status', 'canceled') end
+    elseif redis.call('ZREM', p.rq_canceled_key, id) == 1 and redis.call('EXISTS', rq_key) == 1 then
+      redis.call('HSET', rq_key, 'status', 'queued')
+    end
   end
 
   -- Phase 1: judge every job; write nothing.
@@ -99,6 +117,7 @@ local function apply_action()
       move_state(id, from, to, 'cancel_requested', '0')
       if p.action == 'retry' and p.reset then redis.call('HSET', key, 'failures', 0) end
       if to == S.canceled then block_descendants(id) end
+      if to == S.canceled or from == S.canceled then mirror_in_rq(id, to) end
       if p.action == 'retry' then unblock_descendants(id) end
       if index_if_ready(id) then
         redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000, '*', 'kind', 'claimable', 'count', 1)

@@ -321,5 +321,5 @@ if res_gpu ~= '' then
              chosen_class.timeout > 0 and (p.now + chosen_class.timeout) or 0)
 end
 redis.call('RPUSH', p.attempts_prefix .. chosen, cjson.encode({attempt = attempt, worker = p.worker,
-           host = p.host, gpu = res_gpu, started_at = p.now}))
+           host = p.host, gpu = res_gpu, cores = chosen_class.cores, started_at = p.now}))
 return cjson.encode({job_id = chosen, attempt = attempt, gpu_keys = res_gpu, gpu_pos = table.concat(gpu_pos, ',')})

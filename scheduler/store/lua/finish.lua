@@ -22,6 +22,7 @@ Invariants:
     to pending (same FIFO seq) until they run out, then it is failed for good.
     interrupted (warm stop forced) returns it to pending without counting.
   * The host ledger gets back exactly what the claim reserved, and loses the job's expected end.
+  * Every ended attempt is listed in the history zset by when it ended (`fleet history`).
   * Leases age only while reapers see Redis. Reapers are the receiver (every second) and
     every worker (idle: every second; busy: every lease renewal). After they fell silent
     for more than two ticks of the one that ran last (Redis unreachable or BUSY for
@@ -108,7 +109,7 @@ end
 -- attempt is no longer the job's running one (fenced), nil and a refusal when a key is damaged.
 local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, output_dir)
   local key = p.job_prefix .. job_id
-  local bad = foreign(key, 'hash') or foreign(p.attempts_prefix .. job_id, 'list')
+  local bad = foreign(key, 'hash') or foreign(p.attempts_prefix .. job_id, 'list') or foreign(p.history_key, 'zset')
   if bad then return nil, bad end
   local f = redis.call('HMGET', key, 'state', 'lease_attempt', 'last_worker', 'last_host', 'res_ram',
                        'res_cores', 'res_vram', 'res_gpu', 'failures', 'max_attempts', 'in_manifest', 'waits',
@@ -153,6 +154,7 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
     if output_dir and output_dir ~= '' then rec.output_dir = output_dir end
     redis.call('LSET', akey, tonumber(attempt) - 1, cjson.encode(rec))
   end
+  redis.call('ZADD', p.history_key, p.now, job_id .. ':' .. attempt)  -- `fleet history` reads windows of it
   if new_state == S.finished and release_children(job_id) > 0 then indexed = true end
   if new_state == S.failed or new_state == S.canceled then block_descendants(job_id) end
   -- Resources came back on this host, and maybe a job became claimable again.

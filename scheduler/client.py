@@ -1,0 +1,234 @@
+"""fleet from Python: ``Client`` returns what the CLI's ``--json`` prints.
+
+    from scheduler import Client
+    fleet = Client()                                   # $FLEET_REDIS_URL / $FLEET_NAMESPACE, as the CLI
+    fleet.status()["jobs"]                             # {"pending": 12, "running": 3, ...}
+    [j["name"] for j in fleet.jobs(state="pending", model="cnn*")]
+    fleet.hold(model="transformer*", state="pending")  # filters in place of names, all or nothing
+
+The CLI's commands are thin callers of these methods (scheduler/commands/), so a notebook and
+a terminal see the same documents. Errors are the CLI's: FleetError subclasses with one-line
+messages (scheduler/errors.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .errors import ManifestError, NotFoundError, UsageError
+from .explain import explanation
+from .history import history_row, parse_outcomes, select, summary, window
+from .job_filter import JobFilter, parse_states
+from .job_rows import job_row
+from .manifest import load_manifest
+from .manifest.model import JobSpec
+from .settings import Settings
+from .status import status_document
+from .store import Store
+from .store.claims import output_dir_of
+from .store.history import read_window
+from .store.loading import LoadPlan
+from .store.queries import JobRecord
+
+FILTER_PAGE = 500  # records read per round trip while a filter looks for matches
+# The states an action takes a job from, which a filter without --state selects: `fleet hold
+# --model 'cnn*'` holds the pending ones rather than refuse because some have finished.
+ACTION_STATES = {"hold": ("pending",), "release": ("held",), "retry": ("failed", "canceled"),
+                 "cancel": ("pending", "running", "held", "blocked")}
+
+
+class Client:
+    """One fleet namespace on one Redis. ``url`` and ``namespace`` default as the CLI's flags do
+    ($FLEET_REDIS_URL, $FLEET_NAMESPACE, then redis://127.0.0.1:6379/0 and "fleet")."""
+
+    def __init__(self, url: str | None = None, namespace: str | None = None, store: Store | None = None):
+        self.store = store if store is not None else Store.connect(Settings.from_env(url, namespace))
+
+    # -- reading ---------------------------------------------------------------------------
+    def status(self) -> dict:
+        """`fleet status --json`: counts by state, workers, what nobody can run, recent failures."""
+        with self.store.errors():
+            return status_document(self.store)
+
+    def jobs(self, state: str | Sequence[str] | None = None, name: str | None = None, model: str | None = None,
+             host: str | None = None, worker: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
+        """`fleet jobs --json`: up to ``limit`` jobs matching the filters after skipping ``offset``,
+        newest activity first, each with its reason, times and progress (scheduler/job_rows.py)."""
+        found = self.records(job_filter(state, name, model, host, worker), limit=limit, offset=offset)
+        with self.store.errors():
+            view = self.store.jobs_view(found)
+        return [job_row(r, view) for r in found]
+
+    def records(self, selection: JobFilter, limit: int | None = None, offset: int = 0) -> list[JobRecord]:
+        """The records of the jobs ``selection`` picks, in its order (newest activity first)."""
+        out: list[JobRecord] = []
+        skipped = 0
+        with self.store.errors():
+            ids = self.store.jobs.ids_in_states(selection.states)
+            if not selection.needs_records:  # the indexes alone decide: read only the page's records
+                end = None if limit is None else offset + limit
+                return self.store.jobs.many(list(itertools.islice(ids, offset, end)))
+            while limit is None or len(out) < limit:
+                page = [job_id for _, job_id in zip(range(FILTER_PAGE), ids)]
+                if not page:
+                    break
+                for record in self.store.jobs.many(page):
+                    if not selection.matches(record):
+                        continue
+                    if skipped < offset:
+                        skipped += 1
+                        continue
+                    out.append(record)
+                    if limit is not None and len(out) == limit:
+                        break
+        return out
+
+    def job(self, ref: str) -> dict:
+        """`fleet job --json`: identity, scheduling, every attempt (a running one with its
+        ``elapsed_s``), the output dir, the result and the latest metrics."""
+        store = self.store
+        with store.errors():
+            record = store.jobs.get(store.jobs.resolve(ref))
+            attempts = store.jobs.attempts(record.job_id)
+            identity = store.jobs.identity(record.job_id)
+            result = store.jobs.result(record.job_id)
+            latest = store.streams.latest_metrics(record.job_id, record.attempts) if record.attempts else None
+            row = job_row(record, store.jobs_view([record]))
+        now = time.time()
+        for a in attempts:
+            start, end = a.get("started_at"), a.get("ended_at")
+            if isinstance(start, (int, float)):
+                a["elapsed_s"] = round(max(0.0, (end if isinstance(end, (int, float)) else now) - start), 1)
+        last = next((a for a in reversed(attempts) if output_dir_of(a)), None)  # the newest attempt with outputs
+        spec = JobSpec.from_flat(record.spec)
+        return {**row, "in_manifest": record.in_manifest, "max_attempts": record.max_attempts,
+                "identity": identity, "scheduling": spec.scheduling, "last_reason": record.reason,
+                "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
+                "after": spec.scheduling.get("after", []),
+                "output_dir": output_dir_of(last) if last else None, "output_host": (last or {}).get("host"),
+                "output_archived": bool((last or {}).get("archived_to")),
+                "result": result, "latest_metrics": latest}
+
+    def explain(self, ref: str) -> dict:
+        """`fleet explain --json`: why the job is where it is, per worker."""
+        with self.store.errors():
+            record = self.store.jobs.get(self.store.jobs.resolve(ref))
+            return explanation(self.store.explain_view(record)).to_json()
+
+    def workers(self) -> list[dict]:
+        """`fleet workers --json`: every worker seen in the last day."""
+        now = time.time()
+        with self.store.errors():
+            docs = [w.to_json(now) for w in self.store.workers(now)]
+            names = self.store.jobs.names([j for d in docs for j in d["jobs"]])
+        for doc in docs:
+            doc["job_names"] = [names.get(j, j) for j in doc["jobs"]]
+        return docs
+
+    def history(self, since: str | None = None, until: str | None = None, host: str | None = None,
+                state: str | Sequence[str] | None = None) -> list[dict]:
+        """`fleet history --json`: every attempt that ran in the window (default: the last 24 h),
+        oldest start first; ``state`` picks outcomes ("finished", "failed", "lost", "running", ...)."""
+        start, end = window(since, until)
+        with self.store.errors():
+            seen = read_window(self.store, start, end)
+        return [history_row(a) for a in select(seen, host, parse_outcomes(_words(state)))]
+
+    def history_summary(self, since: str | None = None, until: str | None = None, host: str | None = None,
+                        state: str | Sequence[str] | None = None) -> dict:
+        """`fleet history --summary --json`: GPU-hours and core-hours per host and per model."""
+        start, end = window(since, until)
+        with self.store.errors():
+            seen = read_window(self.store, start, end)
+        return summary(select(seen, host, parse_outcomes(_words(state))), start, end, time.time())
+
+    def metrics(self, ref: str, attempt: int | None = None) -> list[dict]:
+        """`fleet metrics --json`: the attempt's metrics lines (default: the latest attempt)."""
+        store = self.store
+        with store.errors():
+            record, number = store.jobs.resolve_attempt(ref, attempt)
+            return store.streams.metrics(record.job_id, number)
+
+    # -- writing ---------------------------------------------------------------------------
+    def load(self, path: str | Path, dry_run: bool = False, allow_orphaning: bool = False) -> dict:
+        """`fleet load --json`: validate the manifest and apply it (or only plan it, ``dry_run``);
+        a refused load raises ManifestError, as the CLI exits 2."""
+        plan = self.load_plan(load_manifest(Path(path)), dry_run, allow_orphaning)
+        if plan.refused:
+            raise ManifestError([plan.refused])
+        return plan.to_dict()
+
+    def load_plan(self, manifest, dry_run: bool = False, allow_orphaning: bool = False) -> LoadPlan:
+        """The plan of loading ``manifest`` (applied unless ``dry_run``), refused or not."""
+        return self.store.load(manifest, dry_run=dry_run, allow_orphaning=allow_orphaning)
+
+    def hold(self, refs: Iterable[str] = (), **filters: Any) -> list[dict]:
+        """`fleet hold --json`: keep pending jobs from being claimed (names, ids, or filters)."""
+        return self.act("hold", refs, **filters)
+
+    def release(self, refs: Iterable[str] = (), **filters: Any) -> list[dict]:
+        """`fleet release --json`: make held jobs claimable again."""
+        return self.act("release", refs, **filters)
+
+    def cancel(self, refs: Iterable[str] = (), **filters: Any) -> list[dict]:
+        """`fleet cancel --json`: pending jobs never run, running ones are stopped."""
+        return self.act("cancel", refs, **filters)
+
+    def retry(self, refs: Iterable[str] = (), reset: bool = False, **filters: Any) -> list[dict]:
+        """`fleet retry --json`: failed or canceled jobs become pending again."""
+        return self.act("retry", refs, reset=reset, **filters)
+
+    def act(self, action: str, refs: Iterable[str] = (), reset: bool = False, **filters: Any) -> list[dict]:
+        """Apply ``action`` to every job named or selected, all or nothing: one job it does not
+        apply to and none changes (each result says why)."""
+        return self.apply(action, self.select(action, refs, job_filter(**filters)), reset=reset)
+
+    def apply(self, action: str, ids: list[str], reset: bool = False) -> list[dict]:
+        """Apply ``action`` to the jobs ``ids`` (as :meth:`select` returns them), all or nothing."""
+        store = self.store
+        with store.errors():
+            results = store.apply_action(action, ids, reset=reset)
+            names = store.jobs.names(ids)
+        return [{"job_id": r.job_id, "name": names.get(r.job_id), "ok": r.ok, "from": r.from_state,
+                 "to": r.to_state, "message": r.message} for r in results]
+
+    def select(self, action: str, refs: Iterable[str], selection: JobFilter) -> list[str]:
+        """The ids ``action`` would touch: the jobs named, or those ``selection`` picks (without
+        a state, in the states the action takes jobs from: ACTION_STATES)."""
+        refs = list(refs)
+        if refs and not selection.empty:
+            raise UsageError(f"{action}: name jobs or give filters, not both")
+        if not refs and selection.empty:
+            raise UsageError(f"{action}: name the jobs, or select them with --state, --name, --model, --host or "
+                             f"--worker")
+        if refs:
+            with self.store.errors():
+                return list(dict.fromkeys(self.store.jobs.resolve(ref) for ref in refs))
+        if not selection.states:
+            selection = JobFilter(ACTION_STATES[action], selection.name, selection.model, selection.host,
+                                  selection.worker)
+        return [r.job_id for r in self.records(selection)]
+
+    def drain(self, worker: str, undo: bool = False, reason: str = "") -> None:
+        """`fleet drain`: the worker finishes what it runs and claims no more (``undo``: resumes)."""
+        with self.store.errors():
+            if not self.store.drain(worker, undo=undo, reason=reason):
+                raise NotFoundError(f"no worker named {worker!r}; list them with `fleet workers`")
+
+
+def job_filter(state: str | Sequence[str] | None = None, name: str | None = None, model: str | None = None,
+               host: str | None = None, worker: str | None = None) -> JobFilter:
+    """A JobFilter from the CLI's or a caller's values; states as "pending,held" or a list."""
+    return JobFilter(parse_states(",".join(_words(state))), name or None, model or None, host or None,
+                     worker or None)
+
+
+def _words(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return tuple(w.strip() for w in value.split(",") if w.strip())
+    return tuple(value)
