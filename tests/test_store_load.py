@@ -189,7 +189,9 @@ def test_status_names_a_foreign_value_where_a_waiting_job_should_be(store):
 
     store.load(manifest())
     job_id = store.jobs.resolve("a")
-    assert sorted(u["jobs"] for u in status_document(store)["unrunnable"]) == [["a"], ["b"]]  # no live worker
+    # no live worker: one need for both classes
+    assert [(u["reason"], sorted(u["jobs"])) for u in status_document(store)["unrunnable"]] == \
+        [("No live worker", ["a", "b"])]
     store.redis.delete(store.keys.job(job_id))
     store.redis.set(store.keys.job(job_id), "not a hash")
     with pytest.raises(StoreError, match=re.escape(store.keys.job(job_id))):
