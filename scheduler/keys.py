@@ -236,6 +236,11 @@ class Keys:
         return f"{self.rq_prefix}:results:{job_id}"
 
     @property
+    def rq_queue(self) -> str:
+        """rq's list of the namespace's queue (rq.Queue.key), where `rq requeue` pushes ids."""
+        return f"{self.rq_prefix}:queue:{self.queue_name}"
+
+    @property
     def rq_canceled(self) -> str:
         """rq's CanceledJobRegistry of the namespace's queue (rq.registry.CanceledJobRegistry.key)."""
         return f"{self.rq_prefix}:canceled:{self.queue_name}"

@@ -382,7 +382,8 @@ def test_workers_forget_removes_a_stopped_record_and_refuses_a_live_one(procs, r
 
 
 def test_rq_requeue_of_a_failed_job_comes_back_to_fleet(procs, real_store, tmp_path):
-    """`rq requeue` (plain rq, not fleet) pushes onto rq's list; a fleet worker brings it back."""
+    """`rq requeue` (plain rq, not fleet) pushes onto rq's list; the receiver (or any idle fleet
+    worker) brings it back."""
     import subprocess as sp
 
     flag = tmp_path / "fixed"
@@ -401,6 +402,10 @@ def test_rq_requeue_of_a_failed_job_comes_back_to_fleet(procs, real_store, tmp_p
                    "--url", procs.redis_url], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Requeueing 1 jobs" in done.stdout or "1 job" in done.stdout, done.stdout
+    # No worker runs now (as if all were busy): the receiver's tick brings it back at once.
+    procs.start("receiver", "--manifest", path)
+    wait_for(lambda: real_store.jobs.get(job_id).state is JobState.PENDING, timeout_s=5,
+             what="the requeue to reach fleet through the receiver")
     assert procs.worker("--burst", profile=profile, name="w2").wait(30) == 0
     assert real_store.jobs.get(job_id).state is JobState.FINISHED
 

@@ -22,6 +22,7 @@ from .errors import store_errors
 from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries, JobRecord
+from .rq_bridge import absorb_rq_requeues
 from .streams import Streams
 from .views import ExplainView, FleetView, JobsView, pending_names, read_explain, read_fleet, read_jobs
 from .workers import WorkerInfo, forget_worker, list_workers, worker_info
@@ -118,6 +119,12 @@ class Store:
         """Ask a worker to claim no more (saying why, ``reason``), or to resume (:func:`drain`);
         False if there is no such worker."""
         return drain(self.redis, self.keys, worker, undo=undo, reason=reason)
+
+    def absorb_rq_requeues(self) -> int:
+        """Bring the jobs rq requeued (`rq requeue`, rq-dashboard) back into fleet's pending
+        index (:func:`absorb_rq_requeues`); the receiver does it every tick, so a requeue lands
+        within a second even while every worker is busy."""
+        return absorb_rq_requeues(self.redis, self.keys, self.keys.rq_queue)
 
     def event_waiter(self) -> EventWaiter:
         """A cursor into the events stream for one waiting worker."""
