@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("metrics", "an attempt's metric history, as the job reported it")
     p.add_argument("job", help="job name, job_id or unique job_id prefix")
     p.add_argument("--attempt", type=_positive_int, help="which attempt (default: the latest)")
+    p.add_argument("--plot", action="store_true", help="draw the curve in the terminal (braille)")
+    p.add_argument("--metric", help="the metric --plot draws (default: loss, else the first number reported)")
     p.add_argument("--csv", action="store_true")
     p.add_argument("--json", action="store_true")
 
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every finished job")
     p.add_argument("--sort", metavar="METRIC", help="sort by this metric, best (highest) first")
     p.add_argument("--ascending", action="store_true", help="lowest first (for losses)")
+    p.add_argument("--plot", metavar="METRIC", help="overlay this metric's curves of the jobs, one marker each")
     p.add_argument("--csv", action="store_true")
     p.add_argument("--json", action="store_true")
 

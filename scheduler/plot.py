@@ -17,7 +17,7 @@ BRAILLE_BASE = 0x2800
 # The dot bit of (column 0-1, row 0-3) in a braille character.
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 SPARKS = "▁▂▃▄▅▆▇█"
-MARKERS = "•ox+*#@%"
+MARKERS = "•ox+*#@%=~^&" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # one per curve, 38 before they repeat
 SERIES_COLOURS = ("36", "33", "35", "32", "31", "34", "37", "90")
 X_NAMES = ("step", "epoch", "iteration", "iter")  # the x axis, when a metrics line carries one
 

@@ -277,6 +277,16 @@ def test_metrics_stream_and_compare_a_sweep_of_twelve(redis_server, real_redis, 
         assert [row["loss"] for row in by_loss] == sorted(lrs)
         metrics = json.loads(procs.run("metrics", "lr-0.1", "--json").stdout)
         assert [(m.get("step"), m["loss"]) for m in metrics if "step" in m] == [(0, 1.1), (1, 0.6), (2, 0.1 + 1 / 3)]
+        plot = procs.run("metrics", "lr-0.1", "--plot").stdout.splitlines()
+        assert plot[0] == "loss of lr-0.1 (3 points)" and plot[1].split("┤")[0].strip() == "1.1"
+        assert any(0x2800 < ord(c) <= 0x28FF for c in "".join(plot)) and plot[-1].split() == ["0", "2"]
+        assert "--metric 'acc': lr-0.1 reported no such number; it has loss" in \
+            procs.run("metrics", "lr-0.1", "--plot", "--metric", "acc").stderr
+        overlay = procs.run("compare", "--model", "sweep", "--plot", "loss").stdout.splitlines()
+        assert overlay[0] == "loss of 12 job(s)" and sum(line.startswith("  • ") for line in overlay) == 1
+        assert {line.split()[-1] for line in overlay[-12:]} == {f"lr-{lr}" for lr in lrs}
+        human = procs.run("compare", "lr-0.1", "--sort", "loss").stdout.splitlines()
+        assert human[0].split()[-1] == "CURVE" and human[1].split()[-1] == "█▂▁"  # the loss as it fell
         csv_out = procs.run("compare", "lr-0.1", "lr-0.2", "--csv").stdout.splitlines()
         assert csv_out[0].split(",")[:3] == ["name", "job_id", "hyper.lr"] and len(csv_out) == 3
         assert procs.run("compare").returncode == 2

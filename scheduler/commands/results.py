@@ -5,19 +5,46 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, UsageError
 from ..manifest.fields import SCHEDULING_FIELDS
-from ..table import printable, render, write_line
+from ..plot import chart, curve, numeric_metrics, sparkline
+from ..table import printable, render, use_colour, write_line
 from .common import client_from, connect, print_json
 
 
 def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
     client = client_from(args)
     rows = client.metrics(args.job, args.attempt)
+    if args.plot:
+        metric = _metric_to_plot(rows, args.metric, args.job)
+        points = curve(rows, metric)
+        write_line(out, f"{metric} of {args.job} ({len(points)} points)")
+        for line in chart({metric: points}, *_chart_size(out)):
+            write_line(out, line)
+        return 0
     _emit(rows, args, out, empty=f"no metrics recorded for {args.job} attempt {args.attempt or 'latest'}")
     return 0
+
+
+def _metric_to_plot(rows: list[dict], wanted: str | None, what: str) -> str:
+    """--metric, or the job's loss, or its first numeric metric; a UsageError naming the choices."""
+    have = numeric_metrics(rows)
+    if not have:
+        raise NotFoundError(f"{what}: no numeric metric recorded to plot")
+    if wanted is None:
+        return "loss" if "loss" in have else have[0]
+    if wanted not in have:
+        raise UsageError(f"--metric {wanted!r}: {what} reported no such number; it has {', '.join(have)}")
+    return wanted
+
+
+def _chart_size(out: TextIO) -> tuple[int, int]:
+    """A chart's width and height: the terminal's width less the labels, or 72 when piped."""
+    columns = shutil.get_terminal_size((80, 24)).columns if out.isatty() else 80
+    return max(20, columns - 12), 12
 
 
 def run_compare(args: argparse.Namespace, out: TextIO) -> int:
@@ -48,6 +75,21 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
     rows = ranked + [row for row in rows if not _is_num(row[2].get(sort_key))]  # unranked last
     table = [{"name": r.name, "job_id": r.job_id, **{k: f.get(k) for k in differing},
               **{m: res.get(m) for m in metrics}} for r, f, res in rows]
+    human = not (args.json or args.csv)
+    if human or args.plot:
+        with store.errors():
+            histories = store.streams.metrics_of_many([(r.job_id, r.attempts) for r, _, _ in rows])
+    if args.plot:
+        # The labels are the jobs' names, made printable here: the chart's own escapes (colours) are not.
+        series = {printable(r.name): curve(history, args.plot) for (r, _, _), history in zip(rows, histories)}
+        if not any(series.values()):
+            raise NotFoundError(f"--plot {args.plot!r}: none of these jobs reported that metric as it trained")
+        write_line(out, f"{args.plot} of {len(series)} job(s)")
+        out.write("\n".join(chart(series, *_chart_size(out), colour=use_colour(out))) + "\n")
+        return 0
+    if human and sort_key:  # the sorted metric's curve as the job reported it, beside its final value
+        for row, history in zip(table, histories):
+            row["curve"] = sparkline([y for _, y in curve(history, sort_key)]) or None
     _emit(table, args, out, empty="")
     return 0
 

@@ -39,6 +39,14 @@ class Streams:
         """Every metrics line of an attempt, oldest first."""
         return metric_rows(self.redis.xrange(self.keys.metrics(job_id, attempt)))
 
+    def metrics_of_many(self, attempts: list[tuple[str, int]]) -> list[list[dict]]:
+        """Every metrics line of each (job id, attempt), in one round trip: `fleet compare`'s curves."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, attempt in attempts:
+            pipe.xrange(self.keys.metrics(job_id, attempt))
+        return [metric_rows(entries) if isinstance(entries, list) else []
+                for entries in (pipe.execute(raise_on_error=False) if attempts else [])]
+
     def latest_metrics(self, job_id: str, attempt: int) -> dict | None:
         """The newest metrics line of an attempt (what `fleet job` shows while it trains)."""
         rows = metric_rows(self.redis.xrevrange(self.keys.metrics(job_id, attempt), count=LATEST_METRICS_WINDOW))
