@@ -589,3 +589,30 @@ def test_a_gpu_fleet_places_every_job_where_it_fits_and_never_oversubscribes_a_g
     assert runs["ddp-8-0"]["host"] == "h100x8" and all(runs[f"wide-vram-{i}"]["host"] == "h100x8" for i in range(2))
     assert all(runs[f"a100-pair-{i}"]["host"] == "a100x4" for i in range(2))
     assert all(runs[f"bf16-{i}"]["host"] != "v100x2" for i in range(4))
+
+
+def test_a_worker_under_systemd_says_ready_pings_its_watchdog_and_keeps_both_from_its_jobs(procs, real_store,
+                                                                                           tmp_path):
+    """Type=notify with WatchdogSec=: READY=1 once registered, WATCHDOG=1 while idle and while a
+    job runs; the job sees neither variable (with NotifyAccess=all it could speak for its worker)."""
+    from test_receiver import NotifySocket
+
+    sock_path = str(tmp_path / "notify.sock")
+    notify = NotifySocket(sock_path)
+    procs.env.update(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="900000")  # a ping every 0.3 s at most
+    script = ("import os, time; print('sees', os.environ.get('NOTIFY_SOCKET'), os.environ.get('WATCHDOG_USEC'),"
+              " flush=True); time.sleep(2)")
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": [
+        {"name": "quiet", "model": "m", "command": [sys.executable, "-c", script]}]})
+    try:
+        procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w", lease_s=3)
+        wait_for(lambda: "READY=1" in notify.messages, what="READY=1")
+        wait_for(lambda: notify.messages.count("WATCHDOG=1") >= 2, what="watchdog pings while idle")
+        procs.run("load", path)
+        wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the job running")
+        pings = notify.messages.count("WATCHDOG=1")
+        wait_for(lambda: real_store.jobs.counts()["finished"] == 1, timeout_s=20, what="the job finished")
+        assert notify.messages.count("WATCHDOG=1") > pings  # pinged while the job ran, too
+        assert "sees None None" in procs.run("logs", "quiet").stdout
+    finally:
+        notify.close()

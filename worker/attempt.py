@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from scheduler.keys import Keys
 from scheduler.resources import GpuInfo
 from scheduler.runs_layout import job_file, metrics_file, output_dir
+from scheduler.sdnotify import NOTIFY_VARIABLES
 from scheduler.store.claims import Claim
 from scheduler.store.queries import JobRecord
 
@@ -104,7 +105,7 @@ def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecor
     })
     for key, value in tracker_names(record.name, out_dir, group).items():
         env.setdefault(key, value)
-    for secret in WORKER_SECRETS:
+    for secret in WORKER_SECRETS + NOTIFY_VARIABLES:  # no job can speak for its worker to systemd either
         env.pop(secret, None)
     receive_fd, result_fd = os.pipe()
     os.set_blocking(receive_fd, False)

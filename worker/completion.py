@@ -16,6 +16,7 @@ from typing import Callable
 
 import redis
 
+from scheduler import sdnotify
 from scheduler.errors import StoreError
 from scheduler.keys import Keys
 from scheduler.runs_layout import manifest_file
@@ -55,6 +56,7 @@ class Completion:
         backoff = 0.5
         damage_said = None
         while True:
+            sdnotify.keepalive()  # waiting out an outage is not being stuck
             try:
                 ended = self.claims.complete(claim.job_id, claim.attempt, self.worker_name, outcome, exit_code,
                                              reason, out_dir, read_summary(out_dir) if out_dir else None)

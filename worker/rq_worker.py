@@ -18,6 +18,7 @@ import redis
 from rq import Queue, Worker
 from rq.job import Job
 
+from scheduler import sdnotify
 from scheduler.errors import StoreError
 from scheduler.states import Outcome
 from scheduler.store.actions import apply_action
@@ -134,6 +135,7 @@ class FleetWorker(Worker):
         look_s = self.fleet.loop.look_every_s  # idle_look_s of the worker's lease
         woken, last_try, due_at = True, -look_s, None
         while not self._stop_requested:
+            sdnotify.keepalive()  # systemd's watchdog: alive while waiting, Redis there or not
             try:
                 if not woken and timeout is not None and self._claim is None and \
                         time.monotonic() - last_try < look_s and (due_at is None or time.monotonic() < due_at):
@@ -392,6 +394,7 @@ class FleetWorker(Worker):
         """Every renewal interval while a job runs: rq's heartbeat, fleet's lease and registry
         entry, and a turn as reaper, so leases of dead workers are recovered, and a reaper gap
         is never mistaken for an outage, while every worker is busy and no receiver runs."""
+        sdnotify.keepalive()
         try:
             super().maintain_heartbeats(job, execution)
             status = self.fleet.claims.renew(self._claim.job_id, self.fleet.worker_name, self._claim.attempt)
@@ -481,6 +484,8 @@ class FleetWorker(Worker):
             worker_registration.unregister(self)
             self.connection.delete(self.key)
         super().register_birth()
+        sdnotify.notify("READY=1")  # Type=notify: registered; each slot says it, systemd takes the first
+        sdnotify.keepalive()
 
     def unsubscribe(self) -> None:
         """rq's, but the listener thread is told to stop *before* the UNSUBSCRIBE whose reply wakes
