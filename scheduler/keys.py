@@ -236,6 +236,21 @@ class Keys:
         return f"{self.rq_prefix}:results:{job_id}"
 
     @property
+    def rq_workers(self) -> str:
+        """rq's set of its workers' keys (rq.worker_registration.REDIS_WORKER_KEYS), what `rq info` lists."""
+        return f"{self.rq_prefix}:workers"
+
+    @property
+    def rq_workers_of_queue(self) -> str:
+        """rq's set of the keys of the workers of the namespace's queue."""
+        return f"{self.rq_prefix}:workers:{self.queue_name}"
+
+    @property
+    def rq_worker_prefix(self) -> str:
+        """rq's worker hash is this + its rq name (rq.Worker.key)."""
+        return f"{self.rq_prefix}:worker:"
+
+    @property
     def rq_queue(self) -> str:
         """rq's list of the namespace's queue (rq.Queue.key), where `rq requeue` pushes ids."""
         return f"{self.rq_prefix}:queue:{self.queue_name}"

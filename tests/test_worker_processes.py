@@ -293,7 +293,7 @@ def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, 
     path = write_manifest(tmp_path / "m.toml", manifest)
     procs.run("load", path)
     profile = write_profile(str(tmp_path / "h.toml"), "box", 1, 8)
-    procs.worker(profile=profile, name="w", lease_s=3)
+    worker = procs.worker(profile=profile, name="w", lease_s=3)
     wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the long job running")
     assert procs.run("drain", "w", "--reason", "swap a disk").returncode == 0
     (w,) = json.loads(procs.run("workers", "--json").stdout)  # draining while its job still runs, not busy
@@ -306,6 +306,10 @@ def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, 
     wait_for(lambda: real_store.redis.zscore(keys.rq_canceled, long_id) is not None, what="rq's canceled registry")
     assert real_store.redis.zscore(f"{keys.rq_prefix}:failed:{keys.queue_name}", long_id) is None
     assert real_store.redis.hget(keys.rq_job(long_id), "status") == b"canceled"
+    # its log names the job and says where each attempt went and how it ended
+    wait_for(lambda: f"long ({long_id[:8]}) attempt 1: canceled -> canceled" in procs.log_of(worker),
+             what="the worker's log of the attempt's end")
+    assert f"claimed long ({long_id[:8]}) attempt 1 on box" in procs.log_of(worker)
     # Its process is gone: the ledger file stops growing.
     size = os.path.getsize(next(iter(glob.glob(str(ledger / "*")))))
     time.sleep(0.3)

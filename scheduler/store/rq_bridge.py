@@ -75,3 +75,48 @@ def restore_rq_job(redis, keys: Keys, job_id: str, name: str) -> dict:
     restored = pipe.execute()[-1]
     log.info("job %s (%s) had no rq record (expired, or deleted through rq): wrote it back", name, job_id)
     return restored
+
+
+def clear_dead_rq_workers(redis, keys: Keys, now: float) -> list[str]:
+    """Unregister from rq the workers fleet knows are dead (their fleet record's heartbeat is
+    older than its lease, or the record is gone), as rq's own cleanup does once a dead
+    worker's key expires, minutes later: until then `rq info` and rq-dashboard list a
+    SIGKILLed worker as busy. A worker that registered its death (a clean stop) is rq's own
+    business. Returns the rq names cleared. A slot's rq name is "<worker>:<slot>"
+    (worker/slots.py rq_name)."""
+    members = [m.decode() for m in redis.smembers(keys.rq_workers)]
+    rq_names = [m[len(keys.rq_worker_prefix):] for m in members if m.startswith(keys.rq_worker_prefix)]
+    if not rq_names:
+        return []
+    owners = [_fleet_name(name) for name in rq_names]
+    pipe = redis.pipeline(transaction=False)
+    for name, owner in zip(rq_names, owners):
+        pipe.hget(keys.rq_worker_prefix + name, "death")
+        pipe.hmget(keys.worker(owner), "heartbeat", "lease_s")
+    replies = pipe.execute(raise_on_error=False)
+    dead = []
+    for i, name in enumerate(rq_names):
+        death, fields = replies[2 * i], replies[2 * i + 1]
+        if death or not isinstance(fields, list):
+            continue
+        try:
+            heartbeat, lease_s = float(fields[0] or 0), float(fields[1] or 30)
+        except ValueError:
+            continue  # a damaged record: fleet's own readers say so; rq's entry is left as it is
+        if now - heartbeat > lease_s:
+            dead.append(name)
+    if dead:
+        pipe = redis.pipeline(transaction=True)
+        for name in dead:
+            pipe.srem(keys.rq_workers, keys.rq_worker_prefix + name)
+            pipe.srem(keys.rq_workers_of_queue, keys.rq_worker_prefix + name)
+            pipe.delete(keys.rq_worker_prefix + name)
+        pipe.execute()
+        log.info("unregistered dead worker(s) %s from rq's registry", ", ".join(dead))
+    return dead
+
+
+def _fleet_name(rq_name: str) -> str:
+    """The fleet worker an rq worker name belongs to: a slot's "<worker>:<slot>" is <worker>'s."""
+    head, sep, slot = rq_name.rpartition(":")
+    return head if sep and slot.isdigit() else rq_name

@@ -22,7 +22,7 @@ from .errors import store_errors
 from .events import EventWaiter
 from .loading import LoadPlan, apply_manifest
 from .queries import JobQueries, JobRecord
-from .rq_bridge import absorb_rq_requeues
+from .rq_bridge import absorb_rq_requeues, clear_dead_rq_workers
 from .streams import Streams
 from .views import ExplainView, FleetView, JobsView, pending_names, read_explain, read_fleet, read_jobs
 from .workers import WorkerInfo, forget_worker, list_workers, worker_info
@@ -125,6 +125,10 @@ class Store:
         index (:func:`absorb_rq_requeues`); the receiver does it every tick, so a requeue lands
         within a second even while every worker is busy."""
         return absorb_rq_requeues(self.redis, self.keys, self.keys.rq_queue)
+
+    def clear_dead_rq_workers(self, now: float | None = None) -> list[str]:
+        """Take the workers fleet knows are dead out of rq's worker registry (:func:`clear_dead_rq_workers`)."""
+        return clear_dead_rq_workers(self.redis, self.keys, time.time() if now is None else now)
 
     def event_waiter(self) -> EventWaiter:
         """A cursor into the events stream for one waiting worker."""

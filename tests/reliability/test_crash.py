@@ -119,12 +119,19 @@ def test_a_dead_workers_job_is_gone_before_its_lease_runs_out(procs, real_store,
     procs.start("receiver", "--manifest", str(path), "--lease-s", "2", "--reap-interval-s", "0.2")
     first = procs.worker(profile=str(profile), name="first", lease_s=2)
     wait_for(lambda: os.listdir(ledger), what="the job's first execution")
+    keys = real_store.keys
+    assert real_redis.sismember(keys.rq_workers, keys.rq_worker_prefix + "first")  # `rq info` lists it, busy
     procs.kill(first)
     tally.fault("SIGKILL of a worker under a job that ignores SIGTERM")
     procs.worker(profile=str(profile), name="second", lease_s=2)
     job_id = real_store.jobs.resolve("deaf")
     wait_for(lambda: real_store.jobs.get(job_id).state.value == "finished", timeout_s=60,
              what="the job to finish on the second worker")
+    # rq's registry lets go of the dead worker as rq's cleanup would, without waiting for its key to expire
+    wait_for(lambda: not real_redis.sismember(keys.rq_workers, keys.rq_worker_prefix + "first"), timeout_s=10,
+             what="rq's worker registry to drop the SIGKILLed worker")
+    assert not real_redis.exists(keys.rq_worker_prefix + "first")
+    assert real_redis.sismember(keys.rq_workers, keys.rq_worker_prefix + "second")
     attempts = Claims(real_redis, real_store.keys).attempts(job_id)
     assert [a["outcome"] for a in attempts] == ["lost", "finished"], attempts
     spans = sorted(executions(str(ledger))[job_id])
