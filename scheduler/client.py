@@ -66,13 +66,17 @@ class Client:
         """The records of the jobs ``selection`` picks, in its order (newest activity first)."""
         out: list[JobRecord] = []
         skipped = 0
+        size = FILTER_PAGE if limit is None else min(FILTER_PAGE, offset + limit)
         with self.store.errors():
-            ids = self.store.jobs.ids_in_states(selection.states)
+            ids = self.store.jobs.ids_in_states(selection.states, page=size)
             if not selection.needs_records:  # the indexes alone decide: read only the page's records
                 end = None if limit is None else offset + limit
                 return self.store.jobs.many(list(itertools.islice(ids, offset, end)))
             while limit is None or len(out) < limit:
-                page = [job_id for _, job_id in zip(range(FILTER_PAGE), ids)]
+                # The first page is as big as what is asked for (a filter most jobs pass reads
+                # no more than that); each one after doubles, up to FILTER_PAGE.
+                page = [job_id for _, job_id in zip(range(size), ids)]
+                size = min(FILTER_PAGE, 2 * size)
                 if not page:
                     break
                 for record in self.store.jobs.many(page):

@@ -1,0 +1,75 @@
+"""`fleet jobs` cost at 100 and 100,000 jobs: Redis round trips and time of one page of 100 rows,
+each with its REASON, ELAPSED and PROGRESS (scheduler/client.py Client.jobs).
+
+Three pages: every job (the load-order index), two states merged (pending,held: two state
+indexes read a page at a time), and a glob filter (model 'ben*': each candidate's record is
+read). Round trips are counted at the socket, as bench/status.py counts them; the target is
+the same number at both sizes and time within 2x, as for `fleet status`.
+
+usage: python bench/jobs_page.py [--sizes 100,100000] [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import redis.connection
+from common import build_manifest, jobs_manifest, machine, stats_ms, store_on
+
+from scheduler.client import Client
+from scheduler.embedded_redis import RedisServer
+
+SENT = {"n": 0}
+_original = redis.connection.AbstractConnection.send_packed_command
+PAGES = {"all": {}, "pending,held": {"state": "pending,held"}, "model glob": {"model": "ben*"}}
+
+
+def _counting(self, command, check_health=True):
+    SENT["n"] += 1
+    return _original(self, command, check_health)
+
+
+def measure(url: str, size: int, repeat: int) -> dict[str, tuple[int, float]]:
+    store = store_on(url)
+    store.redis.flushall()
+    store.load(build_manifest(jobs_manifest(size)))
+    client = Client(store=store)
+    out = {}
+    for label, filters in PAGES.items():
+        rows = client.jobs(limit=100, **filters)  # warm the connection
+        assert len(rows) == min(100, size) and all(r["reason"] == "No live worker" for r in rows)
+        redis.connection.AbstractConnection.send_packed_command = _counting
+        try:
+            SENT["n"] = 0
+            client.jobs(limit=100, **filters)
+            trips = SENT["n"]
+        finally:
+            redis.connection.AbstractConnection.send_packed_command = _original
+        samples = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            client.jobs(limit=100, **filters)
+            samples.append(time.perf_counter() - t0)
+        out[label] = (trips, stats_ms(samples)[0])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,100000")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"fleet jobs --limit 100 ({machine()}), 50 constraint classes, no worker registered")
+    with RedisServer() as server:
+        results = {size: measure(server.url, size, args.repeat) for size in sizes}
+    for label in PAGES:
+        base = results[sizes[0]][label][1]
+        for size in sizes:
+            trips, median = results[size][label]
+            print(f"  {label:>13}, jobs={size:>7}: {trips} round trips, median {median:.2f} ms ({median / base:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
