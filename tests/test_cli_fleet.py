@@ -286,7 +286,9 @@ def test_metrics_stream_and_compare_a_sweep_of_twelve(redis_server, real_redis, 
         assert overlay[0] == "loss of 12 job(s)" and sum(line.startswith("  • ") for line in overlay) == 1
         assert {line.split()[-1] for line in overlay[-12:]} == {f"lr-{lr}" for lr in lrs}
         human = procs.run("compare", "lr-0.1", "--sort", "loss").stdout.splitlines()
-        assert human[0].split()[-1] == "CURVE" and human[1].split()[-1] == "█▂▁"  # the loss as it fell
+        assert human[0].split()[-2:] == ["LOSS", "CURVE"] and human[1].split()[-1] == "█▂▁"  # the loss as it fell
+        ranked = procs.run("compare", "lr-0.1").stdout.splitlines()  # sorted by accuracy, which has no curve
+        assert ranked[0].split()[-2:] == ["LOSS", "CURVE"] and ranked[1].split()[-1] == "█▂▁"
         csv_out = procs.run("compare", "lr-0.1", "lr-0.2", "--csv").stdout.splitlines()
         assert csv_out[0].split(",")[:3] == ["name", "job_id", "hyper.lr"] and len(csv_out) == 3
         assert procs.run("compare").returncode == 2

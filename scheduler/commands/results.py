@@ -29,6 +29,17 @@ def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _curve_metric(histories: list[list[dict]], sort_key: str | None) -> str | None:
+    """The metric whose curve `fleet compare` sparks: the sorted one if the jobs reported it as
+    they trained (twice at least: a final accuracy often has no history), else loss, else
+    their first such number."""
+    reported = [m for history in histories for m in numeric_metrics(history) if len(curve(history, m)) > 1]
+    for metric in (sort_key, "loss", *reported):
+        if metric and metric in reported:
+            return metric
+    return None
+
+
 def _metric_to_plot(rows: list[dict], wanted: str | None, what: str) -> str:
     """--metric, or the job's loss, or its first numeric metric; a UsageError naming the choices."""
     have = numeric_metrics(rows)
@@ -87,9 +98,10 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
         write_line(out, f"{args.plot} of {len(series)} job(s)")
         out.write("\n".join(chart(series, *_chart_size(out), colour=use_colour(out))) + "\n")
         return 0
-    if human and sort_key:  # the sorted metric's curve as the job reported it, beside its final value
+    shown = _curve_metric(histories, sort_key) if human else None
+    if shown:  # the main metric's curve as the jobs reported it while they trained
         for row, history in zip(table, histories):
-            row["curve"] = sparkline([y for _, y in curve(history, sort_key)]) or None
+            row[f"{shown} curve"] = sparkline([y for _, y in curve(history, shown)]) or None
     _emit(table, args, out, empty="")
     return 0
 
