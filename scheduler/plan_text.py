@@ -16,9 +16,26 @@ def plan_summary(plan: LoadPlan) -> str:
     return text if plan.changed else f"{text} (no change, nothing written)"
 
 
-def plan_lines(plan: LoadPlan) -> list[str]:
-    """The summary, then the names per kind (unchanged ones only counted)."""
+def sweep_counts(plan: LoadPlan, sweeps: dict[str, tuple[str, ...]]) -> dict[str, dict[str, int]]:
+    """Per [jobs.matrix] sweep of the manifest, how many of its jobs the plan adds, updates,
+    leaves unchanged or revives (``fleet load --json``'s "sweeps")."""
+    kind_of = {e.name: kind for kind in KINDS for e in getattr(plan, kind)}
+    out = {}
+    for label, names in sweeps.items():
+        counts = {kind: 0 for kind in KINDS if kind != "orphaned"}
+        for name in names:
+            if kind_of.get(name) in counts:
+                counts[kind_of[name]] += 1
+        out[label] = counts
+    return out
+
+
+def plan_lines(plan: LoadPlan, sweeps: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """The summary, a line per sweep, then the names per kind (unchanged ones only counted)."""
     lines = [plan_summary(plan)]
+    for label, counts in sweep_counts(plan, sweeps or {}).items():
+        total = sum(counts.values())
+        lines.append(f"  sweep {label}: {total} jobs: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     for kind in KINDS:
         if kind == "unchanged":
             continue

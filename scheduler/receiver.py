@@ -104,7 +104,7 @@ class Receiver:
         except StoreError as err:
             log.error("%s", err)
             return False
-        lines = plan_lines(plan)
+        lines = plan_lines(plan, manifest.sweeps)
         # Orphaning jobs retires work: an operator must see it even in a log filtered to warnings.
         (log.warning if plan.orphaned else log.info)("loaded %s: %s", self.manifest_path, lines[0])
         for line in lines[1:]:

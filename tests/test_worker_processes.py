@@ -298,6 +298,8 @@ def test_cancel_stops_a_running_job_and_drain_stops_claiming(procs, real_store, 
     assert procs.run("drain", "w", "--reason", "swap a disk").returncode == 0
     (w,) = json.loads(procs.run("workers", "--json").stdout)  # draining while its job still runs, not busy
     assert (w["state"], w["drain_reason"], w["busy_slots"]) == ("draining", "swap a disk", 1)
+    (row,) = [line for line in procs.run("workers").stdout.splitlines() if line.startswith("w ")]
+    assert "draining (swap a disk)" in row and " long " in f"{row} "  # the JOB column names the job
     assert procs.run("cancel", "long").returncode == 0
     wait_for(lambda: real_store.jobs.get(real_store.jobs.resolve("long")).state is JobState.CANCELED,
              timeout_s=15, what="the cancel to reach the worker")

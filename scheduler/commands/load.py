@@ -7,7 +7,7 @@ from typing import TextIO
 
 from ..errors import ManifestError
 from ..manifest import dumps_manifest, load_manifest, locate_manifest
-from ..plan_text import plan_lines
+from ..plan_text import plan_lines, sweep_counts
 from ..table import write_line
 from .common import client_from, print_json, refuse_bad_flags
 
@@ -28,9 +28,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     plan = client_from(args).load_plan(manifest, dry_run=args.dry_run, allow_orphaning=args.allow_orphaning)
     if args.json:
-        print_json(plan.to_dict(), out)
+        print_json({**plan.to_dict(), "sweeps": sweep_counts(plan, manifest.sweeps)}, out)
     else:
-        for n, line in enumerate(plan_lines(plan)):
+        for n, line in enumerate(plan_lines(plan, manifest.sweeps)):
             write_line(out, f"{path}: {line}" if n == 0 else line)
     if plan.refused:  # a dry run shows the plan, then fails as the real load would
         raise ManifestError([plan.refused])

@@ -33,6 +33,7 @@ from .fields import (
     REQUIRED_FIELDS,
     SCHEDULING_FIELDS,
     SCHEMA_VERSION,
+    TABLE,
     TOP_LEVEL_KEYS,
     fits,
     kind_of,
@@ -40,6 +41,7 @@ from .fields import (
 from .identity import JOB_ID_RE
 from .locate import path_text
 from .model import HostSpec, JobSpec, Manifest
+from .sweeps import expand
 
 LAB_FIELD_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 ENTRYPOINT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -119,6 +121,7 @@ class _Validator:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.refused: set[str | None] = set()  # locators of jobs bound_values refused
+        self.sweeps: dict[str, list[str]] = {}  # a sweep's locator -> the names of its jobs
 
     # -- reporting ---------------------------------------------------------------
     def error(self, message: str, where: str | None = None, field: str | None = None) -> None:
@@ -165,6 +168,7 @@ class _Validator:
             allowed=allowed,
             lab_fields=tuple(sorted(lab_fields)),
             warnings=tuple(self.warnings),
+            sweeps={label: tuple(names) for label, names in self.sweeps.items()},
         )
 
     def bound_values(self) -> None:
@@ -292,17 +296,26 @@ class _Validator:
             return []
         specs: list[JobSpec] = []
         checked: list[JobSpec] = []  # specs and jobs dropped for their own problems, for the after checks
-        by_name: dict[str, int] = {}
+        by_name: dict[str, str] = {}  # name -> where it was written (an entry, or a sweep's point)
         by_id: dict[str, JobSpec] = {}
-        for index, job in enumerate(jobs):
-            spec, ok = self.check_job(index, job, defaults, lab_fields, allowed)
+        known = set(FIELDS) | set(lab_fields)
+        tables = {k for k, f in FIELDS.items() if f.kind == TABLE} | {k for k, kind in lab_fields.items()
+                                                                       if kind == TABLE}
+        expansion = expand(jobs, defaults, known, tables)  # sweeps, one table per point (manifest/sweeps.py)
+        for where, field_name, message in expansion.problems:
+            self.error(message, where, field_name)
+        self.sweeps = expansion.sweeps
+        for item in expansion.jobs:
+            index, job, where = item.index, item.table, item.locator()
+            if item.sweep is not None and item.sweep in self.refused:
+                continue  # bound_values cut one of the sweep's values, and said so
+            spec, ok = self.check_job(index, job, defaults, lab_fields, allowed, where)
             name = job.get("name")
             if isinstance(name, str):
                 if name in by_name:
-                    self.error(f"duplicate job name; jobs[{by_name[name]}] already uses it", _job_locator(index, job),
-                               "name")
+                    self.error(f"duplicate job name; {by_name[name]} already uses it", where, "name")
                     continue
-                by_name[name] = index
+                by_name[name] = where if item.sweep is not None else f"jobs[{index}]"
             if spec is None:
                 continue
             other = by_id.get(spec.job_id)
@@ -320,11 +333,12 @@ class _Validator:
         return specs
 
     def check_job(self, index: int, job: dict[str, Any], defaults: dict[str, Any], lab_fields: dict[str, str],
-                  allowed: dict[str, list[Any]]) -> tuple[JobSpec | None, bool]:
+                  allowed: dict[str, list[Any]], where: str | None = None) -> tuple[JobSpec | None, bool]:
         """The job's spec and whether it is free of problems. A job with problems still gets a
         spec when its name, model and identity are what the file says (every identity key it
-        writes was accepted), so it is still checked for duplicates and its after edges."""
-        where = _job_locator(index, job)
+        writes was accepted), so it is still checked for duplicates and its after edges.
+        ``where``: how messages name it (a sweep's point says which point)."""
+        where = where or _job_locator(index, job)
         before = len(self.problems)
         known = sorted(set(FIELDS) | set(lab_fields))
         for field_name in REQUIRED_FIELDS:

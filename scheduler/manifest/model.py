@@ -117,6 +117,9 @@ class Manifest:
     allowed: dict[str, list[Any]]
     lab_fields: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    # Each [jobs.matrix] sweep (by its entry's locator, "jobs[3] '{model}-lr{hyper[lr]}'") and
+    # the names of the jobs it expanded to, in order; a plan is shown per sweep as well.
+    sweeps: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     def job_named(self, name: str) -> JobSpec:
         for job in self.jobs:
