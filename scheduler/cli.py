@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for action, help_text in (("cancel", "cancel jobs: pending ones never run, running ones are stopped"),
                               ("retry", "make failed or canceled jobs pending again"),
+                              ("rerun", "run finished, failed or canceled jobs again, as their next attempt "
+                                        "(earlier attempts and their outputs stay)"),
                               ("hold", "keep pending jobs from being claimed"),
                               ("release", "make held jobs claimable again")):
         p = command(action, help_text)
@@ -279,6 +281,7 @@ _COMMANDS = {
     "workers": ("jobinfo", "run_workers"),
     "cancel": ("actions", "run_action"),
     "retry": ("actions", "run_action"),
+    "rerun": ("actions", "run_action"),
     "hold": ("actions", "run_action"),
     "release": ("actions", "run_action"),
     "drain": ("actions", "run_drain"),

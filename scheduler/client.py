@@ -37,7 +37,7 @@ FILTER_PAGE = 500  # records read per round trip while a filter looks for matche
 # The states an action takes a job from, which a filter without --state selects: `fleet hold
 # --model 'cnn*'` holds the pending ones rather than refuse because some have finished.
 ACTION_STATES = {"hold": ("pending",), "release": ("held",), "retry": ("failed", "canceled"),
-                 "cancel": ("pending", "running", "held", "blocked")}
+                 "rerun": ("finished", "failed", "canceled"), "cancel": ("pending", "running", "held", "blocked")}
 
 
 class Client:
@@ -184,6 +184,11 @@ class Client:
     def retry(self, refs: Iterable[str] = (), reset: bool = False, **filters: Any) -> list[dict]:
         """`fleet retry --json`: failed or canceled jobs become pending again."""
         return self.act("retry", refs, reset=reset, **filters)
+
+    def rerun(self, refs: Iterable[str] = (), **filters: Any) -> list[dict]:
+        """`fleet rerun --json`: finished, failed or canceled jobs run again, as their next
+        attempt; every earlier attempt's record and output dir stay."""
+        return self.act("rerun", refs, **filters)
 
     def act(self, action: str, refs: Iterable[str] = (), reset: bool = False, **filters: Any) -> list[dict]:
         """Apply ``action`` to every job named or selected, all or nothing: one job it does not

@@ -28,9 +28,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELED, JobState.HELD, JobState.BLOCKED}),
     # exit 0; exit != 0 or timeout with attempts left -> pending, else failed; lease lost -> pending/failed
     JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.PENDING, JobState.CANCELED}),
-    JobState.FINISHED: frozenset(),  # finished is final: a reload never reruns it
-    JobState.FAILED: frozenset({JobState.PENDING}),  # fleet retry
-    JobState.CANCELED: frozenset({JobState.PENDING}),  # fleet retry
+    JobState.FINISHED: frozenset({JobState.PENDING}),  # `fleet rerun` only: a reload never reruns it
+    JobState.FAILED: frozenset({JobState.PENDING}),  # fleet retry, fleet rerun
+    JobState.CANCELED: frozenset({JobState.PENDING}),  # fleet retry, fleet rerun
     JobState.BLOCKED: frozenset({JobState.PENDING, JobState.CANCELED}),  # its blocking parent retried; cancel
     JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELED, JobState.BLOCKED}),  # release; cancel; parent failed
 }

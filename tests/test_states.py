@@ -155,10 +155,11 @@ def test_every_operation_makes_only_listed_transitions_and_every_listed_one_happ
         assert absorb_rq_requeues(store.redis, store.keys, "rq:queue:fleet-test") == 1
     fleet.apply_action("cancel", "y")  # pending -> canceled
     fleet.end("z", Outcome.FINISHED, JobState.FINISHED)
+    fleet.apply_action("rerun", "z")  # finished -> pending: `fleet rerun`, never a reload
 
     assert set(fleet.log.seen) == LISTED, f"listed in TRANSITIONS but never made: {LISTED - set(fleet.log.seen)}"
     assert fleet.log.ops >= {"load: add", "load: drop, edit", "load: re-add", "claim", "reap", "drain",
-                             "rq requeue", "cancel", "hold", "release", "retry",
+                             "rq requeue", "cancel", "hold", "release", "retry", "rerun",
                              *(f"finish {o.value}" for o in Outcome)}
 
 
@@ -200,7 +201,7 @@ def test_a_random_walk_over_every_operation_makes_only_listed_transitions(store)
             with log.op(f"finish {outcome.value}"):
                 claims.complete(c.job_id, c.attempt, worker, outcome, exit_code=int(outcome is not Outcome.FINISHED))
         elif roll < 0.75:
-            action = rng.choice(["cancel", "retry", "hold", "release"])
+            action = rng.choice(["cancel", "retry", "rerun", "hold", "release"])
             with log.op(action):
                 apply_action(store.redis, store.keys, action, rng.sample(ids, rng.randint(1, 3)),
                              reset=rng.random() < 0.5, all_or_nothing=rng.random() < 0.5)

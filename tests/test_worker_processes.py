@@ -622,3 +622,33 @@ def test_a_worker_under_systemd_says_ready_pings_its_watchdog_and_keeps_both_fro
         assert "sees None None" in procs.run("logs", "quiet").stdout
     finally:
         notify.close()
+
+
+def test_rerun_makes_a_finished_job_its_next_attempt_and_keeps_the_earlier_one(procs, real_store, tmp_path):
+    """`fleet rerun` (the data was fixed): attempt 2 of a finished job, attempt 1's record and
+    output dir intact; refused for a running job, with the reason; a reload never reruns."""
+    script = ("import os, time; print('run', os.environ['FLEET_ATTEMPT'], flush=True); "
+              "time.sleep(float(os.environ.get('NAP', '0')))")
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": [
+        {"name": "fit", "model": "m", "command": [sys.executable, "-c", script]}]})
+    procs.run("load", path)
+    profile = write_profile(str(tmp_path / "h.toml"), "box", 2, 8)
+    assert procs.worker("--burst", profile=profile, name="w").wait(30) == 0
+    job_id = real_store.jobs.resolve("fit")
+    first = real_store.jobs.attempts(job_id)
+    assert [a["outcome"] for a in first] == ["finished"]
+    assert procs.run("load", path).returncode == 0 and real_store.jobs.get(job_id).state is JobState.FINISHED
+    done = procs.run("rerun", "fit")
+    assert done.returncode == 0 and "finished -> pending" in done.stdout
+    procs.env["NAP"] = "30"  # the second attempt runs long enough to be refused a rerun
+    worker = procs.worker(profile=profile, name="w2")
+    wait_for(lambda: real_store.jobs.get(job_id).state is JobState.RUNNING, what="attempt 2 running")
+    refused = procs.run("rerun", "fit")
+    assert refused.returncode == 2 and "not running (it runs now: `fleet cancel` it first" in refused.stdout
+    attempts = real_store.jobs.attempts(job_id)
+    assert [a["attempt"] for a in attempts] == [1, 2] and attempts[0] == first[0]  # attempt 1 as it was
+    with open(os.path.join(first[0]["output_dir"], "log.txt")) as fh:
+        assert "run 1" in fh.read()  # its output dir stays
+    assert procs.run("cancel", "fit").returncode == 0
+    wait_for(lambda: real_store.jobs.get(job_id).state is JobState.CANCELED, what="attempt 2 canceled")
+    assert worker.poll() is None

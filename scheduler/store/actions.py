@@ -12,7 +12,7 @@ from .errors import refusal
 from .scripts import Scripts
 from .workers import DRAIN_REASON_FIELD
 
-ACTIONS = ("cancel", "retry", "hold", "release")
+ACTIONS = ("cancel", "retry", "rerun", "hold", "release")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
---[[ actions: an operator's action on jobs: cancel, retry, hold, release.
+--[[ actions: an operator's action on jobs: cancel, retry, rerun, hold, release.
 
 KEYS  1 events (stream); declared so the script routes to the namespace's slot, whose
         prefixes in ARGV build every other key
@@ -17,6 +17,8 @@ Invariants:
     reported back unchanged, so the Lua can never invent a state change.
   * A running job is not changed here: cancel sets cancel_requested and the worker
     holding the lease stops the process group and records the attempt canceled.
+  * rerun takes a finished, failed or canceled job back to pending as its next attempt:
+    its earlier attempts' records are left as they are (so are their output dirs).
   * The pending index holds a job iff it is pending, in the manifest and not waiting.
   * rq agrees: a job canceled here is in rq's canceled registry with status canceled (the
     worker files a running one there when its attempt ends canceled); a retry takes it out.
@@ -38,8 +40,10 @@ local function apply_action()
     return false
   end
 
-  local TARGET = {cancel = S.canceled, retry = S.pending, hold = S.held, release = S.pending}
-  local SOURCES = {retry = {[S.failed] = true, [S.canceled] = true}, release = {[S.held] = true}}
+  local TARGET = {cancel = S.canceled, retry = S.pending, rerun = S.pending, hold = S.held, release = S.pending}
+  local SOURCES = {retry = {[S.failed] = true, [S.canceled] = true}, release = {[S.held] = true},
+                   rerun = {[S.finished] = true, [S.failed] = true, [S.canceled] = true}}
+  local SOURCE_WORDS = {retry = 'failed or canceled', release = 'held', rerun = 'finished, failed or canceled'}
 
   -- The keys a change of job `id` writes, as {key, type}: checked before anything is written.
   local function writes(id, f, to)
@@ -79,8 +83,8 @@ local function apply_action()
     elseif p.action == 'cancel' and from == S.running then
       r.ok, r.to, r.message = true, from, 'cancel requested; its worker stops the process group'
     elseif SOURCES[p.action] and not SOURCES[p.action][from] then
-      r.message = p.action .. ' applies to ' .. (p.action == 'retry' and 'failed or canceled' or 'held') ..
-                  ' jobs, not ' .. from
+      r.message = p.action .. ' applies to ' .. SOURCE_WORDS[p.action] .. ' jobs, not ' .. from ..
+                  (from == S.running and ' (it runs now: `fleet cancel` it first, or wait for it to end)' or '')
     elseif not allowed(from, to) then
       r.message = 'cannot ' .. p.action .. ' a ' .. from .. ' job'
     else
@@ -115,10 +119,11 @@ local function apply_action()
         redis.call('HSET', key, 'indexed', '0')
       end
       move_state(id, from, to, 'cancel_requested', '0')
-      if p.action == 'retry' and p.reset then redis.call('HSET', key, 'failures', 0) end
+      -- A rerun starts a fresh run of attempts: the count of failures starts again too.
+      if (p.action == 'retry' and p.reset) or p.action == 'rerun' then redis.call('HSET', key, 'failures', 0) end
       if to == S.canceled then block_descendants(id) end
       if to == S.canceled or from == S.canceled then mirror_in_rq(id, to) end
-      if p.action == 'retry' then unblock_descendants(id) end
+      if p.action == 'retry' or p.action == 'rerun' then unblock_descendants(id) end
       if index_if_ready(id) then
         redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000, '*', 'kind', 'claimable', 'count', 1)
       end
