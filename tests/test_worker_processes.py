@@ -652,3 +652,37 @@ def test_rerun_makes_a_finished_job_its_next_attempt_and_keeps_the_earlier_one(p
     assert procs.run("cancel", "fit").returncode == 0
     wait_for(lambda: real_store.jobs.get(job_id).state is JobState.CANCELED, what="attempt 2 canceled")
     assert worker.poll() is None
+
+
+RESUMABLE = """import os, sys
+out, resume = os.environ["FLEET_OUTPUT_DIR"], os.environ["FLEET_RESUME_DIR"]
+start = int(open(os.path.join(resume, "ckpt")).read()) if resume else 0
+print("start", start, "placeholder", sys.argv[1] == resume, "host", repr(os.environ["FLEET_RESUME_HOST"]), flush=True)
+for step in range(start, 10):
+    with open(os.path.join(out, "ckpt"), "w") as fh:
+        fh.write(str(step + 1))
+    if step == 4 and start == 0:
+        os._exit(3)  # dies halfway through its first attempt, its checkpoint saved
+print("done", flush=True)
+"""
+
+
+def test_an_attempt_after_a_failure_resumes_from_the_previous_attempts_checkpoint(procs, real_store, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(RESUMABLE)
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": [
+        {"name": "long-fit", "model": "m", "max_attempts": 2,
+         "command": [sys.executable, str(script), "{resume_dir}"]}]})
+    procs.run("load", path)
+    assert procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8),
+                        name="w").wait(60) == 0
+    job_id = real_store.jobs.resolve("long-fit")
+    first, second = real_store.jobs.attempts(job_id)
+    assert (first["outcome"], first["exit_code"], second["outcome"]) == ("failed", 3, "finished")
+    assert second["resumed_from"] == 1 and "resumed_from" not in first
+    assert "start 0 placeholder True host ''" in procs.run("logs", "long-fit", "--attempt", "1").stdout
+    assert "start 5 placeholder True host ''" in procs.run("logs", "long-fit", "--attempt", "2").stdout
+    with open(os.path.join(second["output_dir"], "ckpt")) as fh:
+        assert fh.read() == "10"  # it went on from step 5, it did not start over
+    rows = [line.split() for line in procs.run("job", "long-fit").stdout.splitlines() if line[:2] in ("# ", "2 ")]
+    assert rows[1][rows[0].index("RESUMED")] == "#1"  # `fleet job` says which attempt it resumed from

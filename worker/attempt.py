@@ -45,6 +45,7 @@ class Attempt:
     lost_grace_s: float = KILL_GRACE_S  # a dead worker's job must be gone before its lease runs out
     result_fd: int = -1  # write end of the pipe the horse sends its Handoff through
     receive_fd: int = -1  # the worker's read end of that pipe
+    resumed_from: int | None = None  # the earlier attempt whose output dir it was given to resume from
 
     @property
     def job_id(self) -> str:
@@ -57,6 +58,30 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """What an attempt after the first is told of the one before it: its output dir where this
+    host can reach it (``dir``; "" otherwise), its host when that is another one (``host``)."""
+
+    attempt: int
+    dir: str
+    host: str
+
+
+def resume_from(previous: dict | None, place: "WorkerPlace", name: str, job_id: str) -> Resume | None:
+    """The latest earlier attempt as the next one resumes from it, however it ended (lost,
+    timed out, failed, interrupted, or finished before a rerun): its recorded output dir, or,
+    for one that ended without saying (a lost one) on this host, the dir this host gave it."""
+    if not previous or not isinstance(previous.get("attempt"), int):
+        return None
+    host = str(previous.get("host") or "")
+    recorded = previous.get("archived_to") or previous.get("output_dir")
+    if not recorded and host == place.host_name:
+        recorded = output_dir(place.runs_dir, name, job_id, previous["attempt"])
+    reachable = bool(recorded) and os.path.isdir(str(recorded))
+    return Resume(previous["attempt"], str(recorded) if reachable else "", host if host != place.host_name else "")
+
+
+@dataclass(frozen=True)
 class WorkerPlace:
     """What an attempt learns from the worker that runs it."""
 
@@ -65,6 +90,18 @@ class WorkerPlace:
     worker_name: str
     gpus: Sequence[GpuInfo]  # the worker's GPUs, in the order a claim's gpu_positions count them
     redis_url: str = field(default="", repr=False)
+
+
+def previous_attempt(raw: object, attempt: int) -> dict | None:
+    """The record of the attempt before ``attempt`` from the reply of its LINDEX (None for a
+    first attempt, or a record that is not fleet's JSON: then there is nothing to resume)."""
+    if attempt < 2 or not isinstance(raw, bytes):
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("attempt") == attempt - 1 else None
 
 
 def run_group(meta: object) -> str:
@@ -86,15 +123,18 @@ def tracker_names(name: str, out_dir: str, group: str) -> dict[str, str]:
 
 
 def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecord, parent_dirs: Mapping[str, str],
-                  lost_grace_s: float, group: str = "") -> Attempt:
+                  lost_grace_s: float, group: str = "", resume: Resume | None = None) -> Attempt:
     """Make the attempt's output dir and its argv, env and result pipe; ``group`` is the
-    manifest's name, the run group trackers are told (:func:`tracker_names`).
+    manifest's name, the run group trackers are told (:func:`tracker_names`); ``resume``, the
+    attempt before it (:func:`resume_from`): ``FLEET_RESUME_DIR``, ``FLEET_RESUME_HOST`` and
+    ``{resume_dir}``, empty for a first attempt or one with nothing reachable to resume.
 
     Raises UnsafePathError (a name that would escape the runs dir), RunError (a command that
     cannot be built) or OSError (an unwritable runs dir): the job fails, it is not retried forever."""
     out_dir = output_dir(place.runs_dir, record.name, record.job_id, claim.attempt)
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
-    argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, dict(parent_dirs))
+    resume_dir = resume.dir if resume else ""
+    argv = build_argv(record.spec, record.job_id, out_dir, claim.attempt, dict(parent_dirs), resume_dir)
     env = dict(os.environ)
     env.update({
         "FLEET_JOB_ID": record.job_id, "FLEET_JOB_NAME": record.name, "FLEET_ATTEMPT": str(claim.attempt),
@@ -102,6 +142,7 @@ def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecor
         "FLEET_METRICS": metrics_file(out_dir), "FLEET_HOST_NAME": place.host_name,
         "FLEET_WORKER": place.worker_name, "FLEET_AFTER_DIRS": json.dumps(dict(parent_dirs), sort_keys=True),
         "CUDA_VISIBLE_DEVICES": cuda_visible(place.gpus, claim),
+        "FLEET_RESUME_DIR": resume_dir, "FLEET_RESUME_HOST": resume.host if resume else "",
     })
     for key, value in tracker_names(record.name, out_dir, group).items():
         env.setdefault(key, value)
@@ -114,7 +155,8 @@ def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecor
         timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(), redis_url=place.redis_url,
         log_key=keys.log(record.job_id, claim.attempt), metrics_key=keys.metrics(record.job_id, claim.attempt),
         artifacts_key=keys.artifacts(record.job_id, claim.attempt), job_key=keys.job(record.job_id),
-        lost_grace_s=lost_grace_s, result_fd=result_fd, receive_fd=receive_fd)
+        lost_grace_s=lost_grace_s, result_fd=result_fd, receive_fd=receive_fd,
+        resumed_from=resume.attempt if resume and resume.dir else None)
 
 
 def close_pipe(attempt: Attempt | None) -> None:

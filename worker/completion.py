@@ -49,17 +49,19 @@ class Completion:
         self.names: dict[str, str] = {}  # job id -> name, for the log line of its end (set at its start)
 
     def complete(self, claim: Claim, outcome: Outcome, exit_code: int | None, reason: str,
-                 out_dir: str = "") -> None:
+                 out_dir: str = "", resumed_from: int | None = None) -> None:
         """Record the attempt's end, waiting out a Redis outage or a damaged store (the script
         writes nothing over a foreign value: see finish.lua) rather than losing the result.
-        ``out_dir``: the attempt's, when it got one (its result.json becomes the job's result)."""
+        ``out_dir``: the attempt's, when it got one (its result.json becomes the job's result);
+        ``resumed_from``: the earlier attempt whose output dir it was given (`fleet job` shows it)."""
         backoff = 0.5
         damage_said = None
         while True:
             sdnotify.keepalive()  # waiting out an outage is not being stuck
             try:
                 ended = self.claims.complete(claim.job_id, claim.attempt, self.worker_name, outcome, exit_code,
-                                             reason, out_dir, read_summary(out_dir) if out_dir else None)
+                                             reason, out_dir, read_summary(out_dir) if out_dir else None,
+                                             resumed_from)
                 break
             except UNREACHABLE as err:
                 log.warning("cannot record %s of %s yet (%s); retrying in %.1fs", outcome.value, claim.job_id,

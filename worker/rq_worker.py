@@ -328,7 +328,7 @@ class FleetWorker(Worker):
         else:
             outcome, exit_code, reason = Outcome.CRASHED, None, "the work horse died before recording a result"
         if outcome is not Outcome.LOST:
-            self.fleet.completion.complete(claim, outcome, exit_code, reason, attempt.out_dir)
+            self.fleet.completion.complete(claim, outcome, exit_code, reason, attempt.out_dir, attempt.resumed_from)
         self.fleet.completion.catch_up(attempt, handoff)
         self.fleet.completion.compact(claim.job_id, claim.attempt)
         self._claim = None

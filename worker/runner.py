@@ -49,15 +49,15 @@ class AttemptResult:
 
 
 def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
-               parent_dirs: Mapping[str, str] | None = None) -> list[str]:
+               parent_dirs: Mapping[str, str] | None = None, resume_dir: str = "") -> list[str]:
     """The argv for a job: its ``command`` with ``{placeholders}`` filled, or its ``entrypoint``.
 
     Filled by the same code the loader checks commands with (scheduler.manifest.command), so
     a command that loaded fills here; ``parent_dirs`` maps each finished ``after`` job to its
-    output dir, for ``{after.<job>.output_dir}``."""
+    output dir, for ``{after.<job>.output_dir}``; ``resume_dir`` fills ``{resume_dir}``."""
     command = spec.get("command") or []
     if command:
-        fields = runtime_fields(spec, job_id, out_dir, attempt)
+        fields = runtime_fields(spec, job_id, out_dir, attempt, resume_dir)
         try:  # checked again here: the real output dirs are longer than the loader's stand-ins
             argv = [fill_arg(str(arg), fields, parent_dirs or {}) for arg in command]
             check_argv(argv)

@@ -27,7 +27,7 @@ from scheduler.store.queries import JobQueries
 from scheduler.store.rq_bridge import queue_rq_job_read, register_rq_queue, restore_rq_job
 from scheduler.store.workers import SLOT_FIELD, queue_publish, slot_entry
 
-from .attempt import Attempt, WorkerPlace, build_attempt, run_group
+from .attempt import Attempt, WorkerPlace, build_attempt, previous_attempt, resume_from, run_group
 from .claim import Claimer
 from .completion import Completion
 from .disk import DiskGate
@@ -147,9 +147,10 @@ class WorkerRuntime:
         queries.queue_read(pipe, claim.job_id)
         queue_rq_job_read(pipe, job)
         pipe.hmget(self.keys.manifest_meta, "name", "path")  # the run group trackers are told
+        pipe.lindex(self.keys.attempts(claim.job_id), max(0, claim.attempt - 2))  # the attempt it may resume
         FailedJobRegistry(self.keys.queue_name, connection=self.redis).remove(claim.job_id, pipeline=pipe)
         said_busy = self.publish_into(pipe, "busy", claim.job_id)
-        raw_record, raw_spec, raw_job, meta, *rest = pipe.execute(raise_on_error=False)
+        raw_record, raw_spec, raw_job, meta, raw_previous, *rest = pipe.execute(raise_on_error=False)
         for reply in rest:
             if isinstance(reply, Exception):
                 raise reply
@@ -169,8 +170,10 @@ class WorkerRuntime:
         self.completion.names[claim.job_id] = record.name
         try:
             parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
+            previous = previous_attempt(raw_previous, claim.attempt)
             attempt = build_attempt(self.place, self.keys, claim, record, parent_dirs,
-                                    lost_grace_s(self.claims.lease_s), run_group(meta))
+                                    lost_grace_s(self.claims.lease_s), run_group(meta),
+                                    resume_from(previous, self.place, record.name, record.job_id))
         except (OSError, RunError, UnsafePathError) as err:  # unsafe name, bad command, unwritable runs dir
             log.error("job %s (%s) cannot start: %s", record.name, record.job_id, err)
             self.completion.complete(claim, Outcome.FAILED, None, f"cannot start: {err}")

@@ -43,8 +43,9 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
     if attempts:
         rows = [[a["attempt"], a.get("worker"), a.get("host"), age(a.get("started_at"), now),
                  duration(a.get("elapsed_s")), a.get("outcome", "running"), a.get("exit_code", "-"),
+                 f'#{a["resumed_from"]}' if isinstance(a.get("resumed_from"), int) else "-",
                  (a.get("reason", "") + (" [archived]" if a.get("archived_to") else "")).strip()] for a in attempts]
-        header = ["#", "WORKER", "HOST", "STARTED", "ELAPSED", "OUTCOME", "EXIT", "REASON"]
+        header = ["#", "WORKER", "HOST", "STARTED", "ELAPSED", "OUTCOME", "EXIT", "RESUMED", "REASON"]
         if any(a.get("gpu") for a in attempts):  # which card each attempt had, for jobs that took one
             header.insert(3, "GPU")
             for row, a in zip(rows, attempts):

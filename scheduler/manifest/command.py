@@ -17,7 +17,7 @@ import string
 from typing import Any, Mapping
 
 # Placeholders a command may use besides the job's own fields.
-RUNTIME_PLACEHOLDERS = frozenset({"job_id", "output_dir", "attempt", "after"})
+RUNTIME_PLACEHOLDERS = frozenset({"job_id", "output_dir", "attempt", "after", "resume_dir"})
 AFTER_FORM = "{after.<job>.output_dir} with <job> listed in this job's after"
 # The largest width or precision a format spec may ask for: {model:>400000000} made every load
 # (and the receiver's every reload) allocate 400 MB to fill one argument.
@@ -40,10 +40,12 @@ class CommandError(ValueError):
         self.unknown = unknown
 
 
-def runtime_fields(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int) -> dict[str, Any]:
-    """What placeholders may name: the job's fields, with the runtime values set over them."""
+def runtime_fields(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
+                   resume_dir: str = "") -> dict[str, Any]:
+    """What placeholders may name: the job's fields, with the runtime values set over them
+    (``resume_dir``: the previous attempt's output dir, "" when there is none to resume)."""
     fields = dict(spec)
-    fields.update(job_id=job_id, output_dir=out_dir, attempt=attempt)
+    fields.update(job_id=job_id, output_dir=out_dir, attempt=attempt, resume_dir=resume_dir)
     return fields
 
 

@@ -448,7 +448,7 @@ class _Validator:
     def check_placeholders(self, v: dict[str, Any], where: str) -> None:
         """Fill the command as the worker will, with stand-ins for the runtime values: an argument
         it could not fill would otherwise fail every attempt of the job, on the worker."""
-        fields = runtime_fields(v, "0" * 16, "/runs/output_dir", 1)
+        fields = runtime_fields(v, "0" * 16, "/runs/output_dir", 1, "/runs/resume_dir")
         parent_dirs = {parent: f"/runs/{parent}/output_dir" for parent in v["after"]}
         argv = []
         for index, arg in enumerate(v["command"]):
@@ -458,8 +458,8 @@ class _Validator:
                 hint = ""
                 if err.unknown:
                     hint = (_did_you_mean(err.unknown, sorted(set(v) | RUNTIME_PLACEHOLDERS)) or
-                            "; use a job field, a lab field from [defaults], {job_id}, {output_dir}, {attempt} or "
-                            "{after.<job>.output_dir}")
+                            "; use a job field, a lab field from [defaults], {job_id}, {output_dir}, {attempt}, "
+                            "{resume_dir} or {after.<job>.output_dir}")
                 self.error(f"{err}{hint}", where, "command")
                 continue
             if index == 0 and not filled:

@@ -119,16 +119,18 @@ class Claims:
                                                   args=[json.dumps(base)]))
 
     def complete(self, job_id: str, attempt: int, worker: str, outcome: Outcome, exit_code: int | None = None,
-                 reason: str = "", output_dir: str = "", summary: dict | None = None) -> Ended | None:
+                 reason: str = "", output_dir: str = "", summary: dict | None = None,
+                 resumed_from: int | None = None) -> Ended | None:
         """Record how an attempt ended; None if the lease was lost meanwhile (the result is stale).
 
         ``summary`` (the job's result.json) is kept with the attempt and, for a finished
-        one, as the job's result that `fleet compare` reads.
+        one, as the job's result that `fleet compare` reads; ``resumed_from`` (the earlier
+        attempt whose output dir it resumed from) with the attempt.
         """
         result = self._finish({"mode": "complete", "job_id": job_id, "attempt": attempt, "worker": worker,
                                "outcome": outcome.value, "exit_code": exit_code, "reason": reason,
                                "output_dir": output_dir, "summary": json.dumps(summary) if summary else "",
-                               "result_key": self.keys.result(job_id)})
+                               "result_key": self.keys.result(job_id), "resumed_from": resumed_from})
         ended = result["ended"] if isinstance(result["ended"], list) else []
         return _ended(ended[0]) if ended else None
 

@@ -4,7 +4,8 @@ KEYS  1 running (zset: job id -> lease deadline)   2 reaper tick (string)   3 ev
 ARGV  1 JSON {mode = "complete" | "reap", now, lease_s, the key prefixes (scheduler/keys.py
         script_prefixes), states{...}, outcomes{...}, counted[] (scheduler/states.py script_names),
         -- complete: job_id, attempt, worker, outcome, exit_code, reason, output_dir,
-        --           summary (result.json as a JSON string, or ""), result_key
+        --           summary (result.json as a JSON string, or ""), result_key,
+        --           resumed_from (the earlier attempt it resumed from, or null)
         -- reap: limit, every_s (how often this reaper ticks)}
 Outcomes: finished | failed | timeout | crashed | lost | interrupted | canceled
 Returns JSON {ended = [{job_id, state, outcome}], stale = n, grace = seconds every lease was pushed back,
@@ -107,7 +108,7 @@ end
 
 -- Ends one attempt; returns its {job_id, state, outcome}, or nil and why not: nil alone when the
 -- attempt is no longer the job's running one (fenced), nil and a refusal when a key is damaged.
-local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, output_dir)
+local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, output_dir, resumed_from)
   local key = p.job_prefix .. job_id
   local bad = foreign(key, 'hash') or foreign(p.attempts_prefix .. job_id, 'list') or foreign(p.history_key, 'zset')
   if bad then return nil, bad end
@@ -152,6 +153,7 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
     if exit_code ~= nil and exit_code ~= cjson.null then rec.exit_code = exit_code end
     if reason and reason ~= '' then rec.reason = reason end
     if output_dir and output_dir ~= '' then rec.output_dir = output_dir end
+    if type(resumed_from) == 'number' then rec.resumed_from = resumed_from end
     redis.call('LSET', akey, tonumber(attempt) - 1, cjson.encode(rec))
   end
   redis.call('ZADD', p.history_key, p.now, job_id .. ':' .. attempt)  -- `fleet history` reads windows of it
@@ -165,7 +167,8 @@ end
 
 local result = {ended = {}, stale = 0, grace = 0, damaged = {}}
 if p.mode == 'complete' then
-  local ended, bad = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir)
+  local ended, bad = end_attempt(p.job_id, p.attempt, p.worker, p.outcome, p.exit_code, p.reason, p.output_dir,
+                                 p.resumed_from)
   if bad then return redis.error_reply(bad) end
   if ended and p.summary ~= '' then
     local akey = p.attempts_prefix .. p.job_id
