@@ -127,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "retry":
             p.add_argument("--reset", action="store_true", help="also reset the failed-attempt count")
 
+    p = command("fork", "print a new [[jobs]] entry made from a job with some fields changed (--append adds it)")
+    p.add_argument("job", help="job name, job_id or unique job_id prefix")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a field to change, dotted into tables (hyper.lr=0.01, seed=3, mode=oracle); repeatable")
+    p.add_argument("--name", help="the new job's name (default: <job>-fork, or -fork2, ... if taken)")
+    p.add_argument("--append", metavar="MANIFEST", help="append the entry to this manifest file, atomically "
+                                                      "(checked against it first); then reload")
+    p.add_argument("--json", action="store_true")
+
     p = command("drain", "let a worker finish its current job and claim no more")
     p.add_argument("worker", help="worker name as `fleet status` shows it")
     p.add_argument("--undo", action="store_true", help="resume claiming")
@@ -288,6 +297,7 @@ _COMMANDS = {
     "status": ("status", "run_status"),
     "jobs": ("status", "run_jobs"),
     "history": ("history", "run"),
+    "fork": ("fork", "run"),
 }
 
 

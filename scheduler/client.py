@@ -14,16 +14,21 @@ messages (scheduler/errors.py).
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import tomli_w
+
 from .errors import ManifestError, NotFoundError, UsageError
 from .explain import explanation
+from .fork import append_atomically, builtin_defaults, entry_toml, fork_entry, fork_name, parse_sets
 from .history import history_row, parse_outcomes, select, summary, window
 from .job_filter import JobFilter, parse_states
 from .job_rows import job_row
-from .manifest import load_manifest
+from .manifest import load_manifest, parse_manifest
+from .manifest.fields import FIELDS
 from .manifest.model import JobSpec
 from .settings import Settings
 from .status import status_document
@@ -101,6 +106,7 @@ class Client:
             result = store.jobs.result(record.job_id)
             latest = store.streams.latest_metrics(record.job_id, record.attempts) if record.attempts else None
             row = job_row(record, store.jobs_view([record]))
+            forked_into = store.jobs.forks_of(record.job_id)
         now = time.time()
         for a in attempts:
             start, end = a.get("started_at"), a.get("ended_at")
@@ -114,7 +120,8 @@ class Client:
                 "after": spec.scheduling.get("after", []),
                 "output_dir": output_dir_of(last) if last else None, "output_host": (last or {}).get("host"),
                 "output_archived": bool((last or {}).get("archived_to")),
-                "result": result, "latest_metrics": latest}
+                "result": result, "latest_metrics": latest,
+                "forked_from": spec.scheduling.get("forked_from"), "forked_into": forked_into}
 
     def explain(self, ref: str) -> dict:
         """`fleet explain --json`: why the job is where it is, per worker."""
@@ -155,6 +162,43 @@ class Client:
         with store.errors():
             record, number = store.jobs.resolve_attempt(ref, attempt)
             return store.streams.metrics(record.job_id, number)
+
+    def fork(self, ref: str, sets: Sequence[str] = (), name: str | None = None, append: str | None = None) -> dict:
+        """`fleet fork --json`: a new ``[[jobs]]`` entry from job ``ref`` with ``sets`` applied
+        ("hyper.lr=0.01"), named ``name`` (default "<name>-fork"), checked against the manifest
+        (``append``'s, else the one last applied where this machine can read it) and, with
+        ``append``, added to that file atomically. Nothing is written to Redis: reload after."""
+        store = self.store
+        changes = parse_sets(list(sets))
+        with store.errors():
+            record = store.jobs.get(store.jobs.resolve(ref))
+            source = append or store.jobs.manifest_path()
+            new_name, n = name, 1
+            while new_name is None or (name is None and store.jobs.id_of_name(new_name) is not None):
+                new_name, n = fork_name(record.name, n), n + 1  # the first "<name>-fork[N]" no job has
+        parent = JobSpec.from_flat(record.spec)
+        if append is not None and not os.path.isfile(append):
+            raise NotFoundError(f"--append {append!r}: no such manifest file")
+        manifest_text = _read_text(source) if source else None
+        if manifest_text is not None:
+            base = load_manifest(Path(source))
+            defaults = base.defaults
+        else:  # the manifest is not readable here: check the entry alone, its lab fields declared
+            defaults = builtin_defaults()
+            manifest_text = tomli_w.dumps({"schema_version": 1, "defaults": _lab_defaults(parent, defaults)})
+        table = fork_entry(parent, changes, new_name, defaults)
+        entry = entry_toml(table)
+        alone = parse_manifest(tomli_w.dumps({"schema_version": 1, "defaults": _lab_defaults(parent, defaults)})
+                               + "\n" + entry, "fork.toml").job_named(new_name)
+        if alone.job_id == parent.job_id:
+            raise UsageError(f"the fork would be {record.name} itself (same identity, job_id {parent.job_id}): "
+                             f"--set an identity field (hyper.*, seed, mode, a lab field) to make a new job")
+        # Then with the manifest's own rules, beside its jobs: [allowed], names, content.
+        forked = parse_manifest(manifest_text.rstrip("\n") + "\n\n" + entry, source or "fork.toml").job_named(new_name)
+        if append is not None:
+            append_atomically(append, f"# forked from {record.name} by `fleet fork`\n{entry}")
+        return {"parent": record.name, "name": new_name, "job_id": forked.job_id, "table": table, "toml": entry,
+                "appended_to": append}
 
     # -- writing ---------------------------------------------------------------------------
     def load(self, path: str | Path, dry_run: bool = False, allow_orphaning: bool = False) -> dict:
@@ -241,3 +285,17 @@ def _words(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(w.strip() for w in value.split(",") if w.strip())
     return tuple(value)
+
+
+def _read_text(path: str) -> str | None:
+    """The manifest's text, or None where this machine cannot read it (it was loaded elsewhere)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _lab_defaults(parent: JobSpec, defaults: dict) -> dict:
+    """[defaults] declaring the parent's lab fields (with its values), so its fork parses alone."""
+    return {k: defaults.get(k, v) for k, v in parent.identity.items() if k not in FIELDS}

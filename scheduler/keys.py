@@ -201,6 +201,15 @@ class Keys:
     def prefer_prefix(self) -> str:
         return f"{self.prefix}:prefer:"
 
+    def forks(self, job_id: str) -> str:
+        """Set: the ids of the jobs whose manifest entry says they were forked from this one
+        (`forked_from`; written by the load that adds them), for `fleet job`'s "forked into"."""
+        return f"{self.prefix}:forks:{job_id}"
+
+    @property
+    def forks_prefix(self) -> str:
+        return f"{self.prefix}:forks:"
+
     @property
     def history(self) -> str:
         """Zset: "<job_id>:<attempt>" of every attempt that ended, scored by when it ended
@@ -219,7 +228,8 @@ class Keys:
                 "deps_prefix": self.deps_prefix, "dependents_prefix": self.dependents_prefix,
                 "pending_prefix": self.pending_prefix, "heads_key": self.heads, "ledger_prefix": self.ledger_prefix,
                 "attempts_prefix": self.attempts_prefix, "rq_job_prefix": self.rq_job_prefix,
-                "load_lock": self.load_lock, "history_key": self.history, "rq_canceled_key": self.rq_canceled}
+                "load_lock": self.load_lock, "history_key": self.history, "rq_canceled_key": self.rq_canceled,
+                "forks_prefix": self.forks_prefix}
 
     # -- rq's records for this namespace ------------------------------------
     @property

@@ -27,6 +27,8 @@ def run_job(args: argparse.Namespace, out: TextIO) -> int:
         head["elapsed"] = f'{duration(data["elapsed_s"])} on {data["host"]} (worker {data["worker"]})'
     if data["last_reason"] and data["last_reason"] != data["reason"]:
         head["last reason"] = data["last_reason"]
+    head["forked from"] = data["forked_from"]
+    head["forked into"] = ", ".join(data["forked_into"]) or None
     write_fields(out, head)
     out.write("\nidentity (hashed into job_id):\n")
     write_fields(out, flatten(data["identity"]), indent=2)

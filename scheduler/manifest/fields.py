@@ -52,6 +52,8 @@ _FIELDS = [
     Field("timeout_s", NUMBER, 0, False, "kill the job's process group after this many seconds (0: none)"),
     Field("command", STR_LIST, [], False, "argv to run, with {field} placeholders; never through a shell"),
     Field("entrypoint", STR, "", False, "module:function to call instead of a command"),
+    Field("forked_from", STR, None, False, "the name of the job this one was forked from (`fleet fork` writes "
+                                           "it); `fleet job` shows the link both ways"),
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}

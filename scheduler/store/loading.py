@@ -155,6 +155,8 @@ def build_payload(manifest: Manifest, keys: Keys, now: float,
                                 "schema_version": job.schema_version}, sort_keys=True),
             "max_attempts": job.scheduling["max_attempts"],
             "parents": parents,
+            # the job it was forked from, where this manifest lists it: load_step.lua links them
+            "forked_from": ids_by_name.get(job.scheduling.get("forked_from") or "", ""),
         })
     return {
         "now": repr(round(now, 6)),

@@ -206,6 +206,17 @@ class JobQueries:
             raise NotFoundError(f"{record.name} has {record.attempts} attempt(s), not {number}")
         return record, number
 
+    def forks_of(self, job_id: str) -> list[str]:
+        """The names of the jobs forked from this one (``forked_from``; load_step.lua links them)."""
+        ids = sorted(m.decode() for m in self.redis.smembers(self.keys.forks(job_id)))
+        names = self.names(ids)
+        return [names[i] for i in ids if i in names]
+
+    def manifest_path(self) -> str | None:
+        """Where the manifest last applied was read from (on the machine that loaded it)."""
+        path = self.redis.hget(self.keys.manifest_meta, "path")
+        return path.decode(errors="replace") if path else None
+
     def id_of_name(self, name: str) -> str | None:
         """The id of the job named ``name`` exactly (no prefixes, no ids), or None."""
         found = self.redis.hget(self.keys.names, name)

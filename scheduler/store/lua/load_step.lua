@@ -32,6 +32,8 @@ Invariants (as the one-script load kept them):
   * Dependencies: deps:<id> and dependents:<parent> hold the `after` edges; `waits` counts
     a job's distinct parents that have not finished; a new job whose parent failed or was
     canceled starts blocked.
+  * A job added or updated with `forked_from` naming a job of the manifest is in that job's
+    forks:<id> set (`fleet job` shows the link both ways); the link is never removed.
 ]]
 
 local LOCK, JOBS, NAMES, INM, ORPH, SEQ, CLASSES, HOSTS, META, EVENTS, IDS, CHUNK =
@@ -80,6 +82,7 @@ local function apply()
             or (c.class and foreign_once(p.pending_prefix .. c.class, 'zset'))
             or foreign_once(p.deps_prefix .. j.id, 'set')
             or (kind == 'add' and #ARGV > 4 and foreign_once(p.rq_job_prefix .. j.id, 'hash'))
+            or (j.forked_from ~= nil and j.forked_from ~= '' and foreign_once(p.forks_prefix .. j.forked_from, 'set'))
       if not bad then
         for _, old in ipairs(redis.call('SMEMBERS', p.deps_prefix .. j.id)) do
           bad = bad or foreign_once(p.dependents_prefix .. old, 'set')
@@ -135,6 +138,11 @@ local function apply()
     return false
   end
 
+  -- `forked_from` naming a job of this manifest: the link `fleet job` shows from the parent's side.
+  local function link_fork(j)
+    if j.forked_from ~= nil and j.forked_from ~= '' then redis.call('SADD', p.forks_prefix .. j.forked_from, j.id) end
+  end
+
   local function update_spec(j, c)
     local key = p.job_prefix .. j.id
     redis.call('SET', p.spec_prefix .. j.id, j.spec)
@@ -143,6 +151,7 @@ local function apply()
                'priority', j.priority, 'rank', j.rank, 'max_attempts', j.max_attempts, 'waits', waits,
                'updated_at', p.now)
     rename(j.id, c.name, j.name)
+    link_fork(j)
     return place(j.id, c.state, '1', waits, c.class, c.indexed, j.class, j.rank, c.seq)
   end
 
@@ -174,6 +183,7 @@ local function apply()
       redis.call('ZADD', IDS, 0, j.id)
       redis.call('SADD', INM, j.id)
       rename(j.id, nil, j.name)
+      link_fork(j)
       if place(j.id, state, '1', waits, j.class, '0', j.class, j.rank, seq) then wakeups = wakeups + 1 end
       if #rq_template > 0 then
         local rq_key = p.rq_job_prefix .. j.id
