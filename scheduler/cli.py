@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-s", type=_positive_float, default=30.0,
                    help="lease length; a worker silent this long is presumed dead (default 30)")
     p.add_argument("--stop-now", action="store_true",
-                   help="on SIGTERM return the running job to pending at once instead of finishing it")
+                   help="on SIGTERM return the running job to pending at once, without its stop_grace_s")
     p.add_argument("--min-free-disk-mib", type=_non_negative_float, default=DEFAULT_MIN_FREE_MIB, metavar="MIB",
                    help="claim nothing while --runs-dir has less free space than this "
                         f"(default {DEFAULT_MIN_FREE_MIB:g}; 0: never)")

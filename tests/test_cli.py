@@ -223,7 +223,7 @@ def test_every_command_runs_its_own_module_only():
 def _required_args(command: str) -> list[str]:
     return {"load": ["m.toml"], "explain": ["x"], "job": ["x"], "logs": ["x"], "verify": ["x"],
             "cancel": ["x"], "retry": ["x"], "hold": ["x"], "release": ["x"], "drain": ["h"],
-            "metrics": ["x"]}.get(command, [])
+            "metrics": ["x"], "fork": ["x"]}.get(command, [])
 
 
 def test_a_load_that_would_orphan_every_job_exits_2_unless_allowed(cli, tmp_path, real_redis):

@@ -129,7 +129,7 @@ def test_receiver_is_notify_and_reloads_with_sighup():
 
 @pytest.mark.parametrize("name", ["fleet-worker.service", "fleet-worker@.service"])
 def test_workers_stop_warm_then_kill_the_job_group(name):
-    assert one(name, "KillSignal") == "SIGTERM"  # rq's warm shutdown: finish the job, claim no more
+    assert one(name, "KillSignal") == "SIGTERM"  # the warm stop: the job's SIGTERM and grace, claim no more
     assert one(name, "KillMode") == "mixed"  # SIGTERM to the worker only; the final SIGKILL to all
     assert re.fullmatch(r"\d+min", one(name, "TimeoutStopSec")) and int(one(name, "TimeoutStopSec")[:-3]) >= 5
     assert one(name, "Restart") == "always"

@@ -185,33 +185,61 @@ def test_rq_suspend_holds_the_worker_between_jobs_until_rq_resume(procs, real_st
     wait_for(lambda: real_store.jobs.counts()["finished"] == 2, timeout_s=15, what="job b to run after resume")
 
 
-def test_warm_stop_finishes_the_job_and_second_signal_returns_it(procs, real_store, tmp_path):
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    manifest = {"schema_version": 1, "defaults": sidefx_defaults(ledger, 2.0),
-                "jobs": [{"name": "a", "model": "m"}, {"name": "b", "model": "m", "seed": 1}]}
+CHECKPOINTS_ON_SIGTERM = """import os, signal, sys, time
+resume = os.environ["FLEET_RESUME_DIR"]
+print("resumed from", open(os.path.join(resume, "ckpt")).read() if resume else "nothing", flush=True)
+def save(*_):
+    time.sleep(0.3)  # a checkpoint takes a moment; the grace allows it
+    with open(os.path.join(os.environ["FLEET_OUTPUT_DIR"], "ckpt"), "w") as fh:
+        fh.write("epoch 7")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, save)
+time.sleep(0.2 if resume else 60)
+"""
+
+
+def test_warm_stop_gives_the_job_sigterm_and_its_grace_and_the_next_attempt_resumes(procs, real_store, tmp_path):
+    """`systemctl stop` (SIGTERM to the worker): the running job gets SIGTERM and its
+    stop_grace_s to save a checkpoint; the attempt is interrupted (uncounted), the job pending,
+    and its next attempt resumes from that checkpoint. A second SIGTERM kills at once."""
+    script = tmp_path / "train.py"
+    script.write_text(CHECKPOINTS_ON_SIGTERM)
+    manifest = {"schema_version": 1, "jobs": [
+        {"name": "a", "model": "m", "stop_grace_s": 10, "command": [sys.executable, str(script)]}]}
     path = write_manifest(tmp_path / "m.toml", manifest)
     procs.run("load", path)
     profile = write_profile(str(tmp_path / "h.toml"), "box", 1, 32)
     worker = procs.worker(profile=profile, name="w")
     wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="a running job")
+    time.sleep(0.5)  # its SIGTERM handler is installed
     procs.kill(worker, signal.SIGTERM)
     assert worker.wait(20) == 0
-    counts = real_store.jobs.counts()
-    assert counts["finished"] == 1 and counts["pending"] == 1 and counts["running"] == 0, counts
+    job_id = real_store.jobs.resolve("a")
+    assert real_store.jobs.get(job_id).state is JobState.PENDING
+    (first,) = real_store.jobs.attempts(job_id)
+    assert first["outcome"] == "interrupted" and real_store.jobs.get(job_id).max_attempts == 3
+    assert procs.worker("--burst", profile=profile, name="w").wait(30) == 0
+    assert "resumed from epoch 7" in procs.run("logs", "a", "--attempt", "2").stdout
+    assert [a["outcome"] for a in real_store.jobs.attempts(job_id)] == ["interrupted", "finished"]
 
-    worker = procs.worker(profile=profile, name="w2")
-    wait_for(lambda: real_store.jobs.counts()["running"] == 1, what="the second job running")
+
+def test_a_second_sigterm_interrupts_the_job_at_once(procs, real_store, tmp_path):
+    """A job that ignores SIGTERM would have its whole stop_grace_s (30 s here): the second
+    SIGTERM (systemd's, or an impatient operator's) kills it now, and it goes back to pending."""
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": [
+        {"name": "deaf", "model": "m", "stop_grace_s": 30, "command": [sys.executable, "-c", deaf]}]})
+    procs.run("load", path)
+    worker = procs.worker(profile=write_profile(str(tmp_path / "h.toml"), "box", 1, 32), name="w2")
+    wait_for(lambda: "up" in procs.run("logs", "deaf").stdout, what="the job running")
     procs.kill(worker, signal.SIGTERM)
     time.sleep(0.3)
     procs.kill(worker, signal.SIGTERM)
-    assert worker.wait(10) == 0
-    counts = real_store.jobs.counts()
-    assert counts["pending"] == 1 and counts["running"] == 0, counts
-    job_id = real_store.jobs.resolve("b")
+    assert worker.wait(5) == 0  # well inside the 30 s grace
+    job_id = real_store.jobs.resolve("deaf")
+    assert real_store.jobs.get(job_id).state is JobState.PENDING
     outcomes = [a["outcome"] for a in Claims(real_store.redis, real_store.keys).attempts(job_id)]
     assert outcomes == ["interrupted"]
-
 
 def test_timeout_kills_the_whole_tree(procs, real_store, tmp_path):
     marker = f"fleet-grandchild-{os.getpid()}-{time.time_ns()}"

@@ -46,6 +46,11 @@ class Attempt:
     result_fd: int = -1  # write end of the pipe the horse sends its Handoff through
     receive_fd: int = -1  # the worker's read end of that pipe
     resumed_from: int | None = None  # the earlier attempt whose output dir it was given to resume from
+    # A warm stop's word to the horse: the worker writes a byte (os.write is safe in a signal
+    # handler), the horse's poll reads it and stops the job gently (worker/execute.py).
+    stop_read_fd: int = -1
+    stop_write_fd: int = -1
+    stop_grace_s: float = KILL_GRACE_S  # the job's stop_grace_s: SIGTERM, then this long, then SIGKILL
 
     @property
     def job_id(self) -> str:
@@ -150,20 +155,27 @@ def build_attempt(place: WorkerPlace, keys: Keys, claim: Claim, record: JobRecor
         env.pop(secret, None)
     receive_fd, result_fd = os.pipe()
     os.set_blocking(receive_fd, False)
+    stop_read_fd, stop_write_fd = os.pipe()
+    os.set_blocking(stop_read_fd, False)
+    os.set_blocking(stop_write_fd, False)
+    grace = record.spec.get("stop_grace_s")
     return Attempt(
         claim=claim, name=record.name, spec=record.spec, out_dir=out_dir, argv=argv, env=env,
         timeout_s=float(record.spec.get("timeout_s") or 0), parent_pid=os.getpid(), redis_url=place.redis_url,
         log_key=keys.log(record.job_id, claim.attempt), metrics_key=keys.metrics(record.job_id, claim.attempt),
         artifacts_key=keys.artifacts(record.job_id, claim.attempt), job_key=keys.job(record.job_id),
         lost_grace_s=lost_grace_s, result_fd=result_fd, receive_fd=receive_fd,
-        resumed_from=resume.attempt if resume and resume.dir else None)
+        resumed_from=resume.attempt if resume and resume.dir else None,
+        stop_read_fd=stop_read_fd, stop_write_fd=stop_write_fd,
+        stop_grace_s=float(grace) if isinstance(grace, (int, float)) else KILL_GRACE_S)
 
 
 def close_pipe(attempt: Attempt | None) -> None:
-    """The worker's end of an attempt: both ends of its result pipe (the horse has its own copies)."""
+    """The worker's end of an attempt: both ends of its result and stop pipes (the horse has
+    its own copies)."""
     if attempt is None:
         return
-    for fd in (attempt.receive_fd, attempt.result_fd):
+    for fd in (attempt.receive_fd, attempt.result_fd, attempt.stop_read_fd, attempt.stop_write_fd):
         if fd >= 0:
             os.close(fd)
 

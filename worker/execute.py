@@ -127,6 +127,8 @@ def _run(ctx: Attempt) -> Handoff:
         # and the job run elsewhere, so this copy must stop now.
         if os.getppid() != ctx.parent_pid:
             return Outcome.LOST
+        if _stop_asked(ctx.stop_read_fd):  # a warm stop: SIGTERM, its grace to checkpoint, back to pending
+            return Outcome.INTERRUPTED
         if client is not None and ctx.job_key and time.monotonic() >= cancel_due:
             cancel_due = time.monotonic() + CANCEL_CHECK_S
             return Outcome.CANCELED if _cancel_requested(client, ctx.job_key) else None
@@ -135,12 +137,24 @@ def _run(ctx: Attempt) -> Handoff:
     try:
         # The horse's only child is the job, so every other child it comes to have is an orphan of the job.
         result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=poll,
-                             end_orphans=adopt_orphans(), lost_grace_s=ctx.lost_grace_s)
+                             grace_s=ctx.stop_grace_s, end_orphans=adopt_orphans(), lost_grace_s=ctx.lost_grace_s)
     finally:
         if streams is not None:
             streams.stop()
     artifacts_unsent = _record_artifacts(ctx, client)
     return Handoff(result, [s.position() for s in streams.streams if s.behind] if streams else [], artifacts_unsent)
+
+
+def _stop_asked(fd: int) -> bool:
+    """Whether the worker wrote its warm stop's byte into the stop pipe (see Attempt)."""
+    if fd < 0:
+        return False
+    try:
+        return bool(os.read(fd, 1))
+    except BlockingIOError:
+        return False
+    except OSError:
+        return False
 
 
 def _cancel_requested(client, job_key: str) -> bool:

@@ -10,6 +10,7 @@ of a list no fleet worker reads.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -308,7 +309,7 @@ class FleetWorker(Worker):
     # -- execution ------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
         claim, attempt = self._claim, self._attempt
-        if self._fleet_kill_reason is Outcome.INTERRUPTED:  # cold stop before the fork
+        if self._fleet_kill_reason is Outcome.INTERRUPTED or self._stop_requested:  # a stop before the fork
             self._hand_back_unstarted()
             return
         try:
@@ -505,5 +506,19 @@ class FleetWorker(Worker):
         super().register_death()
 
     def handle_warm_shutdown_request(self) -> None:
-        log.info("warm stop: finishing the current job, claiming no more (SIGTERM again to interrupt it)")
+        """A warm stop (SIGTERM, `systemctl stop`): claim no more, and ask the running job to
+        stop gently: its horse sends it SIGTERM and waits its stop_grace_s (a checkpoint's
+        time), and the attempt ends interrupted, so the job goes back to pending, uncounted,
+        and its next attempt resumes from that checkpoint (FLEET_RESUME_DIR). `fleet drain`
+        is the way to let running jobs finish."""
+        attempt = self._attempt
+        if attempt is not None and self.horse_pid and attempt.stop_write_fd >= 0:
+            try:
+                os.write(attempt.stop_write_fd, b"s")  # async-signal-safe; the horse reads it within a poll
+            except OSError:
+                pass  # the horse is gone already: its attempt is ending anyway
+            log.info("warm stop: asking %s to stop (SIGTERM, then %gs to checkpoint), claiming no more "
+                     "(SIGTERM again to kill it now)", attempt.name, attempt.stop_grace_s)
+        else:
+            log.info("warm stop: claiming no more")
         self.fleet.publish("draining", self._claim.job_id if self._claim else "")

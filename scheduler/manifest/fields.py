@@ -50,6 +50,8 @@ _FIELDS = [
     Field("after", STR_LIST, [], False, "names of jobs that must finish first"),
     Field("max_attempts", INT, 3, False, "failed, timed-out or lost attempts before the job fails for good, 1..100"),
     Field("timeout_s", NUMBER, 0, False, "kill the job's process group after this many seconds (0: none)"),
+    Field("stop_grace_s", NUMBER, None, False, "seconds a stopped job (warm stop, cancel, timeout) has after its "
+                                               "SIGTERM to save a checkpoint, before SIGKILL (unset: 5)"),
     Field("command", STR_LIST, [], False, "argv to run, with {field} placeholders; never through a shell"),
     Field("entrypoint", STR, "", False, "module:function to call instead of a command"),
     Field("forked_from", STR, None, False, "the name of the job this one was forked from (`fleet fork` writes "

@@ -386,8 +386,8 @@ class _Validator:
             self.error("must not be empty", where, "model")
         if not PRIORITY_RANGE[0] <= v["priority"] <= PRIORITY_RANGE[1]:
             self.error(f"must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}", where, "priority")
-        for key in ("min_vram_gib", "min_ram_gib", "min_cores", "timeout_s"):
-            if v[key] < 0:
+        for key in ("min_vram_gib", "min_ram_gib", "min_cores", "timeout_s", "stop_grace_s"):
+            if v.get(key) is not None and v[key] < 0:
                 self.error(f"must be >= 0, got {_describe(v[key])}", where, key)
         if not MAX_ATTEMPTS_RANGE[0] <= v["max_attempts"] <= MAX_ATTEMPTS_RANGE[1]:
             self.error(f"must be between {MAX_ATTEMPTS_RANGE[0]} and {MAX_ATTEMPTS_RANGE[1]}", where,

@@ -1,6 +1,7 @@
-"""8 worker processes race over 2,000 short jobs: every job runs exactly once, none is lost.
+"""8 worker processes race over 1,200 short jobs: every job runs exactly once, none is lost.
 
-"Nothing lost" here: every one of the 2,000 jobs ends finished, with exactly one
+(2,000 until the suite outgrew its 10 minutes; 1,200 still gives each of the 8 workers some
+150 claims against 7 rivals.) "Nothing lost" here: every one of the 1,200 jobs ends finished, with exactly one
 attempt, and exactly one side effect (a directory its command created; a second
 execution of the same attempt would fail on the existing directory and show up
 as a failed attempt).
@@ -12,11 +13,11 @@ import os
 
 import tomli_w
 
-JOBS = 2000
+JOBS = 1200
 WORKERS = 8
 
 
-def test_eight_workers_run_two_thousand_jobs_exactly_once(procs, real_store, tmp_path, tally):
+def test_eight_workers_run_twelve_hundred_jobs_exactly_once(procs, real_store, tmp_path, tally):
     ledger = tmp_path / "ledger"
     ledger.mkdir()
     manifest = {
