@@ -112,16 +112,9 @@ def test_warm_stop_and_drain_apply_to_every_slot(procs, real_store, tmp_path):
                     if [a["outcome"] for a in claims.attempts(r.job_id)][-1:] == ["interrupted"]])
 
     assert interrupted() == 2  # each slot's job, uncounted: its next attempt resumes it
-
-    worker = procs.worker("--slots", "2", profile=profile, name="w")
-    wait_for(lambda: real_store.jobs.counts()["running"] == 2, what="both slots running again")
-    procs.kill(worker, signal.SIGTERM)
-    time.sleep(0.3)
-    procs.kill(worker, signal.SIGTERM)  # the second is every slot's cold stop
-    assert worker.wait(15) == 0, procs.log_of(worker)[-3000:]
-    counts = real_store.jobs.counts()
-    assert counts["pending"] == 4 and counts["running"] == 0, counts
-    assert interrupted() >= 2
+    # (A second SIGTERM's cold stop is test_worker_processes.py's, with a job that ignores the
+    # first: these jobs end on the first at once, so a second one 0.3 s later met a finished
+    # supervisor.)
 
 
 def test_a_killed_slot_is_restarted_and_its_job_comes_back(procs, real_store, tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import redis
+
 from support.procs import FleetProcs, sidefx_manifest, wait_for, write_profile
 from support.sentinel import SentinelSet
 from test_crash import assert_each_ran_alone, executions
@@ -30,7 +32,9 @@ def test_a_failover_mid_run_is_followed_without_restarts_and_runs_no_job_twice_a
             wait_for(lambda: store.jobs.counts()["finished"] >= JOBS // 4, timeout_s=60, what="a quarter done")
             redis_set.failover()
             tally.fault("SENTINEL FAILOVER mid-run")
-            wait_for(lambda: store.jobs.counts()["finished"] == JOBS, timeout_s=120, what="every job finished")
+            # The test's own reads meet the failover too (a reset from the demoted master, once on CI).
+            wait_for(lambda: store.jobs.counts()["finished"] == JOBS, timeout_s=120, what="every job finished",
+                     tolerate=(redis.ConnectionError,))
             assert store.redis.info("server")["tcp_port"] == redis_set.replica.port  # the CLI's client followed too
             assert receiver.poll() is None and all(w.poll() is None for w in workers), "a process died in the failover"
             assert "Traceback" not in "".join(procs.log_of(p) for p in [receiver, *workers])
