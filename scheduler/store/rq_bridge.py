@@ -79,10 +79,12 @@ def restore_rq_job(redis, keys: Keys, job_id: str, name: str) -> dict:
 
 def clear_dead_rq_workers(redis, keys: Keys, now: float) -> list[str]:
     """Unregister from rq the workers fleet knows are dead (their fleet record's heartbeat is
-    older than its lease, or the record is gone), as rq's own cleanup does once a dead
+    older than its lease), as rq's own cleanup does once a dead
     worker's key expires, minutes later: until then `rq info` and rq-dashboard list a
     SIGKILLed worker as busy. A worker that registered its death (a clean stop) is rq's own
-    business. Returns the rq names cleared. A slot's rq name is "<worker>:<slot>"
+    business, and so is one without a fleet record: a worker registers with rq a moment
+    before its first publish, and one whose record expired (a day) has long left rq's
+    registry on its own. Returns the rq names cleared. A slot's rq name is "<worker>:<slot>"
     (worker/slots.py rq_name)."""
     members = [m.decode() for m in redis.smembers(keys.rq_workers)]
     rq_names = [m[len(keys.rq_worker_prefix):] for m in members if m.startswith(keys.rq_worker_prefix)]
@@ -91,20 +93,20 @@ def clear_dead_rq_workers(redis, keys: Keys, now: float) -> list[str]:
     owners = [_fleet_name(name) for name in rq_names]
     pipe = redis.pipeline(transaction=False)
     for name, owner in zip(rq_names, owners):
-        pipe.hget(keys.rq_worker_prefix + name, "death")
+        pipe.hmget(keys.rq_worker_prefix + name, "death", "birth")
         pipe.hmget(keys.worker(owner), "heartbeat", "lease_s")
     replies = pipe.execute(raise_on_error=False)
     dead = []
     for i, name in enumerate(rq_names):
-        death, fields = replies[2 * i], replies[2 * i + 1]
-        if death or not isinstance(fields, list):
-            continue
+        rq_fields, fields = replies[2 * i], replies[2 * i + 1]
+        if not isinstance(rq_fields, list) or rq_fields[0] or not isinstance(fields, list) or fields[0] is None:
+            continue  # stopped cleanly (rq's business), or not yet published: a worker starting up
         try:
             heartbeat, lease_s = float(fields[0] or 0), float(fields[1] or 30)
         except ValueError:
             continue  # a damaged record: fleet's own readers say so; rq's entry is left as it is
-        if now - heartbeat > lease_s:
-            dead.append(name)
+        if now - heartbeat > lease_s and _born(rq_fields[1]) <= heartbeat:
+            dead.append(name)  # (born after that heartbeat: a restart under the name, not yet published)
     if dead:
         pipe = redis.pipeline(transaction=True)
         for name in dead:
@@ -114,6 +116,18 @@ def clear_dead_rq_workers(redis, keys: Keys, now: float) -> list[str]:
         pipe.execute()
         log.info("unregistered dead worker(s) %s from rq's registry", ", ".join(dead))
     return dead
+
+
+def _born(raw: bytes | None) -> float:
+    """rq's ``birth`` field (its utcformat, "2026-12-03T16:13:46.123456Z") as epoch seconds; 0
+    when absent or unreadable (then only fleet's heartbeat decides)."""
+    from datetime import datetime, timezone
+
+    try:
+        text = raw.decode().rstrip("Z") if raw else ""
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _fleet_name(rq_name: str) -> str:
