@@ -59,6 +59,32 @@ def stats_ms(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p99 * 1000
 
 
+def trips_and_median_ms(call, repeat: int) -> tuple[int, float]:
+    """How many round trips one ``call()`` sends to Redis (every packed command or pipeline
+    redis-py sends, counted at the socket), and its median time over ``repeat`` calls; the
+    caller has warmed the connection and scripts with one call first."""
+    import redis.connection
+
+    sent = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent[0] += 1
+        return original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counting
+    try:
+        call()
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - t0)
+    return sent[0], stats_ms(samples)[0]
+
+
 def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     result = fn(*args, **kwargs)

@@ -3,7 +3,7 @@ each with its REASON, ELAPSED and PROGRESS (scheduler/client.py Client.jobs).
 
 Three pages: every job (the load-order index), two states merged (pending,held: two state
 indexes read a page at a time), and a glob filter (model 'ben*': each candidate's record is
-read). Round trips are counted at the socket, as bench/status.py counts them; the target is
+read). Round trips are counted at the socket (common.trips_and_median_ms); the target is
 the same number at both sizes and time within 2x, as for `fleet status`.
 
 usage: python bench/jobs_page.py [--sizes 100,100000] [--repeat 20]
@@ -12,22 +12,13 @@ usage: python bench/jobs_page.py [--sizes 100,100000] [--repeat 20]
 from __future__ import annotations
 
 import argparse
-import time
 
-import redis.connection
-from common import build_manifest, jobs_manifest, machine, stats_ms, store_on
+from common import build_manifest, jobs_manifest, machine, store_on, trips_and_median_ms
 
 from scheduler.client import Client
 from scheduler.embedded_redis import RedisServer
 
-SENT = {"n": 0}
-_original = redis.connection.AbstractConnection.send_packed_command
 PAGES = {"all": {}, "pending,held": {"state": "pending,held"}, "model glob": {"model": "ben*"}}
-
-
-def _counting(self, command, check_health=True):
-    SENT["n"] += 1
-    return _original(self, command, check_health)
 
 
 def measure(url: str, size: int, repeat: int) -> dict[str, tuple[int, float]]:
@@ -39,19 +30,7 @@ def measure(url: str, size: int, repeat: int) -> dict[str, tuple[int, float]]:
     for label, filters in PAGES.items():
         rows = client.jobs(limit=100, **filters)  # warm the connection
         assert len(rows) == min(100, size) and all(r["reason"] == "No live worker" for r in rows)
-        redis.connection.AbstractConnection.send_packed_command = _counting
-        try:
-            SENT["n"] = 0
-            client.jobs(limit=100, **filters)
-            trips = SENT["n"]
-        finally:
-            redis.connection.AbstractConnection.send_packed_command = _original
-        samples = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            client.jobs(limit=100, **filters)
-            samples.append(time.perf_counter() - t0)
-        out[label] = (trips, stats_ms(samples)[0])
+        out[label] = trips_and_median_ms(lambda: client.jobs(limit=100, **filters), repeat)
     return out
 
 

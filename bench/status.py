@@ -9,21 +9,11 @@ usage: python bench/status.py [--sizes 100,100000] [--repeat 20]
 from __future__ import annotations
 
 import argparse
-import time
 
-import redis.connection
-from common import build_manifest, jobs_manifest, machine, stats_ms, store_on
+from common import build_manifest, jobs_manifest, machine, store_on, trips_and_median_ms
 
 from scheduler.embedded_redis import RedisServer
 from scheduler.status import status_document
-
-SENT = {"n": 0}
-_original = redis.connection.AbstractConnection.send_packed_command
-
-
-def _counting(self, command, check_health=True):
-    SENT["n"] += 1
-    return _original(self, command, check_health)
 
 
 def measure(url: str, size: int, repeat: int) -> tuple[int, float]:
@@ -31,19 +21,7 @@ def measure(url: str, size: int, repeat: int) -> tuple[int, float]:
     store.redis.flushall()
     store.load(build_manifest(jobs_manifest(size)))
     status_document(store)  # warm the scripts and connection
-    redis.connection.AbstractConnection.send_packed_command = _counting
-    try:
-        SENT["n"] = 0
-        status_document(store)
-        trips = SENT["n"]
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = _original
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        status_document(store)
-        samples.append(time.perf_counter() - t0)
-    return trips, stats_ms(samples)[0]
+    return trips_and_median_ms(lambda: status_document(store), repeat)
 
 
 def main() -> None:
