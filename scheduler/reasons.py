@@ -56,10 +56,9 @@ def reason_phrase(job: JobRecord, view: JobsView) -> str | None:
 
 def _pending_reason(cls: ConstraintClass, view: JobsView, ahead: int) -> str:
     live = [w for w in view.workers if w.live]
-    never = nobody_can_run(cls, live, view.hosts)
-    if never is not None:
-        return never
     capable = [w for w in live if class_reason(cls, w.host, w.host.hostname in view.hosts, free_of(w.host)) is None]
+    if not capable:
+        return nobody_can_run(cls, live, view.hosts) or "No host fits"  # (never None here: none can run it)
     claiming = [w for w in capable if w.state not in ("draining", "paused")]
     if not claiming:
         return "Paused" if any(w.state == "paused" for w in capable) else "Draining"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from .matching import class_reason, free_of
 from .reasons import nobody_can_run
 from .store.views import FleetView
 
@@ -29,8 +28,7 @@ def unrunnable(view: FleetView) -> list[str]:
     order: the same rule (and the same host defaults for a host not in [hosts]) as the claim."""
     live = [w for w in view.workers if w.live]
     return [class_id for class_id, cls in view.classes.items() if view.pending.get(class_id) and
-            not any(class_reason(cls, w.host, w.host.hostname in view.hosts, free_of(w.host)) is None
-                    for w in live)]
+            nobody_can_run(cls, live, view.hosts) is not None]
 
 
 def held_gpus(view: FleetView) -> dict[tuple[str, str], list[tuple[str, float]]]:
