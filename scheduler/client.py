@@ -23,12 +23,12 @@ import tomli_w
 
 from .errors import ManifestError, NotFoundError, UsageError
 from .explain import explanation
-from .fork import append_atomically, builtin_defaults, entry_toml, fork_entry, fork_name, parse_sets
+from .fork import append_atomically, entry_toml, fork_entry, fork_name, parse_sets
 from .history import history_row, parse_outcomes, select, summary, window
 from .job_filter import JobFilter, parse_states
 from .job_rows import job_row
 from .manifest import load_manifest, parse_manifest
-from .manifest.fields import FIELDS
+from .manifest.fields import FIELDS, builtin_defaults
 from .manifest.model import JobSpec
 from .settings import Settings
 from .status import status_document

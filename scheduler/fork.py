@@ -18,7 +18,6 @@ from typing import Any
 import tomli_w
 
 from .errors import UsageError
-from .manifest.fields import FIELDS
 from .manifest.model import JobSpec
 
 FORK_SUFFIX = "-fork"
@@ -72,11 +71,6 @@ def entry_toml(table: dict) -> str:
 def fork_name(base: str, n: int) -> str:
     """The ``n``-th name a fork of ``base`` is offered: ``<base>-fork``, ``<base>-fork2``, ..."""
     return f"{base}{FORK_SUFFIX}" if n == 1 else f"{base}{FORK_SUFFIX}{n}"
-
-
-def builtin_defaults() -> dict[str, Any]:
-    """Every job field's built-in default (what a manifest without [defaults] gives a job)."""
-    return {f.name: f.default for f in FIELDS.values() if f.default is not None}
 
 
 def append_atomically(path: str, text: str) -> None:

@@ -61,9 +61,8 @@ def parse_outcomes(words: tuple[str, ...]) -> tuple[str, ...]:
 def history_row(seen: AttemptSeen) -> dict[str, Any]:
     """The documented ``fleet history --json`` row."""
     rec = seen.record
-    gpus = [g for g in str(rec.get("gpu") or "").split(",") if g]
     return {"job_id": seen.job_id, "name": seen.name, "attempt": rec.get("attempt"), "host": rec.get("host"),
-            "worker": rec.get("worker"), "gpus": len(gpus), "started_at": rec.get("started_at"),
+            "worker": rec.get("worker"), "gpus": gpus_of(rec), "started_at": rec.get("started_at"),
             "ended_at": rec.get("ended_at"), "outcome": rec.get("outcome", RUNNING),
             "exit_code": rec.get("exit_code")}
 
@@ -86,7 +85,7 @@ def summary(seen: list[AttemptSeen], since: float, until: float, now: float) -> 
         start = max(since, float(rec.get("started_at") or since))
         end = min(until, float(rec.get("ended_at") or now))
         hours = max(0.0, end - start) / 3600
-        gpus = len([g for g in str(rec.get("gpu") or "").split(",") if g])
+        gpus = gpus_of(rec)
         cores = max(1.0, float(rec.get("cores") or 0))
         for table, key in ((by_host, str(rec.get("host") or "-")), (by_model, a.model or "-")):
             total = table.setdefault(key, {"attempts": 0, "hours": 0.0, "gpu_hours": 0.0, "core_hours": 0.0})
@@ -101,6 +100,12 @@ def summary(seen: list[AttemptSeen], since: float, until: float, now: float) -> 
                 for key, v in sorted(table.items())]
 
     return {"since": since, "until": until, "hosts": rounded(by_host), "models": rounded(by_model)}
+
+
+def gpus_of(record: dict) -> int:
+    """How many GPUs an attempt held: its record's ``gpu`` lists their ledger keys, comma-separated
+    (claim.lua), "" for none."""
+    return len([g for g in str(record.get("gpu") or "").split(",") if g])
 
 
 def _iso(ts: float) -> str:

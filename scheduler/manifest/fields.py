@@ -59,6 +59,12 @@ _FIELDS = [
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
+
+
+def builtin_defaults() -> dict[str, Any]:
+    """Every job field's built-in default (what a manifest without [defaults] gives a job); a
+    field whose default is None is left unset."""
+    return {f.name: f.default for f in FIELDS.values() if f.default is not None}
 SCHEDULING_FIELDS = frozenset(f.name for f in _FIELDS if not f.identity)
 REQUIRED_FIELDS = ("name", "model")
 

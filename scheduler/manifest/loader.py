@@ -35,6 +35,7 @@ from .fields import (
     SCHEMA_VERSION,
     TABLE,
     TOP_LEVEL_KEYS,
+    builtin_defaults,
     fits,
     kind_of,
 )
@@ -200,7 +201,7 @@ class _Validator:
 
         A new key close to a job field's name is refused as its typo: as a lab field it would
         silently give every job a new id (so rerun them all) and drop the intended default."""
-        defaults = {f.name: f.default for f in FIELDS.values() if f.default is not None}
+        defaults = builtin_defaults()
         lab_fields: dict[str, str] = {}
         for key, value in table.items():
             where = "[defaults]"
