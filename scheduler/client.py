@@ -104,9 +104,10 @@ class Client:
             attempts = store.jobs.attempts(record.job_id)
             identity = store.jobs.identity(record.job_id)
             result = store.jobs.result(record.job_id)
-            latest = store.streams.latest_metrics(record.job_id, record.attempts) if record.attempts else None
-            row = job_row(record, store.jobs_view([record]))
+            view = store.jobs_view([record])  # it read the latest attempt's newest metrics lines too
+            row = job_row(record, view)
             forked_into = store.jobs.forks_of(record.job_id)
+        latest = next(iter(view.latest_metrics.get(record.job_id, [])), None)
         now = time.time()
         for a in attempts:
             start, end = a.get("started_at"), a.get("ended_at")

@@ -8,7 +8,7 @@ import json
 from ..keys import Keys
 from .scripts import Scripts
 
-LATEST_METRICS_WINDOW = 20  # the newest entries `fleet job` looks through for a metrics line
+LATEST_METRICS_WINDOW = 20  # the newest entries `fleet job` and `fleet jobs` look through for a metrics line
 
 
 def metric_rows(entries: list) -> list[dict]:
@@ -46,11 +46,6 @@ class Streams:
             pipe.xrange(self.keys.metrics(job_id, attempt))
         return [metric_rows(entries) if isinstance(entries, list) else []
                 for entries in (pipe.execute(raise_on_error=False) if attempts else [])]
-
-    def latest_metrics(self, job_id: str, attempt: int) -> dict | None:
-        """The newest metrics line of an attempt (what `fleet job` shows while it trains)."""
-        rows = metric_rows(self.redis.xrevrange(self.keys.metrics(job_id, attempt), count=LATEST_METRICS_WINDOW))
-        return rows[0] if rows else None
 
     def log(self, job_id: str, attempt: int) -> list[tuple[str, str]]:
         """The attempt's output so far as (entry id, line), oldest first."""
