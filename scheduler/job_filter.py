@@ -67,10 +67,6 @@ class JobFilter:
         return (_glob(self.name, record.name) and _glob(self.model, record.model)
                 and _glob(self.host, record.host) and _glob(self.worker, record.worker))
 
-    def to_dict(self) -> dict:
-        return {"states": list(self.states), "name": self.name, "model": self.model, "host": self.host,
-                "worker": self.worker}
-
 
 def _glob(pattern: str | None, value: str | None) -> bool:
     return pattern is None or (value is not None and fnmatchcase(value, pattern))
