@@ -268,8 +268,8 @@ class FleetWorker(Worker):
         self._end_attempt()
 
     def _end_attempt(self) -> None:
-        close_pipe(self._attempt)
-        self._attempt = None
+        attempt, self._attempt = self._attempt, None  # first: a warm stop's handler must not write to a closed fd
+        close_pipe(attempt)
 
     def _beat(self, set_idle: bool) -> bool:
         """rq's heartbeat (and, entering the wait, rq's and fleet's idle state), a read of
@@ -512,7 +512,10 @@ class FleetWorker(Worker):
         and its next attempt resumes from that checkpoint (FLEET_RESUME_DIR). `fleet drain`
         is the way to let running jobs finish."""
         attempt = self._attempt
-        if attempt is not None and self.horse_pid and attempt.stop_write_fd >= 0:
+        if attempt is not None and attempt.stop_write_fd >= 0:
+            # Written whether or not the horse is forked yet: a stop that lands between
+            # execute_job's own check and the fork waits in the pipe for the horse's first poll
+            # (before, it was dropped there and the job ran to its end after the warm stop).
             try:
                 os.write(attempt.stop_write_fd, b"s")  # async-signal-safe; the horse reads it within a poll
             except OSError:
