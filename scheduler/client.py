@@ -119,6 +119,8 @@ class Client:
                 "identity": identity, "scheduling": spec.scheduling, "last_reason": record.reason,
                 "attempts_detail": attempts, "created_at": record.created_at, "state_at": record.state_at,
                 "after": spec.scheduling.get("after", []),
+                "after_any": spec.scheduling.get("after_any", []),
+                "after_failed": spec.scheduling.get("after_failed", []),
                 "output_dir": output_dir_of(last) if last else None, "output_host": (last or {}).get("host"),
                 "output_archived": bool((last or {}).get("archived_to")),
                 "result": result, "latest_metrics": latest,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .dependencies import DEPENDENCY_FIELDS, edge_met, parents_of, waiting_words
 from .manifest.model import HostSpec, JobSpec
 from .matching import ConstraintClass, Free, host_rule_reason, job_host_reason, job_reason, ledger_free, static_reason
 from .reservation import Hold, choose, gpu_ends_of, hold_words, ledger_held, ledger_holders
@@ -67,10 +68,13 @@ def explanation(view: ExplainView) -> Explanation:
     if not job.in_manifest:
         return Explanation(job, "Orphaned: the manifest no longer lists it, so it will not start; add it back or "
                                 "cancel it.")
-    if job.spec.get("after") and not job.indexed:
-        waiting = [f"{name} ({state})" for name, state in view.parents if state != JobState.FINISHED.value]
-        return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} to finish (after = "
-                                f"{job.spec['after']}).")
+    parents = parents_of(job.spec)
+    if parents and not job.indexed:
+        waiting = [f"{name} ({state}) {waiting_words(parents.get(name, 'after'))}" for name, state in view.parents
+                   if not edge_met(parents.get(name, "after"), state)]
+        edges = "; ".join(f"{field} = {names}" for field in DEPENDENCY_FIELDS
+                          if (names := [n for n, f in parents.items() if f == field]))
+        return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} ({edges}).")
     live = [w for w in view.workers if w.live]
     if not live:
         return _with_no_live_worker(job, spec, view.workers, view.hosts, view.now)

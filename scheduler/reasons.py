@@ -22,6 +22,7 @@ from collections import Counter
 from .manifest.model import HostSpec
 from .matching import ConstraintClass, class_reason, free_of, job_host_reason, ledger_free, static_reason
 from .resources import HostResources
+from .dependencies import parents_of
 from .states import JobState
 from .store.queries import JobRecord
 from .store.views import JobsView
@@ -46,7 +47,7 @@ def reason_phrase(job: JobRecord, view: JobsView) -> str | None:
         return None
     if not job.in_manifest:
         return "Orphaned"
-    if job.spec.get("after") and not job.indexed:
+    if parents_of(job.spec) and not job.indexed:
         return "Dependency"
     cls = view.classes.get(job.class_id)
     if cls is None:

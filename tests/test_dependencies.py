@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from test_claims import HOST
 
 from scheduler.manifest import parse_manifest
@@ -136,3 +137,116 @@ def test_a_store_stranded_by_a_repeated_parent_heals_on_the_next_reload(store):
     store.redis.hset(store.keys.job(store.jobs.resolve("eval")), "waits", 2)  # what the old script counted
     claims, classes = setup(store, DUPLICATED_PARENT)
     assert [store.jobs.get(run(claims, classes)).name for _ in range(3)] == ["train", "eval", "deploy"]
+
+
+KINDS = """schema_version = 1
+[[jobs]]
+name = "train"
+model = "cnn"
+max_attempts = 1
+[[jobs]]
+name = "report"
+model = "cnn"
+mode = "report"
+after = ["train"]
+[[jobs]]
+name = "cleanup"
+model = "cnn"
+mode = "cleanup"
+after_any = ["train"]
+[[jobs]]
+name = "alert"
+model = "cnn"
+mode = "alert"
+after_failed = ["train"]
+[[jobs]]
+name = "page"
+model = "cnn"
+mode = "page"
+after = ["alert"]
+"""
+
+
+def states(store, *names):
+    return {n: state(store, n).value for n in names}
+
+
+def test_a_failed_parent_releases_after_any_and_after_failed_and_blocks_after(store):
+    claims, classes = setup(store, KINDS)
+    assert states(store, "report", "cleanup", "alert", "page") == dict.fromkeys(
+        ("report", "cleanup", "alert", "page"), "pending")
+    assert store.jobs.get(run(claims, classes, Outcome.FAILED)).name == "train"
+    assert states(store, "report", "cleanup", "alert") == {"report": "blocked", "cleanup": "pending",
+                                                          "alert": "pending"}
+    ran = {store.jobs.get(run(claims, classes)).name for _ in range(2)}
+    assert ran == {"cleanup", "alert"}
+    assert store.jobs.get(run(claims, classes)).name == "page"  # alert finished: its `after` child runs
+    assert claims.claim("w", HOST, classes) is None
+
+
+def test_a_finished_parent_blocks_after_failed_and_its_descendants_and_a_rerun_unblocks_them(store):
+    claims, classes = setup(store, KINDS)
+    run(claims, classes)
+    assert states(store, "report", "cleanup", "alert", "page") == {
+        "report": "pending", "cleanup": "pending", "alert": "blocked", "page": "blocked"}
+    assert store.jobs.get(store.jobs.resolve("alert")).reason == "blocked: train did not fail"
+    assert store.jobs.get(store.jobs.resolve("page")).reason == "blocked: train did not fail"  # the root cause
+    assert {store.jobs.get(run(claims, classes)).name for _ in range(2)} == {"report", "cleanup"}
+    assert claims.claim("w", HOST, classes) is None
+    apply_action(store.redis, store.keys, "rerun", [store.jobs.resolve("train")])
+    assert states(store, "alert", "page") == {"alert": "pending", "page": "pending"}
+    assert store.jobs.get(run(claims, classes, Outcome.FAILED)).name == "train"
+    assert store.jobs.get(run(claims, classes)).name == "alert"  # the rerun failed: now the alert goes
+
+
+def test_a_canceled_parent_releases_after_any_only(store):
+    claims, classes = setup(store, KINDS)
+    apply_action(store.redis, store.keys, "cancel", [store.jobs.resolve("train")])
+    assert states(store, "report", "cleanup", "alert") == {"report": "blocked", "cleanup": "pending",
+                                                          "alert": "blocked"}
+    assert store.jobs.get(run(claims, classes)).name == "cleanup"
+    assert claims.claim("w", HOST, classes) is None
+
+
+def test_a_child_added_after_its_parent_ended_is_judged_by_its_kind(store):
+    claims, classes = setup(store, KINDS)
+    run(claims, classes)  # train finished
+    more = KINDS + ('[[jobs]]\nname = "late-alert"\nmodel = "cnn"\nmode = "late"\nafter_failed = ["train"]\n'
+                    '[[jobs]]\nname = "late-cleanup"\nmodel = "cnn"\nmode = "late2"\nafter_any = ["train"]\n')
+    setup(store, more)
+    assert states(store, "late-alert", "late-cleanup") == {"late-alert": "blocked", "late-cleanup": "pending"}
+    assert store.jobs.get(store.jobs.resolve("late-alert")).reason == "blocked: train did not fail"
+
+
+def test_explain_says_what_each_kind_waits_for(store):
+    from scheduler.explain import explanation
+
+    setup(store, KINDS)
+    view = store.explain_view(store.jobs.get(store.jobs.resolve("alert")))
+    summary = explanation(view).summary
+    assert "Waiting for train (pending) to fail" in summary and "after_failed = ['train']" in summary, summary
+
+
+@pytest.mark.parametrize("extra, field, words", [
+    ('after = ["train"]\nafter_any = ["train"]', "after_any", "'train' is also in after"),
+    ('after_failed = ["trian"]', "after_failed", "did you mean 'train'"),
+    ('after_any = ["child"]', "after_any", "cannot run after itself"),
+])
+def test_dependency_fields_are_checked_like_after(extra, field, words):
+    from scheduler.errors import ManifestError
+
+    text = ('schema_version = 1\n[[jobs]]\nname = "train"\nmodel = "m"\n[[jobs]]\nname = "child"\nmodel = "m"\n'
+            'seed = 1\n' + extra)
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, "p.toml")
+    problem = next(p for p in err.value.problems if p.field == field)
+    assert words in problem.message and "'child'" in str(problem), str(problem)
+
+
+def test_a_cycle_through_after_failed_is_refused():
+    from scheduler.errors import ManifestError
+
+    text = ('schema_version = 1\n[[jobs]]\nname = "a"\nmodel = "m"\nafter = ["b"]\n'
+            '[[jobs]]\nname = "b"\nmodel = "m"\nseed = 1\nafter_failed = ["a"]\n')
+    with pytest.raises(ManifestError, match="dependency cycle"):
+        parse_manifest(text, "p.toml")

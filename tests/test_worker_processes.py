@@ -510,6 +510,25 @@ def test_a_dependent_finds_its_parents_output_dir(procs, real_store, tmp_path):
     assert procs.run("logs", "eval").stdout.strip() == "weights"
 
 
+def test_a_failed_parent_runs_its_alert_and_clean_up_and_blocks_its_evaluation(procs, real_store, tmp_path):
+    """after_failed and after_any children run when their parent fails for good, and find what
+    that failed attempt left ({after.<job>.output_dir}: its latest attempt's, not a finished one)."""
+    die = ("import os, sys; open(os.path.join(os.environ['FLEET_OUTPUT_DIR'], 'model.txt'), 'w').write('half'); "
+           "sys.exit(3)")
+    read = "import sys; print(open(sys.argv[1] + '/model.txt').read())"
+    jobs = [{"name": "train", "model": "m", "max_attempts": 1, "command": [sys.executable, "-c", die]},
+            {"name": "eval", "model": "m", "mode": "eval", "after": ["train"], "command": ["true"]},
+            {"name": "alert", "model": "m", "mode": "alert", "after_failed": ["train"],
+             "command": [sys.executable, "-c", read, "{after.train.output_dir}"]},
+            {"name": "cleanup", "model": "m", "mode": "cleanup", "after_any": ["train"], "command": ["true"]}]
+    procs.run("load", write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": jobs}))
+    assert procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w").wait(60) == 0
+    states = {n: real_store.jobs.get(real_store.jobs.resolve(n)).state.value for n in ("train", "eval", "alert",
+                                                                                       "cleanup")}
+    assert states == {"train": "failed", "eval": "blocked", "alert": "finished", "cleanup": "finished"}
+    assert procs.run("logs", "alert").stdout.strip() == "half"
+
+
 def test_a_busy_worker_with_no_receiver_sees_no_outage(procs, real_store, tmp_path):
     """With no receiver, a worker busy for longer than two reaper ticks used to log 'no reaper
     reached Redis for 3.1s (an outage?)' on its next claim while Redis was fine: busy workers

@@ -19,6 +19,7 @@ import redis
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from scheduler.dependencies import parents_of
 from scheduler.errors import StoreError
 from scheduler.runs_layout import UnsafePathError
 from scheduler.states import Outcome
@@ -169,7 +170,7 @@ class WorkerRuntime:
                  self.host_name, gpus)
         self.completion.names[claim.job_id] = record.name
         try:
-            parent_dirs = self.parent_output_dirs(record.spec.get("after") or [])
+            parent_dirs = self.parent_output_dirs(parents_of(record.spec))
             previous = previous_attempt(raw_previous, claim.attempt)
             attempt = build_attempt(self.place, self.keys, claim, record, parent_dirs,
                                     lost_grace_s(self.claims.lease_s), run_group(meta),
@@ -194,14 +195,20 @@ class WorkerRuntime:
             raise StoreError(f"rq's job record {job.key} cannot be read by rq ({type(err).__name__}: {err}); "
                              f"delete it: the job's next attempt writes it anew") from None
 
-    def parent_output_dirs(self, parent_names: list[str]) -> dict[str, str]:
-        """Each parent's last finished attempt's output dir (on the host that ran it: shared
-        storage, or the same host, is the operator's business)."""
+    def parent_output_dirs(self, parents: dict[str, str]) -> dict[str, str]:
+        """Each parent's output dir (on the host that ran it: shared storage, or the same host,
+        is the operator's business): for ``after``, its last finished attempt's; for
+        ``after_any`` and ``after_failed``, its latest attempt's, which is how it ended."""
         dirs = {}
         queries = JobQueries(self.redis, self.keys)
-        for name in parent_names:
+        for name, field in parents.items():
             parent_id = queries.id_of_name(name)
-            last = queries.last_finished(parent_id) if parent_id else None
+            if not parent_id:
+                continue
+            if field == "after":
+                last = queries.last_finished(parent_id)
+            else:
+                last = next((a for a in reversed(queries.attempts(parent_id)) if output_dir_of(a)), None)
             if last and output_dir_of(last):
                 dirs[name] = output_dir_of(last)
         return dirs

@@ -47,7 +47,11 @@ _FIELDS = [
     Field("min_cores", INT, 1, False, "cores reserved on the host while the job runs"),
     Field("allowed_hosts", STR_LIST, [], False, "host name globs the job may run on (empty: any)"),
     Field("denied_hosts", STR_LIST, [], False, "host name globs the job must not run on"),
-    Field("after", STR_LIST, [], False, "names of jobs that must finish first"),
+    Field("after", STR_LIST, [], False, "names of jobs that must finish first (Slurm's afterok)"),
+    Field("after_any", STR_LIST, None, False, "names of jobs that must end first, in any way: finished, failed "
+                                              "for good or canceled (Slurm's afterany)"),
+    Field("after_failed", STR_LIST, None, False, "names of jobs that must fail for good first, e.g. for an alert "
+                                                 "(Slurm's afternotok)"),
     Field("max_attempts", INT, 3, False, "failed, timed-out or lost attempts before the job fails for good, 1..100"),
     Field("timeout_s", NUMBER, 0, False, "kill the job's process group after this many seconds (0: none)"),
     Field("stop_grace_s", NUMBER, None, False, "seconds a stopped job (warm stop, cancel, timeout) has after its "

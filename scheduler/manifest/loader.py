@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import date, datetime, time
 from typing import Any, Iterator
 
+from ..dependencies import DEPENDENCY_FIELDS, parents_of
 from ..errors import ManifestError, Problem
 from ..names import HOST_RE, JOB_NAME_RE
 from .bounds import INT_RANGE, MAX_KEY_PARTS, MAX_NESTING, bound_value, long_dotted_key
@@ -366,7 +367,7 @@ class _Validator:
         as_written = all(key in values for key in job if key not in SCHEDULING_FIELDS)
         if not (hashable and as_written and "name" in values and "model" in values) or where in self.refused:
             return None, False
-        values["after"] = self.unique_parents(values["after"], where)
+        self.unique_parents(values, where)
         scheduling = {k: values[k] for k in sorted(SCHEDULING_FIELDS) if k in values}
         scheduling["name"] = values["name"]
         if scheduling["min_vram_gib"] > 0 and not scheduling["require_cuda"] and not scheduling.get("gpus"):
@@ -438,19 +439,29 @@ class _Validator:
             self.warn("set, but the job may run without a GPU (require_cuda = false, gpus unset), where it does "
                       "not apply; set require_cuda = true or gpus >= 1", where, field)
 
-    def unique_parents(self, after: list[str], where: str) -> list[str]:
-        """``after`` with each name once, in first-seen order: a name listed twice is one edge.
-        Counted twice, the child waited for two finishes of a parent that finishes once."""
-        counts = Counter(after)
-        for name in sorted(n for n, count in counts.items() if count > 1):
-            self.warn(f"{name!r} is listed more than once; it counts once (remove the repeat)", where, "after")
-        return list(counts)  # a Counter keeps first-seen order
+    def unique_parents(self, values: dict[str, Any], where: str) -> None:
+        """Each dependency field with each name once, in first-seen order: a name listed twice is
+        one edge (counted twice, the child waited for two finishes of a parent that finishes
+        once). A name in two of the fields is an error: the child could not wait both ways."""
+        seen: dict[str, str] = {}
+        for field in DEPENDENCY_FIELDS:
+            if field not in values:
+                continue
+            counts = Counter(values[field])
+            for name in sorted(n for n, count in counts.items() if count > 1):
+                self.warn(f"{name!r} is listed more than once; it counts once (remove the repeat)", where, field)
+            values[field] = list(counts)  # a Counter keeps first-seen order
+            for name in values[field]:
+                if name in seen:
+                    self.error(f"{name!r} is also in {seen[name]}; a job waits for a parent one way: keep it in one "
+                               f"of {', '.join(DEPENDENCY_FIELDS)}", where, field)
+                seen.setdefault(name, field)
 
     def check_placeholders(self, v: dict[str, Any], where: str) -> None:
         """Fill the command as the worker will, with stand-ins for the runtime values: an argument
         it could not fill would otherwise fail every attempt of the job, on the worker."""
         fields = runtime_fields(v, "0" * 16, "/runs/output_dir", 1, "/runs/resume_dir")
-        parent_dirs = {parent: f"/runs/{parent}/output_dir" for parent in v["after"]}
+        parent_dirs = {parent: f"/runs/{parent}/output_dir" for parent in parents_of(v)}
         argv = []
         for index, arg in enumerate(v["command"]):
             try:
@@ -491,20 +502,22 @@ class _Validator:
         return True
 
     def check_after(self, specs: list[JobSpec], known: set[str]) -> None:
-        """Unknown parents (not among ``known``, every name the file writes) and cycles among ``specs``."""
+        """Unknown parents (not among ``known``, every name the file writes) and cycles among
+        ``specs``, over all three dependency fields."""
         names = {s.name: s for s in specs}
         for spec in specs:
-            for parent in spec.scheduling["after"]:
+            for parent, field in parents_of(spec.scheduling).items():
                 if parent == spec.name:
-                    self.error("a job cannot run after itself", spec.locator(), "after")
+                    self.error("a job cannot run after itself", spec.locator(), field)
                 elif parent not in known:
                     self.error(f"unknown job {parent!r}{_did_you_mean(parent, sorted(known))}", spec.locator(),
-                               "after")
-        cycle = _find_cycle({s.name: [p for p in s.scheduling["after"] if p in names and p != s.name]
+                               field)
+        cycle = _find_cycle({s.name: [p for p in parents_of(s.scheduling) if p in names and p != s.name]
                              for s in specs})
         if cycle:
-            self.error(f"dependency cycle {' -> '.join(cycle)}; remove one 'after' edge", names[cycle[0]].locator(),
-                       "after")
+            first = names[cycle[0]]
+            self.error(f"dependency cycle {' -> '.join(cycle)}; remove one edge", first.locator(),
+                       parents_of(first.scheduling).get(cycle[1], "after"))
 
     def check_unrunnable(self, jobs: list[JobSpec], hosts: dict[str, HostSpec]) -> None:
         """Warn about jobs every declared host refuses (workers on undeclared hosts may still take them)."""

@@ -32,6 +32,7 @@ from ..manifest.locate import path_text
 from ..manifest.model import Manifest
 from ..matching import ConstraintClass
 from ..queue_order import queue_rank, width
+from ..dependencies import STORE_KIND, parents_of
 from ..states import script_names
 from .errors import damage_message, refusal
 from .load_plan import Diff, LoadRefused, check_write_targets, plan_diff, stored_fields
@@ -138,7 +139,8 @@ def build_payload(manifest: Manifest, keys: Keys, now: float,
     jobs = []
     ids_by_name = {job.name: job.job_id for job in manifest.jobs}
     for job, cls in zip(manifest.jobs, classes_of_jobs or job_classes(manifest)):
-        parents = sorted(ids_by_name[name] for name in job.scheduling["after"])
+        fields_of = {ids_by_name[name]: field for name, field in parents_of(job.scheduling).items()}
+        parents = sorted(fields_of)
         class_id = class_ids.get(id(cls))
         if class_id is None:
             class_id = class_ids[id(cls)] = cls.class_id
@@ -155,6 +157,9 @@ def build_payload(manifest: Manifest, keys: Keys, now: float,
                                 "schema_version": job.schema_version}, sort_keys=True),
             "max_attempts": job.scheduling["max_attempts"],
             "parents": parents,
+            # The kind of each edge that is not a plain `after` ("<parent id>:any,..."; deps.lua reads it).
+            "dep_kinds": ",".join(f"{pid}:{STORE_KIND[fields_of[pid]]}" for pid in parents
+                                  if fields_of[pid] != "after"),
             # the job it was forked from, where this manifest lists it: load_step.lua links them
             "forked_from": ids_by_name.get(job.scheduling.get("forked_from") or "", ""),
         })

@@ -121,10 +121,10 @@ local function apply_action()
       move_state(id, from, to, 'cancel_requested', '0')
       -- A rerun starts a fresh run of attempts: the count of failures starts again too.
       if (p.action == 'retry' and p.reset) or p.action == 'rerun' then redis.call('HSET', key, 'failures', 0) end
-      if to == S.canceled then block_descendants(id) end
+      local released = to == S.canceled and settle_children(id, S.canceled) > 0  -- after_any children
       if to == S.canceled or from == S.canceled then mirror_in_rq(id, to) end
       if p.action == 'retry' or p.action == 'rerun' then unblock_descendants(id) end
-      if index_if_ready(id) then
+      if index_if_ready(id) or released then
         redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000, '*', 'kind', 'claimable', 'count', 1)
       end
     end

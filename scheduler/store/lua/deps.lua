@@ -1,12 +1,16 @@
---[[ deps: helpers for `after` dependencies, included by finish.lua and actions.lua.
+--[[ deps: helpers for dependencies (`after`, `after_any`, `after_failed`), included by finish.lua,
+actions.lua and load_step.lua.
 
 Included textually where a script says `-- #include deps`, after it has defined
 `p` (its decoded JSON payload, with job_prefix, pending_prefix, heads_key, state_prefix,
 deps_prefix, dependents_prefix and now) and `S` (the state names), and after pending.lua and states.lua (move_state).
 
-A finished parent releases its children; a parent that failed for good or was
-canceled blocks every pending or held descendant; retrying it unblocks those no
-other parent holds. tests/test_dependencies.py drives each path.
+An edge's kind is 'ok' (after), 'any' (after_any) or 'failed' (after_failed); the child's
+record lists the kinds of its edges that are not 'ok' in `dep_kinds` ("<parent id>:any,...").
+edge_met is scheduler.dependencies.edge_met: a parent that ends meets an edge (its child
+waits on one parent less) or makes it unmeetable (the child and its descendants are
+blocked); retrying or rerunning it unblocks those no other parent holds.
+tests/test_dependencies.py drives each path.
 ]]
 local function index_if_ready(id)
   local f = redis.call('HMGET', p.job_prefix .. id, 'state', 'in_manifest', 'waits', 'indexed', 'class',
@@ -19,36 +23,74 @@ local function index_if_ready(id)
   return false
 end
 
-local function release_children(parent)
-  local released = 0
-  for _, child in ipairs(redis.call('SMEMBERS', p.dependents_prefix .. parent)) do
-    local left = redis.call('HINCRBY', p.job_prefix .. child, 'waits', -1)
-    if left < 0 then redis.call('HSET', p.job_prefix .. child, 'waits', 0) end
-    if index_if_ready(child) then released = released + 1 end
-  end
-  return released
+-- The kind of child's edge from parent: 'ok', 'any' or 'failed'.
+local function edge_kind(child, parent)
+  local kinds = redis.call('HGET', p.job_prefix .. child, 'dep_kinds')
+  if not kinds or kinds == '' then return 'ok' end
+  return string.match(',' .. kinds .. ',', ',' .. parent .. ':(%a+),') or 'ok'
 end
 
-local function block_descendants(root)
+-- Whether an edge of `kind` is met by a parent in state `ps`: true, false (it never can be,
+-- as things stand) or nil (not yet). scheduler.dependencies.edge_met.
+local function edge_met(kind, ps)
+  if ps == S.finished then return kind ~= 'failed' end
+  if ps == S.failed then return kind ~= 'ok' end
+  if ps == S.canceled then return kind == 'any' end
+  if ps == S.blocked then return false end
+  return nil
+end
+
+local EDGE_WORDS = {ok = 'did not finish', any = 'will never end', failed = 'did not fail'}
+
+-- Moves every pending or held descendant of root (through every edge kind: a blocked job never
+-- ends) to blocked, each with the root's name and why its child's edge cannot be met; `first`
+-- are root's children to start from (all of them when nil).
+local function block_from(root, first)
   local name = redis.call('HGET', p.job_prefix .. root, 'name') or root
-  local queue, seen = {root}, {[root] = true}
+  local queue, seen = {}, {[root] = true}
+  for _, child in ipairs(first or redis.call('SMEMBERS', p.dependents_prefix .. root)) do
+    table.insert(queue, {child, EDGE_WORDS[edge_kind(child, root)]})
+  end
   while #queue > 0 do
-    local id = table.remove(queue, 1)
-    for _, child in ipairs(redis.call('SMEMBERS', p.dependents_prefix .. id)) do
-      if not seen[child] then
-        seen[child] = true
-        local f = redis.call('HMGET', p.job_prefix .. child, 'state', 'indexed', 'class')
-        if f[1] == S.pending or f[1] == S.held then
-          if f[2] == '1' then
-            pending_remove(f[3], child)
-            redis.call('HSET', p.job_prefix .. child, 'indexed', '0')
-          end
-          move_state(child, f[1], S.blocked, 'reason', 'blocked: ' .. name .. ' did not finish')
-          table.insert(queue, child)
+    local child, why = queue[1][1], queue[1][2]
+    table.remove(queue, 1)
+    if not seen[child] then
+      seen[child] = true
+      local f = redis.call('HMGET', p.job_prefix .. child, 'state', 'indexed', 'class')
+      if f[1] == S.pending or f[1] == S.held then
+        if f[2] == '1' then
+          pending_remove(f[3], child)
+          redis.call('HSET', p.job_prefix .. child, 'indexed', '0')
+        end
+        move_state(child, f[1], S.blocked, 'reason', 'blocked: ' .. name .. ' ' .. why)
+        for _, grandchild in ipairs(redis.call('SMEMBERS', p.dependents_prefix .. child)) do
+          table.insert(queue, {grandchild, why})
         end
       end
     end
   end
+end
+
+local function block_descendants(root)
+  block_from(root, nil)
+end
+
+-- Parent just reached `state` (finished, failed for good or canceled): each child whose edge
+-- that meets waits on one parent less (and is indexed when it waits on none); the others can
+-- never be met and are blocked with their descendants. Returns how many children were indexed.
+local function settle_children(parent, state)
+  local released, unmet = 0, {}
+  for _, child in ipairs(redis.call('SMEMBERS', p.dependents_prefix .. parent)) do
+    if edge_met(edge_kind(child, parent), state) then
+      local left = redis.call('HINCRBY', p.job_prefix .. child, 'waits', -1)
+      if left < 0 then redis.call('HSET', p.job_prefix .. child, 'waits', 0) end
+      if index_if_ready(child) then released = released + 1 end
+    else
+      unmet[#unmet + 1] = child
+    end
+  end
+  if #unmet > 0 then block_from(parent, unmet) end
+  return released
 end
 
 local function unblock_descendants(root)
@@ -60,7 +102,7 @@ local function unblock_descendants(root)
         local held = false
         for _, parent in ipairs(redis.call('SMEMBERS', p.deps_prefix .. child)) do
           local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
-          if ps == S.failed or ps == S.canceled or ps == S.blocked then held = true end
+          if edge_met(edge_kind(child, parent), ps) == false then held = true end
         end
         if not held then
           move_state(child, S.blocked, S.pending, 'reason', '')

@@ -97,7 +97,8 @@ local function damaged(job_id, cur, new_state, record)
       if v and not tonumber(v) then return 'fleet: ledger ' .. ledger .. ' field ' .. field .. ' is not a number' end
     end
   end
-  if new_state == S.finished then  -- its children's records are written too (release_children)
+  if new_state == S.finished or new_state == S.failed or new_state == S.canceled then
+    -- its children's records are written too (deps.lua settle_children)
     for _, child in ipairs(redis.call('SMEMBERS', p.dependents_prefix .. job_id)) do
       bad = foreign(p.job_prefix .. child, 'hash')
       if bad then return bad end
@@ -157,8 +158,10 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
     redis.call('LSET', akey, tonumber(attempt) - 1, cjson.encode(rec))
   end
   redis.call('ZADD', p.history_key, p.now, job_id .. ':' .. attempt)  -- `fleet history` reads windows of it
-  if new_state == S.finished and release_children(job_id) > 0 then indexed = true end
-  if new_state == S.failed or new_state == S.canceled then block_descendants(job_id) end
+  if (new_state == S.finished or new_state == S.failed or new_state == S.canceled)
+     and settle_children(job_id, new_state) > 0 then
+    indexed = true
+  end
   -- Resources came back on this host, and maybe a job became claimable again.
   redis.call('XADD', EVENTS, 'MAXLEN', '~', 1000, '*', 'kind', indexed and 'claimable' or 'freed',
              'host', cur.host or '')

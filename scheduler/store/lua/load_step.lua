@@ -53,6 +53,7 @@ local function apply()
 
   -- #include pending
   -- #include states
+  -- #include deps
   -- #include types
 
   -- Every key this step writes, checked before its first write (load_plan.py checked them all
@@ -107,24 +108,31 @@ local function apply()
     redis.call('HSET', NAMES, new, id)
   end
 
-  -- (Re)write a job's `after` edges; returns how many distinct parents have not finished and
-  -- one parent that failed, was canceled or is blocked (nil if none). A parent listed twice is
-  -- counted once (SADD returns 0 the second time): it finishes once, and release_children
-  -- (deps.lua) takes one off `waits` per finish.
+  -- (Re)write a job's dependency edges and their kinds; returns how many distinct parents have
+  -- not met their edge yet, and one whose edge never can be (deps.lua edge_met) and its kind
+  -- (nil if none). A parent listed twice is counted once (SADD returns 0 the second time): it
+  -- ends once, and settle_children (deps.lua) takes one off `waits` per end that meets the edge.
   local function set_edges(j)
     local dkey = p.deps_prefix .. j.id
     for _, old in ipairs(redis.call('SMEMBERS', dkey)) do redis.call('SREM', p.dependents_prefix .. old, j.id) end
     redis.call('DEL', dkey)
-    local waits, stuck = 0, nil
+    local kinds = j.dep_kinds or ''
+    if kinds ~= '' then
+      redis.call('HSET', p.job_prefix .. j.id, 'dep_kinds', kinds)
+    else
+      redis.call('HDEL', p.job_prefix .. j.id, 'dep_kinds')
+    end
+    local waits, stuck, stuck_kind = 0, nil, nil
     for _, parent in ipairs(j.parents) do
       if redis.call('SADD', dkey, parent) == 1 then
         redis.call('SADD', p.dependents_prefix .. parent, j.id)
-        local ps = redis.call('HGET', p.job_prefix .. parent, 'state')
-        if ps ~= S.finished then waits = waits + 1 end
-        if ps == S.failed or ps == S.canceled or ps == S.blocked then stuck = parent end
+        local kind = string.match(',' .. kinds .. ',', ',' .. parent .. ':(%a+),') or 'ok'
+        local met = edge_met(kind, redis.call('HGET', p.job_prefix .. parent, 'state'))
+        if not met then waits = waits + 1 end
+        if met == false then stuck, stuck_kind = parent, kind end
       end
     end
-    return waits, stuck
+    return waits, stuck, stuck_kind
   end
 
   -- The pending index holds a job iff it is pending, in the manifest and waits on nothing.
@@ -169,7 +177,7 @@ local function apply()
     local key = p.job_prefix .. j.id
     if kind == 'add' then
       local seq = redis.call('INCR', SEQ)
-      local waits, stuck = set_edges(j)
+      local waits, stuck, stuck_kind = set_edges(j)
       local state = stuck and S.blocked or S.pending
       redis.call('SET', p.spec_prefix .. j.id, j.spec)
       move_state(j.id, nil, state, 'id', j.id, 'name', j.name, 'sched', j.sched, 'class', j.class,
@@ -177,7 +185,7 @@ local function apply()
                  'attempts', 0, 'in_manifest', '1', 'created_at', p.now, 'indexed', '0')
       if stuck then
         local parent = redis.call('HGET', p.job_prefix .. stuck, 'name') or stuck
-        redis.call('HSET', key, 'reason', 'blocked: ' .. parent .. ' did not finish')
+        redis.call('HSET', key, 'reason', 'blocked: ' .. parent .. ' ' .. EDGE_WORDS[stuck_kind])
       end
       redis.call('ZADD', JOBS, seq, j.id)
       redis.call('ZADD', IDS, 0, j.id)
