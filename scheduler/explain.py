@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .dependencies import DEPENDENCY_FIELDS, edge_met, parents_of, waiting_words
+from .manifest.fields import RETRY_DELAY_CAP_S, RETRY_DELAY_DEFAULT_S
 from .manifest.model import HostSpec, JobSpec
 from .matching import ConstraintClass, Free, host_rule_reason, job_host_reason, job_reason, ledger_free, static_reason
 from .reservation import Hold, choose, gpu_ends_of, hold_words, ledger_held, ledger_holders
@@ -19,7 +20,7 @@ from .states import JobState
 from .store.queries import JobRecord
 from .store.views import ExplainView
 from .store.workers import WorkerInfo
-from .table import age
+from .table import age, span
 
 
 @dataclass
@@ -75,6 +76,15 @@ def explanation(view: ExplainView) -> Explanation:
         edges = "; ".join(f"{field} = {names}" for field in DEPENDENCY_FIELDS
                           if (names := [n for n, f in parents.items() if f == field]))
         return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} ({edges}).")
+    if job.retry_at and job.retry_at > view.now and not job.indexed:
+        last = view.attempts[-1] if view.attempts else {}
+        base = job.spec.get("retry_delay_s")
+        return Explanation(job, f"Waiting out its retry delay: attempt {last.get('attempt', job.attempts)} ended "
+                                f"{last.get('outcome') or 'badly'}; it may be claimed again in "
+                                f"{span(job.retry_at - view.now)} (retry_delay_s "
+                                f"{base if base is not None else f'{RETRY_DELAY_DEFAULT_S:g} (default)'}, doubled per "
+                                f"failed attempt up to {span(RETRY_DELAY_CAP_S)}). `fleet retry` does not apply; "
+                                f"`fleet hold` then `fleet release` it to skip the wait.")
     live = [w for w in view.workers if w.live]
     if not live:
         return _with_no_live_worker(job, spec, view.workers, view.hosts, view.now)
@@ -113,6 +123,11 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
         elif w.state == "draining":  # `fleet drain` or a warm stop: it claims nothing more
             result.per_worker.append((who, f"draining, claims no more (`fleet drain --undo {w.name}`)" +
                                       ("" if never is None else f"; and {never}")))
+        elif reason is None and _avoids(view, w, live):
+            result.per_worker.append((who, f"can run it ({w.state}), but its last attempt failed here: another "
+                                           f"idle host that can run it goes first, for "
+                                           f"{span(job.avoid_until - view.now)} more at most"))
+            result.runnable_by.append(w.name)
         elif reason is None:
             result.per_worker.append((who, f"can run it ({w.state})"))
             result.runnable_by.append(w.name)
@@ -133,6 +148,19 @@ def _per_live_worker(view: ExplainView, spec: JobSpec, live: list[WorkerInfo]) -
     else:
         result.summary = "No live worker can ever run it as the fleet is now; it waits for a host that satisfies it."
     return result
+
+
+def _avoids(view: ExplainView, w: WorkerInfo, live: list[WorkerInfo]) -> bool:
+    """Whether ``w``'s claim passes this job over for now (claim.lua avoided): its last attempt
+    failed or was lost on ``w``'s host, the window is open, and an idle worker on another host
+    could run it."""
+    job = view.job
+    if job.avoid_host != w.host.hostname or job.avoid_until <= view.now:
+        return False
+    spec = JobSpec.from_flat(job.spec)
+    return any(o.state == "idle" and o.host.hostname != w.host.hostname and
+               job_reason(spec, view.hosts.get(o.host.hostname), o.host,
+                          ledger_free(o.host, view.ledgers.get(o.host.hostname, {}))) is None for o in live)
 
 
 def _hold_on(view: ExplainView, w: WorkerInfo, own: ConstraintClass, ledger: dict, free: Free

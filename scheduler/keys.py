@@ -184,7 +184,11 @@ class Keys:
 
     def worker(self, name: str) -> str:
         """Hash: one worker's host, resources, state and current job."""
-        return f"{self.prefix}:worker:{name}"
+        return f"{self.worker_prefix}{name}"
+
+    @property
+    def worker_prefix(self) -> str:
+        return f"{self.prefix}:worker:"
 
     @property
     def idle(self) -> str:
@@ -217,6 +221,12 @@ class Keys:
         return f"{self.prefix}:history"
 
     @property
+    def retry_wait(self) -> str:
+        """Zset: id of each pending job waiting out its retry_delay_s -> when it may be claimed
+        again (finish.lua adds it, a claim puts it back in the pending index once due)."""
+        return f"{self.prefix}:retry_wait"
+
+    @property
     def reaper_tick(self) -> str:
         """String: when a reaper last ran; a long gap means Redis or the reaper was away."""
         return f"{self.prefix}:reaper_tick"
@@ -229,7 +239,7 @@ class Keys:
                 "pending_prefix": self.pending_prefix, "heads_key": self.heads, "ledger_prefix": self.ledger_prefix,
                 "attempts_prefix": self.attempts_prefix, "rq_job_prefix": self.rq_job_prefix,
                 "load_lock": self.load_lock, "history_key": self.history, "rq_canceled_key": self.rq_canceled,
-                "forks_prefix": self.forks_prefix}
+                "forks_prefix": self.forks_prefix, "retry_wait_key": self.retry_wait}
 
     # -- rq's records for this namespace ------------------------------------
     @property

@@ -6,7 +6,8 @@ needs one phrase each, from the same matching rule (scheduler/matching.py) over 
 disagree. Pure: the store reads a :class:`scheduler.store.views.JobsView` and this decides.
 
 Phrases (the README's output contract lists them):
-  pending:  ``Orphaned``, ``Dependency``, ``No live worker``, ``No host fits: <constraint>``
+  pending:  ``Orphaned``, ``Dependency``, ``Retry delay (8s)`` (a failed attempt's retry_delay_s
+            has that long to run), ``No live worker``, ``No host fits: <constraint>``
             (no live worker could run it even idle), ``Draining`` / ``Paused`` (only draining or
             paused workers could), ``Resources (busy)`` (capable hosts are busy),
             ``Priority`` (a capable host is free; jobs of its constraints are ahead of it),
@@ -27,6 +28,7 @@ from .states import JobState
 from .store.queries import JobRecord
 from .store.views import JobsView
 from .store.workers import WorkerInfo
+from .table import span
 
 MAX_REASON = 60  # a recorded failure reason is cut to this in the column (`fleet job` has it whole)
 
@@ -49,6 +51,8 @@ def reason_phrase(job: JobRecord, view: JobsView) -> str | None:
         return "Orphaned"
     if parents_of(job.spec) and not job.indexed:
         return "Dependency"
+    if job.retry_at and job.retry_at > view.now and not job.indexed:
+        return f"Retry delay ({span(job.retry_at - view.now)})"
     cls = view.classes.get(job.class_id)
     if cls is None:
         return None  # its class record is damaged: `fleet explain` says so

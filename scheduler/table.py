@@ -8,6 +8,7 @@ ESC there recolours or retitles it, and a raw CR or LF forges the rows around it
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -84,8 +85,13 @@ def age(ts: float | None, now: float | None = None) -> str:
     """A relative age: 5s, 3m, 2h, 4d."""
     if not ts:
         return "-"
-    seconds = max(0, (now or time.time()) - ts)
+    return span(max(0, (now or time.time()) - ts))
+
+
+def span(seconds: float) -> str:
+    """A length of time as :func:`age` says it: 5s, 3m, 2h, 4d (rounded up below a minute, so a
+    wait about to end reads 1s, not 0s)."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+    return f"{math.ceil(seconds)}s"

@@ -43,7 +43,7 @@ def test_cancel_running_asks_its_worker_and_the_worker_records_it(store):
 
 
 def test_retry_failed_with_and_without_reset(store):
-    _, classes = load(store, job("a", max_attempts=2))
+    _, classes = load(store, job("a", max_attempts=2, retry_delay_s=0))
     claims = Claims(store.redis, store.keys)
 
     def run_and_fail():

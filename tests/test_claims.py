@@ -67,7 +67,7 @@ def test_ledger_stops_oversubscription_and_is_given_back(store):
 
 
 def test_failure_retries_until_max_attempts_then_fails(store):
-    _, classes = load(store, job("flaky", max_attempts=2))
+    _, classes = load(store, job("flaky", max_attempts=2, retry_delay_s=0))
     claims = Claims(store.redis, store.keys)
     c1 = claims.claim("w", HOST, classes)
     assert claims.complete(c1.job_id, 1, "w", Outcome.FAILED, exit_code=1).state is JobState.PENDING
@@ -86,7 +86,7 @@ def test_interrupted_attempt_does_not_count(store):
 
 
 def test_reaper_returns_expired_lease_as_lost_and_fences_the_old_worker(store):
-    _, classes = load(store, job("j"))
+    _, classes = load(store, job("j", retry_delay_s=0))
     claims = Claims(store.redis, store.keys, lease_s=2)
     now = time.time()
     c = claims.claim("dead", HOST, classes, now=now)

@@ -18,7 +18,7 @@ from scheduler.store.history import AttemptSeen
 
 
 def test_every_attempt_of_the_window_is_listed_however_it_ended(store):
-    _, classes = load(store, job("j", min_cores=4) + job("k"))
+    _, classes = load(store, job("j", min_cores=4, retry_delay_s=0) + job("k"))
     claims = Claims(store.redis, store.keys, lease_s=2)
     now = time.time()
     lost = claims.claim("dead", HOST, classes, now=now - 10)

@@ -88,7 +88,7 @@ def test_the_readme_key_table_lists_every_key_fleet_writes():
     not_keys = {"prefix", "rq_prefix", "rq_job", "rq_results", "rq_canceled", "rq_queue", "rq_workers",
                 "rq_workers_of_queue", "rq_worker_prefix", "forks_prefix", "rq_job_prefix", "queue_name", "script_prefixes",
                 "spec_prefix", "job_prefix", "state_prefix", "pending_prefix", "ledger_prefix", "attempts_prefix",
-                "prefer_prefix"}
+                "prefer_prefix", "worker_prefix"}
     absent = []
     for name, member in inspect.getmembers(Keys):
         if name.startswith("_") or name in not_keys:

@@ -34,7 +34,8 @@ LATER = time.time() + 40 * DAY_S  # "now" for a prune run 40 days after the atte
 def make_attempts(store, runs: str, name: str, outcomes: list[Outcome]) -> str:
     """Run ``name`` through the real claim/finish scripts, one attempt per outcome, with outputs on disk."""
     manifest = parse_manifest(f'schema_version = 1\n[[jobs]]\nname = "{name}"\nmodel = "m"\n'
-                              f"seed = {abs(hash(name)) % 10**6}\nmax_attempts = {len(outcomes) + 1}\n", "m.toml")
+                              f"seed = {abs(hash(name)) % 10**6}\nmax_attempts = {len(outcomes) + 1}\nretry_delay_s = 0\n",
+                              "m.toml")
     store.load(manifest, allow_orphaning=True)  # one job a load: each load orphans the jobs made before
     classes = [ConstraintClass.of(j, manifest.hosts) for j in manifest.jobs]
     claims = Claims(store.redis, store.keys)

@@ -130,7 +130,7 @@ def test_reprioritising_reorders_without_rerunning_and_keeps_load_order_among_eq
 
 
 def test_a_failed_attempt_goes_back_to_its_place_ahead_of_jobs_loaded_after_it(store):
-    _, classes = load(store, job("flaky", max_attempts=2) + job("later"))
+    _, classes = load(store, job("flaky", max_attempts=2, retry_delay_s=0) + job("later"))
     claims = Claims(store.redis, store.keys)
     c = claims.claim("w", HOST, classes)
     assert store.jobs.get(c.job_id).name == "flaky"

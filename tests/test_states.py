@@ -62,8 +62,10 @@ def manifest_of(jobs: list[dict]):
 
 
 def spec(name: str, i: int, **fields) -> dict:
-    """A job whose RAM need (a quarter GiB per i) is its own class, so a claim can name it alone."""
-    return {"name": name, "model": "m", "seed": i, "min_ram_gib": 0.25 * (i + 1), "max_attempts": 2, **fields}
+    """A job whose RAM need (a quarter GiB per i) is its own class, so a claim can name it alone;
+    retried at once (tests/test_retries.py has the delay)."""
+    return {"name": name, "model": "m", "seed": i, "min_ram_gib": 0.25 * (i + 1), "max_attempts": 2,
+            "retry_delay_s": 0, **fields}
 
 
 class Fleet:

@@ -39,7 +39,7 @@ class Claimer:
         self.events = self.store.event_waiter()
         self.deferrals = Deferrals()
         self.board = PreferenceBoard(store.redis, store.keys, worker_name)
-        self.next_due: float | None = None  # seconds until a deferred class should be retried
+        self.next_due: float | None = None  # seconds until a deferred class or a retry delay is due
         self._last_reap = 0.0
         self.look_every_s = look_every_s
         self._reoffer = False  # a claim succeeded: readers may have dropped this worker's offers since
@@ -77,6 +77,9 @@ class Claimer:
         claim = self.claims.claim(self.worker_name, host, classes)
         if claim is not None:
             self._reoffer = True
+        elif self.claims.retry_in is not None:  # look again when a job's retry delay ends
+            self.next_due = min(self.next_due, self.claims.retry_in) if self.next_due is not None \
+                else self.claims.retry_in
         return claim
 
     def wait_for_work(self, timeout_s: float) -> bool:

@@ -53,6 +53,9 @@ _FIELDS = [
     Field("after_failed", STR_LIST, None, False, "names of jobs that must fail for good first, e.g. for an alert "
                                                  "(Slurm's afternotok)"),
     Field("max_attempts", INT, 3, False, "failed, timed-out or lost attempts before the job fails for good, 1..100"),
+    Field("retry_delay_s", NUMBER, None, False, "seconds between a failed, timed-out, crashed or lost attempt and "
+                                                "the next claim, doubling per failed attempt up to 10 minutes, "
+                                                "+-20% jitter (unset: 5; 0: at once)"),
     Field("timeout_s", NUMBER, 0, False, "kill the job's process group after this many seconds (0: none)"),
     Field("stop_grace_s", NUMBER, None, False, "seconds a stopped job (warm stop, cancel, timeout) has after its "
                                                "SIGTERM to save a checkpoint, before SIGKILL (unset: 5)"),
@@ -85,6 +88,10 @@ PRIORITY_RANGE = (-1000, 1000)
 MAX_ATTEMPTS_RANGE = (1, 100)
 GPUS_RANGE = (0, 64)
 COMPUTE_CAPABILITY_RANGE = (0, 99)
+RETRY_DELAY_RANGE = (0, 86400)
+RETRY_DELAY_DEFAULT_S = 5.0  # a crash-looping job waits 5, 10, 20 s ... between attempts, not milliseconds
+RETRY_DELAY_CAP_S = 600.0  # doubling stops here (a job that asks for more keeps its own base)
+RETRY_JITTER = 0.2  # each delay is stretched or shrunk by up to this fraction, so retries do not march in step
 
 
 def kind_of(value: Any) -> str | None:

@@ -32,6 +32,7 @@ from .fields import (
     NUMBER,
     PRIORITY_RANGE,
     REQUIRED_FIELDS,
+    RETRY_DELAY_RANGE,
     SCHEDULING_FIELDS,
     SCHEMA_VERSION,
     TABLE,
@@ -394,6 +395,10 @@ class _Validator:
         if not MAX_ATTEMPTS_RANGE[0] <= v["max_attempts"] <= MAX_ATTEMPTS_RANGE[1]:
             self.error(f"must be between {MAX_ATTEMPTS_RANGE[0]} and {MAX_ATTEMPTS_RANGE[1]}", where,
                        "max_attempts")
+        delay = v.get("retry_delay_s")
+        if delay is not None and not RETRY_DELAY_RANGE[0] <= delay <= RETRY_DELAY_RANGE[1]:
+            self.error(f"must be between {RETRY_DELAY_RANGE[0]} and {RETRY_DELAY_RANGE[1]} seconds, got "
+                       f"{_describe(delay)}", where, "retry_delay_s")
         self.check_gpu_fields(v, where)
         both = sorted(set(v["allowed_hosts"]) & set(v["denied_hosts"]))
         if both:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Iterable
 
 from ..keys import Keys
+from ..manifest.fields import RETRY_DELAY_CAP_S, RETRY_DELAY_DEFAULT_S, RETRY_JITTER
 from ..matching import ConstraintClass, gpu_kind_mask
 from ..resources import HostResources
 from ..states import JobState, Outcome, script_names
+from .board import IDLE_FRESH_S
 from .errors import damage_message, refusal
 from .loading import finish_interrupted_load
 from .queries import JobQueries, decode_attempts
@@ -41,6 +44,12 @@ class Ended:
 CONFIRM_TIMEOUT_MS = 1000
 
 
+# How long after a failed or lost attempt's job is claimable again that it keeps preferring
+# another host than that attempt's (claim.lua avoided): the other idle workers are woken by
+# the same event and claim within a look, so this only bounds a wait that never ends.
+AVOID_GRACE_S = 10.0
+
+
 class Claims:
     def __init__(self, redis, keys: Keys, lease_s: float = DEFAULT_LEASE_S, confirm_on_replica: bool = False):
         """``confirm_on_replica`` (a Sentinel-monitored Redis): a granted claim is held until a
@@ -54,6 +63,7 @@ class Claims:
         self.scripts = Scripts(redis)
         self._fixed: tuple[tuple, str] = ((), "")
         self._damage_said: set[str] = set()  # damaged leases the reaper has logged
+        self.retry_in: float | None = None  # after a fruitless claim: seconds until the soonest retry delay ends
 
     def claim(self, worker: str, host: HostResources, classes: Iterable[ConstraintClass],
               gpu_free: dict[str, float] | None = None, now: float | None = None) -> Claim | None:
@@ -66,6 +76,7 @@ class Claims:
         # A class that accepts only some kinds of GPU carries which of this worker's GPUs it
         # accepts ("id/0110"): the script then needs neither names nor globs.
         wanted = [c.any_kind_id or f"{c.class_id}/{gpu_kind_mask(c, host.gpus)}" for c in classes]
+        self.retry_in = None
         if not wanted:
             return None
         islands, switches = host.gpu_islands, host.gpu_switches
@@ -84,6 +95,8 @@ class Claims:
                 finish_interrupted_load(self.redis, self.keys)
             return None
         if not raw or not isinstance(raw, dict) or "job_id" not in raw:
+            retry_in = raw.get("retry_in") if isinstance(raw, dict) else None
+            self.retry_in = max(0.0, float(retry_in)) if isinstance(retry_in, (int, float)) else None
             return None
         if self.confirm_on_replica:
             self._confirm(raw["job_id"])
@@ -107,12 +120,16 @@ class Claims:
         if self._fixed[0] != cache_key:
             members = json.dumps({
                 "lease_s": self.lease_s, "worker": worker, "host": host.hostname, **self.keys.script_prefixes(),
+                "prefer_prefix": self.keys.prefer_prefix, "idle_key": self.keys.idle,
+                "worker_prefix": self.keys.worker_prefix, "idle_fresh_s": IDLE_FRESH_S,
                 **script_names(), "ram_total": host.ram_total_gib, "cores_total": host.cores})
             self._fixed = (cache_key, members[1:-1])
         return self._fixed[1]
 
     def _finish(self, payload: dict) -> dict:
-        base = {"now": time.time(), "lease_s": self.lease_s, **self.keys.script_prefixes(), **script_names()}
+        base = {"now": time.time(), "lease_s": self.lease_s, **self.keys.script_prefixes(), **script_names(),
+                "retry_delay_s": RETRY_DELAY_DEFAULT_S, "retry_delay_cap_s": RETRY_DELAY_CAP_S,
+                "retry_jitter": RETRY_JITTER, "jitter": random.random(), "avoid_grace_s": AVOID_GRACE_S}
         base.update(payload)
         with refusal():
             return json.loads(self.scripts.finish(keys=[self.keys.running, self.keys.reaper_tick, self.keys.events],

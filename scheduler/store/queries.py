@@ -36,6 +36,9 @@ class JobRecord:
     class_id: str
     indexed: bool
     reason: str | None
+    retry_at: float | None = None  # a failed attempt's retry delay ends then (finish.lua); may be past
+    avoid_host: str | None = None  # the host its last failed or lost attempt ran on, preferred against
+    avoid_until: float = 0.0  # ... until then (claim.lua avoided)
 
     @property
     def model(self) -> str:
@@ -80,6 +83,8 @@ def parse_job(key: str, fields: dict[str, str], spec_json: str | bytes | None, s
             created_at=float(fields["created_at"]), updated_at=float(fields["updated_at"]),
             state_at=float(fields.get("state_at") or fields["updated_at"]), class_id=fields.get("class", ""),
             indexed=fields.get("indexed") == "1", reason=fields.get("reason") or None,
+            retry_at=float(fields.get("retry_at") or 0) or None,
+            avoid_host=fields.get("avoid_host") or None, avoid_until=float(fields.get("avoid_until") or 0),
         )
     except (KeyError, ValueError, TypeError) as err:
         raise StoreError(f"job record {key} is corrupt ({type(err).__name__}: {err}); it was not written by this "

@@ -16,6 +16,7 @@ from scheduler.store.claims import Claims
 def test_a_corrupt_job_spec_fails_that_job_and_the_worker_carries_on(procs, real_store, tmp_path, tally):
     jobs = [{"name": f"j{i}", "model": "m", "seed": i, "command": ["true"], "priority": 10 if i == 0 else 0}
             for i in range(4)]
+    jobs[0]["max_attempts"] = 1  # its spec cannot say retry_delay_s = 0 once spoiled
     path = tmp_path / "m.toml"
     path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))
     assert procs.run("load", str(path)).returncode == 0

@@ -50,6 +50,7 @@ local function apply_action()
     local out = {{p.job_prefix .. id, 'hash'}, {p.state_prefix .. f[1], 'zset'}, {p.state_prefix .. to, 'zset'},
                  {p.heads_key, 'zset'}, {p.dependents_prefix .. id, 'set'}, {KEYS[1], 'stream'}}
     if f[2] then table.insert(out, {p.pending_prefix .. f[2], 'zset'}) end
+    table.insert(out, {p.retry_wait_key, 'zset'})
     if to == S.canceled or f[1] == S.canceled then
       table.insert(out, {p.rq_canceled_key, 'zset'})
       table.insert(out, {p.rq_job_prefix .. id, 'hash'})
@@ -119,6 +120,9 @@ local function apply_action()
         redis.call('HSET', key, 'indexed', '0')
       end
       move_state(id, from, to, 'cancel_requested', '0')
+      -- An operator's action ends a retry delay: a release means now, and a held or canceled
+      -- job leaves the wait with it.
+      if redis.call('HDEL', key, 'retry_at') == 1 then redis.call('ZREM', p.retry_wait_key, id) end
       -- A rerun starts a fresh run of attempts: the count of failures starts again too.
       if (p.action == 'retry' and p.reset) or p.action == 'rerun' then redis.call('HSET', key, 'failures', 0) end
       local released = to == S.canceled and settle_children(id, S.canceled) > 0  -- after_any children

@@ -15,7 +15,8 @@ ARGV  1 JSON {now, lease_s, worker, host, the key prefixes (scheduler/keys.py sc
         kinds of GPU (gpu_names, min_compute_capability) is followed by which of this worker's
         GPUs it accepts, one '0' or '1' each (",a/0110,b,"): kinds are the pure rule's business.
 Returns JSON {job_id, attempt, gpu_keys, gpu_pos} (the reserved GPUs' ledger keys and their
-1-based positions, each comma-separated, "" for none), {} when nothing fits, or {fenced =
+1-based positions, each comma-separated, "" for none), {} when nothing fits ({retry_in =
+seconds until the soonest retry delay ends} while a job waits out one), or {fenced =
 the load lock's expiry} while a manifest load is being applied (nothing is handed out).
 
 Invariants:
@@ -43,6 +44,9 @@ Invariants:
     the queue or stops waiting for GPUs. The plan reads the ledger's 'end:<job>:<gpu
     keys>' fields, each running GPU job's expected end (0: no timeout_s), which this
     script writes and finish.lua deletes with the job's reservation.
+  * A job whose last attempt failed or was lost here goes to another host first, while one
+    that could run it is idle and for avoid_until (finish.lua) at most: its class is passed
+    over this claim (HTCondor's job_machine_attrs, Slurm's requeue with --exclude, made soft).
   * The resource check, the GPU choice and the hold are the same rule as
     scheduler.matching.resources_reason and choose_gpus and scheduler.reservation.choose;
     tests/test_claim_agreement.py and tests/test_reservation.py prove they agree.
@@ -53,11 +57,26 @@ local p = cjson.decode(ARGV[1])
 -- the old manifest and half the new, so nothing is handed out until it is whole again.
 local load = redis.call('HMGET', p.load_lock, 'phase', 'expires')
 if load[1] == 'applying' then return cjson.encode({fenced = tonumber(load[2]) or 0}) end
+local S = p.states
 -- #include pending
 -- #include states
+-- #include deps
 -- #include types
 local RUNNING, LEDGER, CLASSES = KEYS[1], KEYS[2], KEYS[3]
 local EPS = 1e-9
+
+-- Jobs whose retry delay is over (finish.lua listed them in retry_wait) go back to the pending
+-- index first, a few per claim: on the happy path this is one read of an empty zset.
+local RETRY_PROMOTE = 16
+local due = redis.pcall('ZRANGEBYSCORE', p.retry_wait_key, '-inf', p.now, 'LIMIT', 0, RETRY_PROMOTE)
+if type(due) == 'table' and due.err then return redis.error_reply(foreign(p.retry_wait_key, 'zset') or due.err) end
+for _, id in ipairs(due) do
+  redis.call('ZREM', p.retry_wait_key, id)
+  if not foreign(p.job_prefix .. id, 'hash') then
+    redis.call('HDEL', p.job_prefix .. id, 'retry_at')
+    index_if_ready(id)
+  end
+end
 
 local reserved = {}
 local held_class, hold_fields = nil, {}
@@ -221,6 +240,31 @@ local function plan_hold(c, kinds)
   return hold
 end
 
+-- Whether the best job of class_id should go to another host first: its last attempt failed
+-- or was lost on this one (finish.lua set avoid_host and avoid_until), the window is open, and
+-- another idle worker on another host offered for the class (the preference board). Read only
+-- for a class that fits, and the job's record only past the cheap test of its head.
+local BOARD_SCAN = 16
+local function avoided(class_id)
+  local head = redis.call('ZRANGE', p.pending_prefix .. class_id, 0, 0)[1]
+  if not head then return false end
+  local f = redis.call('HMGET', p.job_prefix .. head, 'avoid_host', 'avoid_until')
+  if f[1] ~= p.host or not ((tonumber(f[2]) or 0) > p.now) then return false end
+  local board = redis.pcall('ZREVRANGE', p.prefer_prefix .. class_id, 0, BOARD_SCAN - 1)
+  if type(board) ~= 'table' or board.err then return false end
+  for _, other in ipairs(board) do
+    if other ~= p.worker then
+      local said = tonumber(redis.pcall('ZSCORE', p.idle_key, other))
+      if said and said >= p.now - p.idle_fresh_s then
+        local raw = redis.pcall('HGET', p.worker_prefix .. other, 'resources')
+        local ok, res = pcall(cjson.decode, type(raw) == 'string' and raw or '')
+        if ok and type(res) == 'table' and res.hostname ~= p.host then return true end
+      end
+    end
+  end
+  return false
+end
+
 -- heads in pages: the best job usually sits in the first few classes, and reading all
 -- of heads each claim cost more than the rest of the choice.
 local HEADS_PAGE = 16
@@ -248,6 +292,7 @@ repeat
       kept = nil
       if hold == nil then  -- nothing of a higher priority holds: the kept class goes first
         local fits, gpus = placement(first.c, first.kinds)
+        if fits and avoided(first.c.id) then fits = false end
         if fits then
           chosen_class, chosen_gpus = first.c, gpus
           break
@@ -266,6 +311,7 @@ repeat
         if c.timeout > 0 and p.now + c.timeout <= hold.start_at + EPS then fits, gpus = placement(c, kinds) end
         if not fits then fits, gpus = placement(c, kinds, hold) end
       end
+      if fits and avoided(c.id) then fits = false end  -- left to the other host, not held for
       if fits then
         chosen_class, chosen_gpus = c, gpus
         break
@@ -282,7 +328,12 @@ for _, field in ipairs(hold_fields) do
   if field ~= 'hold:' .. (now_held or '') then redis.call('HDEL', LEDGER, field) end
 end
 if now_held and held_class ~= now_held then redis.call('HSET', LEDGER, 'hold:' .. now_held, p.now) end
-if chosen_class == nil then return '{}' end
+if chosen_class == nil then
+  -- The soonest retry delay to end, so an idle worker looks again then (worker/claim.py).
+  local soonest = redis.call('ZRANGE', p.retry_wait_key, 0, 0, 'WITHSCORES')
+  if soonest[2] then return cjson.encode({retry_in = tonumber(soonest[2]) - p.now}) end
+  return '{}'
+end
 -- Every key written below is checked before the first write (types.lua), except the job's
 -- record, which the first write checks itself: a refused HINCRBY has written nothing.
 local chosen = redis.call('ZRANGE', p.pending_prefix .. chosen_class.id, 0, 0)[1]

@@ -12,10 +12,13 @@ waits on one parent less) or makes it unmeetable (the child and its descendants 
 blocked); retrying or rerunning it unblocks those no other parent holds.
 tests/test_dependencies.py drives each path.
 ]]
+-- Puts a job in the pending index if it is pending, in the manifest, waits on no parent and
+-- is not waiting out a retry delay (`retry_at`, finish.lua); true if it did.
 local function index_if_ready(id)
   local f = redis.call('HMGET', p.job_prefix .. id, 'state', 'in_manifest', 'waits', 'indexed', 'class',
-                       'rank', 'priority', 'seq')
-  if f[1] == S.pending and f[2] == '1' and tonumber(f[3]) == 0 and f[4] ~= '1' then
+                       'rank', 'priority', 'seq', 'retry_at')
+  if f[1] == S.pending and f[2] == '1' and tonumber(f[3]) == 0 and f[4] ~= '1'
+     and not ((tonumber(f[9]) or 0) > tonumber(p.now)) then
     pending_add(f[5], pending_score(f[6], f[7], f[8]), id)
     redis.call('HSET', p.job_prefix .. id, 'indexed', '1')
     return true

@@ -20,7 +20,9 @@ Invariants:
     attempt number (and worker, for "complete"). A worker whose lease was reaped
     and whose job was claimed again cannot overwrite the new attempt.
   * failed, timeout, crashed and lost count against max_attempts; the job returns
-    to pending (same FIFO seq) until they run out, then it is failed for good.
+    to pending (same FIFO seq) until they run out, then it is failed for good. Such a
+    return waits out the job's retry delay (retry_delay below) out of the pending index,
+    listed in retry_wait; claim.lua puts it back once due.
     interrupted (warm stop forced) returns it to pending without counting.
   * The host ledger gets back exactly what the claim reserved, and loses the job's expected end.
   * Every ended attempt is listed in the history zset by when it ended (`fleet history`).
@@ -74,10 +76,30 @@ local function release(host, fields, job_id)
   end
 end
 
+-- How long a job that just lost an attempt waits before it may be claimed again: its spec's
+-- retry_delay_s (else the built-in default), doubled per failed attempt up to the cap (or the
+-- job's own base, if bigger), stretched by the jitter. The spec is read only on this path.
+local function retry_delay(job_id, failures, seq)
+  local base = tonumber(p.retry_delay_s) or 0
+  local raw = redis.pcall('GET', p.spec_prefix .. job_id)
+  if type(raw) == 'string' then
+    local ok, doc = pcall(cjson.decode, raw)
+    if ok and type(doc) == 'table' and type(doc.spec) == 'table' and tonumber(doc.spec.retry_delay_s) then
+      base = tonumber(doc.spec.retry_delay_s)
+    end
+  end
+  if base <= 0 then return 0 end
+  local delay = math.min(base * 2 ^ math.max(failures - 1, 0), math.max(p.retry_delay_cap_s, base))
+  -- One random number per call, spread over the jobs a reap ends by their load order (golden ratio).
+  local spread = ((tonumber(p.jitter) or 0.5) + (tonumber(seq) or 0) * 0.6180339887) % 1
+  return delay * (1 - p.retry_jitter + 2 * p.retry_jitter * spread)
+end
+
 -- The first key end_attempt would write that holds a value fleet did not write (types.lua), or
 -- nil: checked before its first write, so a refused end leaves the job exactly as it was.
 local function damaged(job_id, cur, new_state, record)
   local bad = foreign(RUNNING, 'zset') or foreign(EVENTS, 'stream') or foreign(p.heads_key, 'zset')
+              or foreign(p.retry_wait_key, 'zset')
               or foreign(p.state_prefix .. S.running, 'zset') or foreign(p.state_prefix .. new_state, 'zset')
               or foreign(p.pending_prefix .. (cur.class or ''), 'zset')
               or foreign(p.dependents_prefix .. job_id, 'set')
@@ -144,8 +166,20 @@ local function end_attempt(job_id, attempt, worker, outcome, exit_code, reason, 
   if bad then return nil, bad end
   release(cur.host, cur, job_id)
   redis.call('ZREM', RUNNING, job_id)
-  move_state(job_id, S.running, new_state, 'failures', failures, 'last_outcome', outcome, 'reason', reason or '', 'res_ram', 0, 'res_cores', 0, 'res_vram', 0,
-             'res_gpu', '')
+  -- A retry waits out its delay (retry_at, and the retry_wait zset a claim reads to put it back).
+  -- (Written only then: a past retry_at is inert, and most jobs never need the field.)
+  local delay = (new_state == S.pending and COUNTED[outcome]) and retry_delay(job_id, failures, cur.seq) or 0
+  move_state(job_id, S.running, new_state, 'failures', failures, 'last_outcome', outcome, 'reason', reason or '',
+             'res_ram', 0, 'res_cores', 0, 'res_vram', 0, 'res_gpu', '')
+  if delay > 0 then
+    redis.call('HSET', p.job_prefix .. job_id, 'retry_at', p.now + delay)
+    redis.call('ZADD', p.retry_wait_key, p.now + delay, job_id)
+  end
+  -- Its next attempt prefers another host than the one this failed or lost attempt ran on
+  -- (claim.lua avoided), for a while after it is claimable again.
+  if new_state == S.pending and COUNTED[outcome] and cur.host and cur.host ~= '' then
+    redis.call('HSET', p.job_prefix .. job_id, 'avoid_host', cur.host, 'avoid_until', p.now + delay + p.avoid_grace_s)
+  end
   local indexed = index_if_ready(job_id)  -- back in the pending index if pending, listed and not waiting
   if raw then
     local rec = cjson.decode(raw)

@@ -73,8 +73,8 @@ local function apply()
     local key = p.job_prefix .. j.id
     bad = foreign_once(key, 'hash')
     if bad then break end
-    local cur = redis.call('HMGET', key, 'state', 'class', 'seq', 'name', 'indexed')
-    local c = {state = cur[1], class = cur[2], seq = cur[3], name = cur[4], indexed = cur[5]}
+    local cur = redis.call('HMGET', key, 'state', 'class', 'seq', 'name', 'indexed', 'retry_at')
+    local c = {state = cur[1], class = cur[2], seq = cur[3], name = cur[4], indexed = cur[5], retry_at = cur[6]}
     current[j.id] = c
     if kind == 'orphan' then
       bad = c.indexed == '1' and foreign_once(p.pending_prefix .. c.class, 'zset')
@@ -135,10 +135,12 @@ local function apply()
     return waits, stuck, stuck_kind
   end
 
-  -- The pending index holds a job iff it is pending, in the manifest and waits on nothing.
-  local function place(id, state, in_manifest, waits, old_class, indexed, class, rank, seq)
+  -- The pending index holds a job iff it is pending, in the manifest, waits on nothing and is
+  -- not waiting out a retry delay (a claim indexes it once that is over).
+  local function place(id, state, in_manifest, waits, old_class, indexed, class, rank, seq, retry_at)
     if indexed == '1' then pending_remove(old_class, id) end
-    if state == S.pending and in_manifest == '1' and waits == 0 then
+    local waiting_out = (tonumber(retry_at) or 0) > tonumber(p.now)
+    if state == S.pending and in_manifest == '1' and waits == 0 and not waiting_out then
       index(id, class, rank, seq)
       return true
     end
@@ -160,7 +162,7 @@ local function apply()
                'updated_at', p.now)
     rename(j.id, c.name, j.name)
     link_fork(j)
-    return place(j.id, c.state, '1', waits, c.class, c.indexed, j.class, j.rank, c.seq)
+    return place(j.id, c.state, '1', waits, c.class, c.indexed, j.class, j.rank, c.seq, c.retry_at)
   end
 
   local rq_template = {}
