@@ -47,7 +47,7 @@ def test_sigkill_storm_loses_nothing_and_never_overlaps(procs, real_store, real_
     manifest = {
         "schema_version": 1,
         "defaults": {"command": [sys.executable, SIDEFX, str(ledger), "{job_id}", "{attempt}", "{sleep}"],
-                     "sleep": 0.6, "max_attempts": 100, "min_cores": 0},
+                     "sleep": 0.6, "max_attempts": 100, "min_cores": 0, "retry_delay_s": 0},
         "jobs": [{"name": f"j{i}", "model": "sleepy", "seed": i} for i in range(JOBS)],
     }
     path = tmp_path / "m.toml"
@@ -110,7 +110,7 @@ def test_a_dead_workers_job_is_gone_before_its_lease_runs_out(procs, real_store,
     ledger.mkdir()
     manifest = {"schema_version": 1,
                 "defaults": {"command": [sys.executable, "-c", DEAF, SIDEFX, str(ledger), "{job_id}", "{attempt}", "3"],
-                             "min_cores": 0},
+                             "min_cores": 0, "retry_delay_s": 0},
                 "jobs": [{"name": "deaf", "model": "m"}]}
     path = tmp_path / "m.toml"
     path.write_text(tomli_w.dumps(manifest))

@@ -23,7 +23,7 @@ def test_eight_workers_run_twelve_hundred_jobs_exactly_once(procs, real_store, t
     manifest = {
         "schema_version": 1,
         "defaults": {"command": ["mkdir", "{ledger}/{job_id}.{attempt}"], "ledger": str(ledger),
-                     "min_cores": 0},
+                     "min_cores": 0, "retry_delay_s": 0},
         "jobs": [{"name": f"j{i}", "model": "noop", "seed": i} for i in range(JOBS)],
     }
     path = tmp_path / "m.toml"

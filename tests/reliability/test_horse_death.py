@@ -37,7 +37,7 @@ def test_killing_the_work_horse_ends_the_job_before_it_runs_again(procs, real_st
     helper.write_text(HELPER)
     manifest = {"schema_version": 1,
                 "defaults": {"command": [sys.executable, str(helper), SIDEFX, str(ledger), "{job_id}", "{attempt}",
-                                         "2.5"], "max_attempts": 10, "min_cores": 0},
+                                         "2.5"], "max_attempts": 10, "min_cores": 0, "retry_delay_s": 0},
                 "jobs": [{"name": "victim", "model": "m"}]}
     path = tmp_path / "m.toml"
     path.write_text(tomli_w.dumps(manifest))

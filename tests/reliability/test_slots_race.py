@@ -33,7 +33,7 @@ def test_slots_of_three_workers_never_oversubscribe_and_lose_nothing(procs, real
     ledger.mkdir()
     manifest = {"schema_version": 1,
                 "defaults": {"command": [sys.executable, SIDEFX, str(ledger), "{job_id}", "{attempt}", "0.05"],
-                             "min_cores": 1, "min_ram_gib": 4, "max_attempts": 10},
+                             "min_cores": 1, "min_ram_gib": 4, "max_attempts": 10, "retry_delay_s": 0},
                 "jobs": [{"name": f"j{i}", "model": "m", "seed": i} for i in range(JOBS)]}
     path = tmp_path / "m.toml"
     path.write_text(tomli_w.dumps(manifest))

@@ -110,14 +110,16 @@ def _kill_strays(marker: str) -> None:
 
 
 def sidefx_manifest(workdir, jobs: list[dict], sleep_s: float, min_cores: int = 0) -> tuple[str, str]:
-    """A manifest whose jobs run sidefx.py for ``sleep_s``; returns (manifest path, ledger dir)."""
+    """A manifest whose jobs run sidefx.py for ``sleep_s``; returns (manifest path, ledger dir).
+    Its retries are claimable at once (retry_delay_s = 0): these tests count executions and
+    overlaps, and tests/test_retries.py has the delay."""
     import tomli_w
 
     ledger = os.path.join(str(workdir), "ledger")
     os.makedirs(ledger)
     manifest = {"schema_version": 1,
                 "defaults": {"command": [sys.executable, SIDEFX, ledger, "{job_id}", "{attempt}", str(sleep_s)],
-                             "min_cores": min_cores},
+                             "min_cores": min_cores, "retry_delay_s": 0},
                 "jobs": jobs}
     path = os.path.join(str(workdir), "m.toml")
     with open(path, "w") as fh:

@@ -248,7 +248,8 @@ local BOARD_SCAN = 16
 local function avoided(class_id)
   local head = redis.call('ZRANGE', p.pending_prefix .. class_id, 0, 0)[1]
   if not head then return false end
-  local f = redis.call('HMGET', p.job_prefix .. head, 'avoid_host', 'avoid_until')
+  local f = redis.pcall('HMGET', p.job_prefix .. head, 'avoid_host', 'avoid_until')
+  if f.err then return false end  -- a foreign record: the claim's own checks below refuse it by name
   if f[1] ~= p.host or not ((tonumber(f[2]) or 0) > p.now) then return false end
   local board = redis.pcall('ZREVRANGE', p.prefer_prefix .. class_id, 0, BOARD_SCAN - 1)
   if type(board) ~= 'table' or board.err then return false end
