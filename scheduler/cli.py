@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "(checked against it first); then reload")
     p.add_argument("--json", action="store_true")
 
+    p = command("dashboard", "the fleet in a browser: jobs with their reasons, workers and GPUs, logs and metric "
+                             "curves; read-only")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; expose it "
+                                                       "on purpose, e.g. behind a reverse proxy: it has no login)")
+    p.add_argument("--port", type=int, default=8470, help="port to listen on (default 8470; 0: any free port)")
+
     p = command("drain", "let a worker finish its current job and claim no more")
     p.add_argument("worker", help="worker name as `fleet status` shows it")
     p.add_argument("--undo", action="store_true", help="resume claiming")
@@ -298,6 +304,7 @@ _COMMANDS = {
     "jobs": ("status", "run_jobs"),
     "history": ("history", "run"),
     "fork": ("fork", "run"),
+    "dashboard": ("dashboard", "run"),
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import tomli_w
 
+from .compare import compare_rows
 from .errors import ManifestError, NotFoundError, UsageError
 from .explain import explanation
 from .fork import append_atomically, entry_toml, fork_entry, fork_name, parse_sets
@@ -165,6 +166,30 @@ class Client:
         with store.errors():
             record, number = store.jobs.resolve_attempt(ref, attempt)
             return store.streams.metrics(record.job_id, number)
+
+    def log(self, ref: str, attempt: int | None = None) -> list[str]:
+        """`fleet logs`: the attempt's output lines as they reached Redis (default: the latest attempt)."""
+        store = self.store
+        with store.errors():
+            record, number = store.jobs.resolve_attempt(ref, attempt)
+            return [line for _, line in store.streams.log(record.job_id, number)]
+
+    def compare(self, refs: Sequence[str] = (), model: str | None = None, sort: str | None = None,
+                ascending: bool = False) -> list[dict]:
+        """`fleet compare --json`: final metrics of the jobs ``refs`` (or all jobs, of ``model``
+        where given) side by side, with the identity fields that differ, ranked by ``sort``."""
+        return self.comparison(refs, model, sort, ascending)[0]
+
+    def comparison(self, refs: Sequence[str] = (), model: str | None = None, sort: str | None = None,
+                   ascending: bool = False) -> tuple[list[dict], list[JobRecord], list[str]]:
+        """:meth:`compare`'s table with the records in its order and the metric names (the CLI
+        draws their curves)."""
+        store = self.store
+        with store.errors():
+            ids = [store.jobs.resolve(ref) for ref in refs] if refs else store.jobs.all_ids()
+            records = [r for r in store.jobs.many(ids) if not model or r.model == model]
+            results = store.jobs.results([r.job_id for r in records])
+        return compare_rows(records, results, sort, ascending)
 
     def fork(self, ref: str, sets: Sequence[str] = (), name: str | None = None, append: str | None = None) -> dict:
         """`fleet fork --json`: a new ``[[jobs]]`` entry from job ``ref`` with ``sets`` applied

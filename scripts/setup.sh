@@ -7,6 +7,9 @@
 #   3. a redis-server binary (tests and the demo start their own servers on free
 #      loopback ports; a system redis that apt may have started is left alone). As root
 #      it comes from Debian's packages; otherwise this says what to run and fails.
+#   4. with --browser (scripts/test.sh passes it): Debian's chromium, for the dashboard's
+#      browser test; as root from Debian's packages, otherwise this says what to run and the
+#      test is skipped, saying why.
 # scripts/test.sh and scripts/demo.sh run it first (`bash scripts/setup.sh`; not meant to be
 # sourced). A second run takes well under a second.
 # PYTHON=/path/to/python3.11 picks the interpreter (default: python3, else python3.11+).
@@ -105,5 +108,20 @@ if ! have_redis_server; then
         have_redis_server || die "redis-server is still missing after apt-get install redis-server"
     else
         die "redis-server is missing; run: sudo apt-get install redis-server   (then rerun this)"
+    fi
+fi
+
+# -- 4. chromium, for the browser tests (--browser) ----------------------------------------
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+    if is_root && command -v apt-get >/dev/null 2>&1; then
+        say "the dashboard's browser test needs chromium: installing it from Debian's packages (a minute or two)"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! { apt-get update -qq </dev/null &&
+               apt-get install -y -qq --no-install-recommends chromium </dev/null >/dev/null; }; then
+            say "apt-get install chromium failed (see above): the browser test will be skipped"
+        fi
+    else
+        say "chromium is missing, so the dashboard's browser test will be skipped;" \
+            "to run it: sudo apt-get install chromium"
     fi
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,10 @@ def test_demo_runs_every_runnable_job_explains_the_rest_and_leaves_nothing_behin
     assert "`fleet explain transformer-xl`" in out and "min_vram_gib 200 > free 80" in out
     assert "best run by accuracy:" in out
     assert "artifacts: 9 finished jobs verified" in out
+    url = re.search(r"dashboard: (http://127\.0\.0\.1:(\d+)/)", out)
+    assert url, out[:2000]
+    with socket.socket() as probe:  # stopped with everything else
+        assert probe.connect_ex(("127.0.0.1", int(url.group(2)))) != 0, "the dashboard still listens"
     # The demo's children run in (and are given paths under) its temp dir inside tmp_path.
     leftovers = [p for p in psutil.process_iter(["cmdline", "cwd"]) if p.pid not in before and (
                  str(tmp_path) in " ".join(p.info["cmdline"] or []) or (p.info["cwd"] or "").startswith(str(tmp_path)))]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import shutil
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, UsageError
-from ..manifest.fields import SCHEDULING_FIELDS
 from ..plot import chart, curve, numeric_metrics, sparkline
 from ..table import printable, render, use_colour, write_line
-from .common import client_from, connect, print_json
+from .common import client_from, print_json
 
 
 def run_metrics(args: argparse.Namespace, out: TextIO) -> int:
@@ -62,37 +60,17 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
     """Final metrics side by side, with the identity fields that differ between the jobs."""
     if not (args.jobs or args.model or args.all):
         raise UsageError("name the jobs to compare, or pass --model M or --all")
-    store = connect(args)
-    with store.errors():
-        if args.jobs:
-            ids = [store.jobs.resolve(ref) for ref in args.jobs]
-        else:
-            ids = store.jobs.all_ids()
-        records = [r for r in store.jobs.many(ids) if not args.model or r.model == args.model]
-        results = store.jobs.results([r.job_id for r in records])
-    rows = [(record, _flatten(record.spec, skip=SCHEDULING_FIELDS), result)
-            for record, result in zip(records, results) if result is not None]
-    if not rows:
-        raise NotFoundError("none of these jobs has a finished result yet (jobs write result.json; "
-                            "see scheduler.report)")
-    differing = sorted(k for k in set().union(*(set(f) for _, f, _ in rows))
-                       if len({json.dumps(f.get(k), sort_keys=True) for _, f, _ in rows}) > 1)
-    metrics = sorted(set().union(*(set(m) for _, _, m in rows)))
+    client = client_from(args)
+    store = client.store
+    table, records, metrics = client.comparison(args.jobs or (), args.model, args.sort, args.ascending)
     sort_key = args.sort or (metrics[0] if metrics else None)
-    if sort_key and sort_key not in metrics:
-        raise UsageError(f"--sort {sort_key!r}: no such metric; the results have {', '.join(metrics)}")
-    ranked = sorted((row for row in rows if _is_num(row[2].get(sort_key))), key=lambda row: row[2][sort_key],
-                    reverse=not args.ascending)
-    rows = ranked + [row for row in rows if not _is_num(row[2].get(sort_key))]  # unranked last
-    table = [{"name": r.name, "job_id": r.job_id, **{k: f.get(k) for k in differing},
-              **{m: res.get(m) for m in metrics}} for r, f, res in rows]
     human = not (args.json or args.csv)
     if human or args.plot:
         with store.errors():
-            histories = store.streams.metrics_of_many([(r.job_id, r.attempts) for r, _, _ in rows])
+            histories = store.streams.metrics_of_many([(r.job_id, r.attempts) for r in records])
     if args.plot:
         # The labels are the jobs' names, made printable here: the chart's own escapes (colours) are not.
-        series = {printable(r.name): curve(history, args.plot) for (r, _, _), history in zip(rows, histories)}
+        series = {printable(r.name): curve(history, args.plot) for r, history in zip(records, histories)}
         if not any(series.values()):
             raise NotFoundError(f"--plot {args.plot!r}: none of these jobs reported that metric as it trained")
         write_line(out, f"{args.plot} of {len(series)} job(s)")
@@ -104,23 +82,6 @@ def run_compare(args: argparse.Namespace, out: TextIO) -> int:
             row[f"{shown} curve"] = sparkline([y for _, y in curve(history, shown)]) or None
     _emit(table, args, out, empty="")
     return 0
-
-
-def _flatten(spec: dict[str, Any], skip: frozenset[str], prefix: str = "") -> dict[str, Any]:
-    """Identity fields as flat columns: hyper.lr, hyper.epochs, seed, mode, ..."""
-    flat = {}
-    for key, value in spec.items():
-        if key in skip and not prefix:
-            continue
-        if isinstance(value, dict):
-            flat.update(_flatten(value, skip, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _emit(rows: list[dict], args: argparse.Namespace, out: TextIO, empty: str) -> None:

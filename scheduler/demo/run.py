@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..artifacts import verify
+from ..client import Client
+from ..dashboard.app import Dashboard
+from ..dashboard.server import make_server, serve_in_thread, url_of
 from ..embedded_redis import FakeRedisServer, start_local_redis
 from ..errors import FleetError, UsageError
 from ..explain import explanation
@@ -80,6 +83,7 @@ class Demo:
         self.out = out
         self.tmp = tempfile.mkdtemp(prefix="fleet-demo-")
         self.server = None
+        self.dashboard = None  # `fleet dashboard`'s server, in a thread of this process
         self.children: list[subprocess.Popen] = []
 
     # -- processes ---------------------------------------------------------------
@@ -110,6 +114,9 @@ class Demo:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if self.dashboard:
+            self.dashboard.shutdown()
+            self.dashboard.server_close()
         if self.server:
             self.server.stop()
         if self.o.keep:
@@ -134,6 +141,9 @@ class Demo:
                 where = f"a private redis-server on 127.0.0.1:{self.server.port} (temp dir {self.server.dir})"
         self.out.write(f"fleet demo: {len(manifest.jobs)} jobs from {self.o.manifest} on {where}\n")
         store = Store.connect(self.settings)
+        self.dashboard = make_server(Dashboard(Client(store=store)), "127.0.0.1", 0)  # any free port
+        serve_in_thread(self.dashboard)
+        self.out.write(f"dashboard: {url_of(self.dashboard)} (while the demo runs)\n")
         self._spawn("receiver", "receiver", "--manifest", os.path.abspath(self.o.manifest), "--lease-s", "5",
                     "--reap-interval-s", "0.5")
         runs = os.path.join(self.tmp, "runs")
