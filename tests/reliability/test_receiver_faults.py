@@ -64,12 +64,12 @@ def test_receiver_sigkilled_mid_reload_leaves_one_whole_load(procs, real_store, 
         tally.fault("SIGKILL of the receiver mid-reload")
 
 
-def test_four_loaders_fifty_rounds_equal_one_load(real_store, real_redis, redis_server, tally):
+def test_four_loaders_thirty_rounds_equal_one_load(real_store, real_redis, redis_server, tally):
     manifests = [parse_manifest(manifest_text(300), "a.toml"), parse_manifest(manifest_text(300, 150), "b.toml")]
-    errors = race_loads(redis_server, [manifests[i % 2] for i in range(4)], rounds=50)
+    errors = race_loads(redis_server, [manifests[i % 2] for i in range(4)], rounds=30)
     assert errors == []
     listed, total = consistent(real_store)
     assert listed == 300 and total == 450
     last = set(m.decode() for m in real_redis.smembers(real_store.keys.in_manifest))
     assert last in ({j.job_id for j in manifests[0].jobs}, {j.job_id for j in manifests[1].jobs})
-    tally.fault("four loaders racing for fifty rounds")
+    tally.fault("four loaders racing for thirty rounds")

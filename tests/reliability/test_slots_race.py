@@ -1,4 +1,4 @@
-"""3 workers x 4 slots race on one host over 300 jobs, with SIGKILLs: the ledger never exceeds
+"""3 workers x 4 slots race on one host over 200 jobs, with SIGKILLs: the ledger never exceeds
 the host, every job finishes, and no job ever runs twice at once.
 
 Twelve slots compete for six cores (each job reserves one). A sampler reads the host's
@@ -22,7 +22,7 @@ from test_crash import assert_each_ran_alone, executions
 
 from scheduler.states import JobState
 
-JOBS = 300
+JOBS = 200
 CORES = 6
 WORKERS = 3
 SLOTS = 4
