@@ -22,7 +22,8 @@ def job_row(record: JobRecord, view: JobsView) -> dict[str, Any]:
     """The documented ``fleet jobs --json`` row: :meth:`JobRecord.summary` plus ``in_manifest``,
     ``state_at`` (when it entered its state), ``reason``,
     ``started_at`` and ``ended_at`` of the latest attempt (epoch seconds or None),
-    ``elapsed_s`` (so far while it runs) and ``progress`` ("13/40", "epoch 3" or None)."""
+    ``elapsed_s`` (so far while it runs), ``progress`` ("13/40", "epoch 3" or None) and ``gpu``
+    (the latest attempt's GPUs, their keys comma-separated as `fleet status` lists them, or None)."""
     last = view.last_attempts.get(record.job_id) or {}
     started, ended = _number(last.get("started_at")), _number(last.get("ended_at"))
     if record.state is JobState.RUNNING:
@@ -32,7 +33,8 @@ def job_row(record: JobRecord, view: JobsView) -> dict[str, Any]:
         elapsed = round(max(0.0, (ended if ended is not None else view.now) - started), 1)
     return {**record.summary(), "in_manifest": record.in_manifest, "state_at": record.state_at,
             "reason": reason_phrase(record, view), "started_at": started, "ended_at": ended,
-            "elapsed_s": elapsed, "progress": progress_of(view.latest_metrics.get(record.job_id, []))}
+            "elapsed_s": elapsed, "progress": progress_of(view.latest_metrics.get(record.job_id, [])),
+            "gpu": last.get("gpu") or None}
 
 
 def progress_of(lines: list[dict]) -> str | None:

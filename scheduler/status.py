@@ -61,6 +61,7 @@ def document(view: FleetView, sample_names: dict[str, list[str]], stuck: list[st
         doc["job_names"] = [view.running_names.get(job_id, job_id) for job_id in doc["jobs"]]
         doc["declared"] = w.host.hostname in view.hosts  # False: not in [hosts], admitted with defaults
         for gpu, gpu_doc in zip(w.host.gpus, doc["gpus"]):
+            gpu_doc["key"] = gpu.ledger_key  # what a job row's "gpu" names
             gpu_doc.update(gpu_reservations(held.get((w.host.hostname, gpu.ledger_key), []), gpu.vram_total_gib,
                                             gpu.vram_free_gib))
         worker_docs.append(doc)

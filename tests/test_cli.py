@@ -50,7 +50,7 @@ def test_status_and_jobs_json_shapes(cli):
     rows = json.loads(out)
     assert len(rows) == 54
     assert all(set(r) == {"job_id", "name", "model", "mode", "state", "priority", "host", "worker", "attempts",
-                          "in_manifest", "state_at", "reason", "started_at", "ended_at", "elapsed_s", "progress"}
+                          "in_manifest", "state_at", "reason", "started_at", "ended_at", "elapsed_s", "progress", "gpu"}
                for r in rows)
     # nobody has run anything and no worker is registered: every pending job says so
     assert {(r["state"], r["reason"], r["started_at"], r["elapsed_s"]) for r in rows} == \

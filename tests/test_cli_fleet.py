@@ -266,7 +266,7 @@ def test_metrics_stream_and_compare_a_sweep_of_twelve(redis_server, real_redis, 
         path.write_text(tomli_w.dumps(manifest))
         assert procs.run("load", str(path)).returncode == 0
         profile = write_profile(str(tmp_path / "h.toml"), "box", 8, 32)
-        assert procs.worker("--burst", profile=profile, name="w").wait(120) == 0
+        assert procs.worker("--burst", "--slots", "4", profile=profile, name="w").wait(120) == 0
         table = json.loads(procs.run("compare", "--model", "sweep", "--json").stdout)
         assert [row["name"] for row in table][:3] == ["lr-0.3", "lr-0.25", "lr-0.35"] or \
             [row["name"] for row in table][:3] == ["lr-0.3", "lr-0.35", "lr-0.25"]

@@ -98,14 +98,17 @@ function fleetPage() {
          {class: "error"})));
     $("#workers tbody").replaceChildren(...status.workers.map((w) => {
       const gpus = w.gpus.map((g) => `${g.index}: ${g.name} ${g.vram_free_gib}/${g.vram_total_gib} GiB free` +
-                                     (g.held_by && g.held_by.length ? ` (${g.held_by.join(", ")})` : ""));
+                                     (g.held_by && g.held_by.length ? `, ${g.reserved_gib} GiB held by ` +
+                                      g.held_by.join(", ") : ""));
       return row([w.name, w.host, w.drain_reason ? `${w.state} (${w.drain_reason})` : w.state,
                   `${w.busy_slots}/${w.slots}`, gpus.join("; ") || "-", (w.job_names || []).join(", ") || "-"],
                  {"data-worker": w.name});
     }));
+    const gpuIndex = new Map(status.workers.flatMap((w) => w.gpus.map((g) => [g.key, `${g.index}`])));
+    const gpus = (keys) => keys ? keys.split(",").map((k) => gpuIndex.get(k) || k).join(",") : null;
     $("#jobs tbody").replaceChildren(...page.jobs.map((j) => row(
       [link(`/jobs/${encodeURIComponent(j.name)}`, j.name), stateCell(j.state), j.reason, duration(j.elapsed_s),
-       j.progress, j.host, j.worker, j.attempts], {"data-job": j.name})));
+       j.progress, j.host, gpus(j.gpu), j.worker, j.attempts], {"data-job": j.name})));
     $("#page").textContent = page.jobs.length ? `${offset + 1}-${offset + page.jobs.length}` : "none";
     $("#prev").disabled = offset === 0;
     $("#next").disabled = !page.more;
