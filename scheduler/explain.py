@@ -69,6 +69,15 @@ def explanation(view: ExplainView) -> Explanation:
     if not job.in_manifest:
         return Explanation(job, "Orphaned: the manifest no longer lists it, so it will not start; add it back or "
                                 "cancel it.")
+    if job.retry_at and job.retry_at > view.now and not job.indexed:  # it ran: its parents let it
+        last = view.attempts[-1] if view.attempts else {}
+        base = job.spec.get("retry_delay_s")
+        return Explanation(job, f"Waiting out its retry delay: attempt {last.get('attempt', job.attempts)} ended "
+                                f"{last.get('outcome') or 'badly'}; it may be claimed again in "
+                                f"{span(job.retry_at - view.now)} (retry_delay_s "
+                                f"{base if base is not None else f'{RETRY_DELAY_DEFAULT_S:g} (default)'}, doubled per "
+                                f"failed attempt up to {span(RETRY_DELAY_CAP_S)}); `fleet hold` then `fleet release` "
+                                f"it to skip the wait.")
     parents = parents_of(job.spec)
     if parents and not job.indexed:
         waiting = [f"{name} ({state}) {waiting_words(parents.get(name, 'after'))}" for name, state in view.parents
@@ -76,15 +85,6 @@ def explanation(view: ExplainView) -> Explanation:
         edges = "; ".join(f"{field} = {names}" for field in DEPENDENCY_FIELDS
                           if (names := [n for n, f in parents.items() if f == field]))
         return Explanation(job, f"Waiting for {', '.join(waiting) or 'its dependencies'} ({edges}).")
-    if job.retry_at and job.retry_at > view.now and not job.indexed:
-        last = view.attempts[-1] if view.attempts else {}
-        base = job.spec.get("retry_delay_s")
-        return Explanation(job, f"Waiting out its retry delay: attempt {last.get('attempt', job.attempts)} ended "
-                                f"{last.get('outcome') or 'badly'}; it may be claimed again in "
-                                f"{span(job.retry_at - view.now)} (retry_delay_s "
-                                f"{base if base is not None else f'{RETRY_DELAY_DEFAULT_S:g} (default)'}, doubled per "
-                                f"failed attempt up to {span(RETRY_DELAY_CAP_S)}). `fleet retry` does not apply; "
-                                f"`fleet hold` then `fleet release` it to skip the wait.")
     live = [w for w in view.workers if w.live]
     if not live:
         return _with_no_live_worker(job, spec, view.workers, view.hosts, view.now)

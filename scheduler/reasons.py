@@ -49,10 +49,10 @@ def reason_phrase(job: JobRecord, view: JobsView) -> str | None:
         return None
     if not job.in_manifest:
         return "Orphaned"
+    if job.retry_at and job.retry_at > view.now and not job.indexed:  # it ran: its parents let it
+        return f"Retry delay ({span(job.retry_at - view.now)})"
     if parents_of(job.spec) and not job.indexed:
         return "Dependency"
-    if job.retry_at and job.retry_at > view.now and not job.indexed:
-        return f"Retry delay ({span(job.retry_at - view.now)})"
     cls = view.classes.get(job.class_id)
     if cls is None:
         return None  # its class record is damaged: `fleet explain` says so

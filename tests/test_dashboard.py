@@ -115,3 +115,18 @@ def test_fleet_dashboard_serves_until_interrupted_and_a_taken_port_is_one_line(p
     assert taken.returncode == 2 and taken.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in taken.stderr
     server.send_signal(signal.SIGINT)
     assert server.wait(10) == 0
+
+
+def test_a_bug_behind_a_route_is_a_500_with_one_line_not_a_dropped_connection():
+    class Broken:  # a Client whose read hits a bug, not a fleet error
+        def status(self):
+            raise KeyError("oops")
+
+    server = make_server(Dashboard(Broken()), "127.0.0.1", 0)
+    serve_in_thread(server)
+    try:
+        status, _, body = get(url_of(server).rstrip("/"), "/api/status")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 500 and json.loads(body) == {"error": "internal error (KeyError); the dashboard's log has it"}

@@ -80,6 +80,19 @@ def test_the_wait_is_shown_and_a_hold_and_release_ends_it(store):
     assert store.redis.zcard(store.keys.retry_wait) == 0
 
 
+def test_a_dependent_waiting_out_its_delay_says_so_not_dependency(store):
+    """Its parents let it run once: what keeps it now is the delay (before, REASON said Dependency)."""
+    _, classes = load(store, job("parent", retry_delay_s=0) + job("child", retry_delay_s=60, after=["parent"]))
+    claims = Claims(store.redis, store.keys)
+    parent = claims.claim("w", HOST, classes)
+    claims.complete(parent.job_id, parent.attempt, "w", Outcome.FINISHED, exit_code=0)
+    child = fail(claims, classes)
+    record = store.jobs.get(child.job_id)
+    assert record.name == "child"
+    assert reason_phrase(record, read_jobs(store, [record], time.time())).startswith("Retry delay (")
+    assert explanation(store.explain_view(record)).summary.startswith("Waiting out its retry delay")
+
+
 def test_an_unset_delay_is_the_built_in_five_seconds(store):
     _, classes = load(store, job("flaky"))
     claims = Claims(store.redis, store.keys)

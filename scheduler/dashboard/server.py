@@ -17,7 +17,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .app import Dashboard
+from .app import Dashboard, Reply
 
 log = logging.getLogger("fleet.dashboard")
 
@@ -41,7 +41,12 @@ def make_server(dashboard: Dashboard, host: str = DEFAULT_HOST, port: int = DEFA
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path, _, query = self.path.partition("?")
-            reply = dashboard.handle(path, query)
+            try:
+                reply = dashboard.handle(path, query)
+            except Exception as err:  # a bug, not a fleet error: said in the log, one line to the browser
+                log.exception("GET %s failed", path)
+                reply = Reply.json({"error": f"internal error ({type(err).__name__}); the dashboard's log has it"},
+                                   500)
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))

@@ -24,6 +24,8 @@ Invariants:
     record turns running in one step; two workers can never both get it.
   * Nothing half-written: the keys it reads fail before its first write, and each key it
     writes is checked first (types.lua); a foreign one is refused by name, nothing written.
+    (Putting due retries back in the pending index comes first and is whole on its own: a
+    refusal after it leaves those jobs claimable, as they should be, and the claim unmade.)
   * The host ledger never exceeds capacity: RAM and cores are checked against
     capacity minus what running fleet jobs on this host reserved. A job gets `gpus` GPUs
     (scheduler.matching.gpu_count): sharing ones (min_vram_gib > 0) each with

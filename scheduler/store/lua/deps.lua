@@ -47,7 +47,7 @@ local EDGE_WORDS = {ok = 'did not finish', any = 'will never end', failed = 'did
 
 -- Moves every pending or held descendant of root (through every edge kind: a blocked job never
 -- ends) to blocked, each with the root's name and why its child's edge cannot be met; `first`
--- are root's children to start from (all of them when nil).
+-- are the children of root to start from (all of them when nil).
 local function block_from(root, first)
   local name = redis.call('HGET', p.job_prefix .. root, 'name') or root
   local queue, seen = {}, {[root] = true}
@@ -72,10 +72,6 @@ local function block_from(root, first)
       end
     end
   end
-end
-
-local function block_descendants(root)
-  block_from(root, nil)
 end
 
 -- Parent just reached `state` (finished, failed for good or canceled): each child whose edge
