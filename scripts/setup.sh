@@ -2,7 +2,7 @@
 # Make this checkout runnable on a fresh Debian machine that has only Python >= 3.11:
 #   1. a virtualenv in .venv (python3 -m venv; as root, apt-get installs python3-venv if
 #      the venv module is missing);
-#   2. fleet and its test dependencies installed into it (`pip install -e '.[test]'`),
+#   2. fleet and its test dependencies installed into it (`pip install -e '.[test,dashboard]'`),
 #      skipped when pyproject.toml has not changed since the last install;
 #   3. a redis-server binary (tests and the demo start their own servers on free
 #      loopback ports; a system redis that apt may have started is left alone). As root
@@ -89,8 +89,8 @@ fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ] || [ ! -x .venv/bin/fleet ]; then
     say "installing fleet and its test dependencies into .venv (first time: about a minute)"
     rm -f "$STAMP"
-    PIP_NO_INPUT=1 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' \
-        || die "pip install -e '.[test]' failed (see above); fix it and rerun, the install is retried"
+    PIP_NO_INPUT=1 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dashboard]' \
+        || die "pip install -e '.[test,dashboard]' failed (see above); fix it and rerun, the install is retried"
     echo "$want" > "$STAMP"
 fi
 
