@@ -189,7 +189,7 @@ def fleets(draw):
             {k: v for k, v in ledger.items() if v}, need)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fleet=fleets(), jobs=st.integers(1, 4))
 def test_lua_claim_agrees_with_the_pure_rule(store, fleet, jobs):
     """claim.lua's resource check and scheduler.matching.resources_reason decide alike, and the

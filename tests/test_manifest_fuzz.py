@@ -152,7 +152,7 @@ def parse_within_limits(text: str):
     return manifest
 
 
-@settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(doc=documents, mutation=st.one_of(st.just("none"), st.sampled_from(sorted(MUTATIONS))),
        at=st.integers(0, 100_000), size=st.integers(0, 2000),
        spliced=st.sampled_from(["\n", "[[jobs]]\n", "=", '"', "\x00", "\r", "{", "]", "é", "#", "'''", "\t"]),

@@ -50,9 +50,13 @@ def test_one_worker_with_four_slots_fills_its_host_and_no_more(procs, real_store
     # 3 cores: the fourth slot must find nothing it may take while three jobs run.
     worker = procs.worker("--slots", "4", "--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 3, 8),
                           name="w", lease_s=5)
-    seen = wait_for(lambda: next((w for w in status_json(procs)["workers"] if w["busy_slots"] == 3), None),
-                    what="three slots busy")
-    assert seen["name"] == "w" and seen["slots"] == 4 and seen["state"] == "idle" and len(seen["jobs"]) == 3
+    # Idle: one slot is free. Waited for with the three busy ones, not read at the moment they are:
+    # the fourth says idle once it has looked and found nothing it may take (CI once read it
+    # before that, as busy).
+    seen = wait_for(lambda: next((w for w in status_json(procs)["workers"]
+                                  if w["busy_slots"] == 3 and w["state"] == "idle"), None),
+                    what="three slots busy and the fourth idle")
+    assert seen["name"] == "w" and seen["slots"] == 4 and len(seen["jobs"]) == 3
     assert len(status_json(procs)["workers"]) == 1, "one registration for the whole worker"
     table = procs.run("status").stdout
     assert "w " in table and " 3/4" in table, table

@@ -718,7 +718,7 @@ def test_an_attempt_after_a_failure_resumes_from_the_previous_attempts_checkpoin
     script = tmp_path / "train.py"
     script.write_text(RESUMABLE)
     path = write_manifest(tmp_path / "m.toml", {"schema_version": 1, "jobs": [
-        {"name": "long-fit", "model": "m", "max_attempts": 2,
+        {"name": "long-fit", "model": "m", "max_attempts": 2, "retry_delay_s": 0,
          "command": [sys.executable, str(script), "{resume_dir}"]}]})
     procs.run("load", path)
     assert procs.worker("--burst", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8),

@@ -151,7 +151,7 @@ def test_a_pending_job_whose_rq_record_was_deleted_runs_and_a_foreign_one_fails_
     key named (max_attempts, not forever), the other jobs all finish, and the worker never dies
     of it; every worker that claimed such a job used to die of NoSuchJobError."""
     jobs = [{"name": "deleted", "model": "m", "command": ["true"]},
-            {"name": "foreign", "model": "m", "seed": 1, "command": ["true"], "max_attempts": 2},
+            {"name": "foreign", "model": "m", "seed": 1, "command": ["true"], "max_attempts": 2, "retry_delay_s": 0},
             {"name": "healthy", "model": "m", "seed": 2, "command": ["true"]}]
     path = tmp_path / "m.toml"
     path.write_text(tomli_w.dumps({"schema_version": 1, "jobs": jobs}))

@@ -19,7 +19,7 @@ from support.procs import SIDEFX, wait_for
 from scheduler.store.claims import Claims
 
 JOBS = 24
-KILLS = 20
+KILLS = 12
 WORKERS = 4
 
 
