@@ -28,7 +28,7 @@ worker.name, worker.log, worker._horse_pid, worker._claim = "w", logging.getLogg
 worker.fleet = SimpleNamespace(publish=lambda *args: published.append(args))
 worker._attempt = SimpleNamespace(name="job", stop_grace_s=5.0, stop_read_fd=read_fd, stop_write_fd=write_fd)
 worker.handle_warm_shutdown_request()  # the SIGTERM, with the claim prepared and no horse yet
-print(execute._stop_asked(read_fd), published[0][0])
+print(execute._stop_asked(read_fd), len(published))
 """
 
 
@@ -36,4 +36,5 @@ def test_a_stop_before_the_fork_waits_in_the_pipe_for_the_horse():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True,
                          env=dict(os.environ, RQ_KEY_PREFIX="{fleet}:rq", PYTHONPATH=repo)).stdout.split()
-    assert out == ["True", "draining"], "the horse's first poll must see the warm stop"
+    assert out[0] == "True", "the horse's first poll must see the warm stop"
+    assert out[1] == "0", "a signal handler must not talk to Redis: it may interrupt the loop's own call"

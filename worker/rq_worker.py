@@ -524,4 +524,6 @@ class FleetWorker(Worker):
                      "(SIGTERM again to kill it now)", attempt.name, attempt.stop_grace_s)
         else:
             log.info("warm stop: claiming no more")
-        self.fleet.publish("draining", self._claim.job_id if self._claim else "")
+        # No Redis here: this runs in a signal handler, maybe in the middle of the main loop's
+        # own Redis call. The loop's next heartbeat says "draining" (a busy worker's says so
+        # while _stop_requested), and the exit says "stopped".
