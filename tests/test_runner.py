@@ -55,6 +55,18 @@ def test_a_job_that_ignores_sigterm_is_killed_when_the_grace_runs_out(tmp_path):
     assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
 
 
+def test_a_cold_stop_during_the_grace_kills_the_job_at_once(tmp_path):
+    """The worker's second SIGTERM reaches the horse through the stop pipe too (worker/execute.py):
+    a job ignoring the first one is killed then, not when its 30 s grace runs out."""
+    asked = time.monotonic() + 1.0
+    started = time.monotonic()
+    result = run_attempt([sys.executable, "-c", IGNORES_SIGTERM], str(tmp_path), dict(os.environ),
+                         should_stop=lambda: "interrupted", grace_s=30, stop_now=lambda: time.monotonic() > asked)
+    took = time.monotonic() - started
+    assert result.outcome == "interrupted" and took < 10, f"took {took:.1f}s: the cold stop waited out the grace"
+    assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
+
+
 COUNTS_SIGNALS = """
 import os, signal, subprocess, sys, time
 who = sys.argv[1] if len(sys.argv) > 1 else "leader"

@@ -136,8 +136,10 @@ def _run(ctx: Attempt) -> Handoff:
 
     try:
         # The horse's only child is the job, so every other child it comes to have is an orphan of the job.
+        # A second byte in the stop pipe while the job has its grace: the worker's cold stop.
         result = run_attempt(ctx.argv, ctx.out_dir, ctx.env, ctx.timeout_s, should_stop=poll,
-                             grace_s=ctx.stop_grace_s, end_orphans=adopt_orphans(), lost_grace_s=ctx.lost_grace_s)
+                             grace_s=ctx.stop_grace_s, end_orphans=adopt_orphans(), lost_grace_s=ctx.lost_grace_s,
+                             stop_now=lambda: _stop_byte(ctx.stop_read_fd) == COLD_STOP)
     finally:
         if streams is not None:
             streams.stop()
@@ -145,16 +147,23 @@ def _run(ctx: Attempt) -> Handoff:
     return Handoff(result, [s.position() for s in streams.streams if s.behind] if streams else [], artifacts_unsent)
 
 
-def _stop_asked(fd: int) -> bool:
-    """Whether the worker wrote its warm stop's byte into the stop pipe (see Attempt)."""
+# What the worker writes into an attempt's stop pipe (rq_worker.py): a warm stop, then maybe a cold one.
+WARM_STOP, COLD_STOP = b"s", b"k"
+
+
+def _stop_byte(fd: int) -> bytes:
+    """The next byte the worker wrote into the stop pipe (see Attempt), or b"" if none."""
     if fd < 0:
-        return False
+        return b""
     try:
-        return bool(os.read(fd, 1))
-    except BlockingIOError:
-        return False
-    except OSError:
-        return False
+        return os.read(fd, 1)
+    except (BlockingIOError, OSError):
+        return b""
+
+
+def _stop_asked(fd: int) -> bool:
+    """Whether the worker asked the job to stop (a warm stop, or a cold one straight away)."""
+    return bool(_stop_byte(fd))
 
 
 def _cancel_requested(client, job_key: str) -> bool:

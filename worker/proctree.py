@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import time
+from typing import Callable
 
 import psutil
 
@@ -66,8 +67,9 @@ def signal_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
-def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM the group, give it up to ``grace_s`` to save a checkpoint, then SIGKILL whatever is left.
+def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S, cut_short: Callable[[], bool] | None = None) -> None:
+    """SIGTERM the group, give it up to ``grace_s`` to save a checkpoint, then SIGKILL whatever is left;
+    ``cut_short`` returning True ends the grace at once (a second SIGTERM to the worker).
 
     The grace ends as soon as no member is left running: an unreaped (zombie) leader still
     counts for ``killpg(pgid, 0)``, which made every stop wait out the whole grace."""
@@ -76,6 +78,8 @@ def stop_tree(leader_pid: int, grace_s: float = KILL_GRACE_S) -> None:
     while time.monotonic() < deadline:
         if not _group_running(leader_pid):
             return
+        if cut_short is not None and cut_short():
+            break
         time.sleep(0.05)
     kill_tree(leader_pid, signal.SIGKILL)
 

@@ -465,8 +465,19 @@ class FleetWorker(Worker):
         log.warning("cold stop: interrupting the current job and returning it to pending")
         self._stop_requested = True
         self._fleet_kill_reason = Outcome.INTERRUPTED
+        attempt = self._attempt
+        if attempt is not None and attempt.stop_write_fd >= 0:
+            # Also told through the stop pipe (async-signal-safe), which the horse reads during a
+            # warm stop's grace: the job ends now even where the kill below does not reach it.
+            try:
+                os.write(attempt.stop_write_fd, execute.COLD_STOP)
+            except OSError:
+                pass
         if self.horse_pid:
             self.kill_horse()
+            log.info("cold stop: killed work horse %s and its job", self.horse_pid)
+        else:
+            log.info("cold stop: no work horse running")
 
     def _shutdown(self) -> None:
         """rq's warm stop, minus its StopRequested when idle: flags only, the loop ends itself."""
@@ -517,7 +528,7 @@ class FleetWorker(Worker):
             # execute_job's own check and the fork waits in the pipe for the horse's first poll
             # (before, it was dropped there and the job ran to its end after the warm stop).
             try:
-                os.write(attempt.stop_write_fd, b"s")  # async-signal-safe; the horse reads it within a poll
+                os.write(attempt.stop_write_fd, execute.WARM_STOP)  # async-signal-safe; read within a poll
             except OSError:
                 pass  # the horse is gone already: its attempt is ending anyway
             log.info("warm stop: asking %s to stop (SIGTERM, then %gs to checkpoint), claiming no more "

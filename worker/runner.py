@@ -72,7 +72,8 @@ def build_argv(spec: Mapping[str, Any], job_id: str, out_dir: str, attempt: int,
 
 def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s: float = 0,
                 should_stop: Callable[[], Outcome | None] | None = None, grace_s: float = KILL_GRACE_S,
-                end_orphans: bool = False, lost_grace_s: float = KILL_GRACE_S) -> AttemptResult:
+                end_orphans: bool = False, lost_grace_s: float = KILL_GRACE_S,
+                stop_now: Callable[[], bool] | None = None) -> AttemptResult:
     """Run ``argv`` to completion; ``should_stop`` is polled and may return an outcome that ends it early.
 
     Output goes to ``out_dir/log.txt``; the result is also kept in ``out_dir/attempt.json``
@@ -80,7 +81,8 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
     (:func:`worker.proctree.adopt_orphans`) and ends them with the job. A stop gives the job ``grace_s`` to
     save a checkpoint, except a lost one (the worker died): its lease runs out soon and the
     reaper then hands the job to another worker, so it gets only ``lost_grace_s``, which must
-    end before that (:func:`worker.rq_worker.lost_grace_s`).
+    end before that (:func:`worker.rq_worker.lost_grace_s`). ``stop_now`` returning True during
+    that grace ends it at once (the worker's second SIGTERM).
     """
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     started = time.time()
@@ -105,7 +107,7 @@ def run_attempt(argv: list[str], out_dir: str, env: Mapping[str, str], timeout_s
                     if stop:
                         outcome, reason = stop, f"stopped: {stop}"
                 if outcome:
-                    stop_tree(proc.pid, lost_grace_s if outcome is Outcome.LOST else grace_s)
+                    stop_tree(proc.pid, lost_grace_s if outcome is Outcome.LOST else grace_s, cut_short=stop_now)
                     break
         finally:
             watch.close()
