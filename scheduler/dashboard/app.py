@@ -103,14 +103,13 @@ class Dashboard:
             tail = min(10_000, _int(q, "tail", LOG_TAIL))
             return Reply.json({"lines": self.client.log(ref, _attempt(q))[-tail:]})
         if what == "chart.svg":
-            lines = self.client.metrics(ref, _attempt(q))
+            [(name, lines)] = self.client.metrics_of([ref], _attempt(q), started=True).items()
             names = numeric_metrics(lines)
             metric = q.get("metric") or (names[0] if names else "")
             if metric and metric not in names and lines:
                 raise UsageError(f"metric {metric!r}: this attempt reported {', '.join(names) or 'no number'}")
             x_name = next((n for n in X_NAMES if any(n in line for line in lines)), "line")
-            return Reply(200, "image/svg+xml", chart({self.client.job(ref)["name"]: curve(lines, metric)}, metric,
-                                                     x_name).encode())
+            return Reply(200, "image/svg+xml", chart({name: curve(lines, metric)}, metric, x_name, names).encode())
         raise NotFoundError(f"no such page: /api/jobs/{ref}/{what}")
 
     def _compare(self, _: list[str], q: dict[str, str]) -> Reply:
@@ -123,10 +122,7 @@ class Dashboard:
         metric = q.get("metric") or ""
         if not names or not metric:
             raise UsageError("name the jobs (jobs=a,b) and the metric (metric=loss) to overlay")
-        series = {}
-        for ref in names:
-            job = self.client.job(ref)  # an unknown name is a 404 naming it
-            series[job["name"]] = curve(self.client.metrics(ref), metric) if job["attempts"] else []
+        series = {name: curve(lines, metric) for name, lines in self.client.metrics_of(names).items()}
         return Reply(200, "image/svg+xml", chart(series, metric).encode())
 
 

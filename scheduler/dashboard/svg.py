@@ -38,16 +38,19 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
-def chart(series: dict[str, Sequence[tuple[float, float]]], metric: str, x_name: str = "step") -> str:
+def chart(series: dict[str, Sequence[tuple[float, float]]], metric: str, x_name: str = "step",
+          choices: Sequence[str] = ()) -> str:
     """One SVG with a line and a dot per point for each series (name -> [(x, y)]), axes, ticks and
     a legend; each series' <g> carries data-series (its name) and data-points (how many it
-    reported), each dot class "pt"."""
+    reported), each dot class "pt"; the <svg> carries data-metrics, ``choices`` (the other
+    metrics the page may ask for), comma-separated."""
     drawn = {name: thin(points) for name, points in series.items() if points}
     xs = [x for pts in drawn.values() for x, _ in pts]
     ys = [y for pts in drawn.values() for _, y in pts]
     title = f"{escape(metric)} against {escape(x_name)}"
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            f'role="img" aria-label="{title}" data-metric="{escape(metric, {chr(34): "&quot;"})}">')
+            f'role="img" aria-label="{title}" data-metric="{escape(metric, {chr(34): "&quot;"})}" '
+            f'data-metrics="{escape(",".join(choices), {chr(34): "&quot;"})}">')
     if not xs:
         return (head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no {title} reported yet</text>'
                 "</svg>")

@@ -118,8 +118,6 @@ function fleetPage() {
 
 // -- a job's page -----------------------------------------------------------------------
 const WAITING = new Set(["pending", "held", "blocked"]);
-// The x axes and totals a metrics line carries besides its metrics (scheduler/plot.py's X_NAMES).
-const NOT_PLOTTED = ["step", "epoch", "iteration", "iter", "total", "epochs", "total_steps"];
 
 function jobPage() {
   const ref = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -155,18 +153,19 @@ function jobPage() {
         ...why.waiting_for.map((w) => el("li", `waiting: ${w}`)));
     }
     if (job.attempts_detail.length) {
-      const lines = await getJSON(`${api}/metrics`);
-      const names = [...new Set(lines.flatMap((l) => Object.keys(l).filter((k) =>
-        typeof l[k] === "number" && !NOT_PLOTTED.includes(k))))];
-      if (names.join() !== [...metric.options].map((o) => o.value).join()) {
-        const keep = metric.value;
-        metric.replaceChildren(...names.map((n) => el("option", n, {value: n})));
-        if (names.includes(keep)) metric.value = keep;
-      }
-      const want = `${metric.value}:${lines.length}`;
-      if (metric.value && want !== drawn) {
-        drawn = want;
-        $("#chart").replaceChildren(await getSVG(`${api}/chart.svg?metric=${encodeURIComponent(metric.value)}`));
+      // Redrawn when the job reports a new line (its newest one is in the job's document) or
+      // another metric is chosen; the server's chart names the metrics there are to choose.
+      const reported = `${job.attempts}:${JSON.stringify(job.latest_metrics)}`;
+      if (`${metric.value}:${reported}` !== drawn) {
+        const query = metric.value ? `?metric=${encodeURIComponent(metric.value)}` : "";
+        const svg = await getSVG(`${api}/chart.svg${query}`);
+        const names = (svg.getAttribute("data-metrics") || "").split(",").filter(Boolean);
+        if (names.join() !== [...metric.options].map((o) => o.value).join()) {
+          metric.replaceChildren(...names.map((n) => el("option", n, {value: n})));
+        }
+        metric.value = svg.getAttribute("data-metric") || "";
+        drawn = `${metric.value}:${reported}`;
+        $("#chart").replaceChildren(svg);
       }
       const log = await getJSON(`${api}/log`);
       $("#log").textContent = log.lines.join("\n");
