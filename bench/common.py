@@ -85,6 +85,24 @@ def trips_and_median_ms(call, repeat: int) -> tuple[int, float]:
     return sent[0], stats_ms(samples)[0]
 
 
+def at_sizes(title: str, measure) -> tuple[list[int], dict]:
+    """The --sizes and --repeat of a bench that compares one measure at two store sizes: prints
+    the title with the machine, then runs ``measure(url, size, repeat)`` for each size on one
+    private redis-server; returns the sizes and each size's result."""
+    import argparse
+
+    from scheduler.embedded_redis import RedisServer
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,100000")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"{title} ({machine()})")
+    with RedisServer() as server:
+        return sizes, {size: measure(server.url, size, args.repeat) for size in sizes}
+
+
 def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     result = fn(*args, **kwargs)

@@ -12,17 +12,15 @@ usage: python bench/dashboard.py [--sizes 100,100000] [--repeat 20]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import urllib.request
 
-from common import build_manifest, jobs_manifest, machine, store_on, trips_and_median_ms
+from common import at_sizes, build_manifest, jobs_manifest, store_on, trips_and_median_ms
 
 from scheduler.client import Client
 from scheduler.dashboard.app import Dashboard
 from scheduler.dashboard.server import make_server, serve_in_thread, url_of
-from scheduler.embedded_redis import RedisServer
 
 ROUTES = {"/api/status": "", "/api/jobs": "limit=50", "/api/jobs (state=pending)": "state=pending&limit=50"}
 
@@ -55,14 +53,7 @@ def measure(url: str, size: int, repeat: int) -> dict[str, tuple[int, float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100,100000")
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"dashboard fleet page API ({machine()}), 50 constraint classes, no worker registered")
-    with RedisServer() as server:
-        results = {size: measure(server.url, size, args.repeat) for size in sizes}
+    sizes, results = at_sizes("dashboard fleet page API, 50 constraint classes, no worker registered", measure)
     for label in ROUTES:
         base = results[sizes[0]][label][2]
         for size in sizes:

@@ -11,12 +11,9 @@ usage: python bench/jobs_page.py [--sizes 100,100000] [--repeat 20]
 
 from __future__ import annotations
 
-import argparse
-
-from common import build_manifest, jobs_manifest, machine, store_on, trips_and_median_ms
+from common import at_sizes, build_manifest, jobs_manifest, store_on, trips_and_median_ms
 
 from scheduler.client import Client
-from scheduler.embedded_redis import RedisServer
 
 PAGES = {"all": {}, "pending,held": {"state": "pending,held"}, "model glob": {"model": "ben*"}}
 
@@ -35,14 +32,7 @@ def measure(url: str, size: int, repeat: int) -> dict[str, tuple[int, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100,100000")
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"fleet jobs --limit 100 ({machine()}), 50 constraint classes, no worker registered")
-    with RedisServer() as server:
-        results = {size: measure(server.url, size, args.repeat) for size in sizes}
+    sizes, results = at_sizes("fleet jobs --limit 100, 50 constraint classes, no worker registered", measure)
     for label in PAGES:
         base = results[sizes[0]][label][1]
         for size in sizes:

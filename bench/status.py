@@ -8,11 +8,8 @@ usage: python bench/status.py [--sizes 100,100000] [--repeat 20]
 
 from __future__ import annotations
 
-import argparse
+from common import at_sizes, build_manifest, jobs_manifest, store_on, trips_and_median_ms
 
-from common import build_manifest, jobs_manifest, machine, store_on, trips_and_median_ms
-
-from scheduler.embedded_redis import RedisServer
 from scheduler.status import status_document
 
 
@@ -25,14 +22,7 @@ def measure(url: str, size: int, repeat: int) -> tuple[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100,100000")
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"fleet status --json ({machine()}), 50 constraint classes")
-    with RedisServer() as server:
-        results = {size: measure(server.url, size, args.repeat) for size in sizes}
+    sizes, results = at_sizes("fleet status --json, 50 constraint classes", measure)
     base = results[sizes[0]][1]
     for size, (trips, median) in results.items():
         print(f"  jobs={size:>7}: {trips} round trips, median {median:.2f} ms ({median / base:.2f}x)")
