@@ -26,11 +26,16 @@ local function index_if_ready(id)
   return false
 end
 
--- The kind of child's edge from parent: 'ok', 'any' or 'failed'.
-local function edge_kind(child, parent)
-  local kinds = redis.call('HGET', p.job_prefix .. child, 'dep_kinds')
+-- The kind of the edge from parent in a `dep_kinds` value ("<parent id>:any,..."): 'ok' when
+-- it is not listed.
+local function kind_in(kinds, parent)
   if not kinds or kinds == '' then return 'ok' end
   return string.match(',' .. kinds .. ',', ',' .. parent .. ':(%a+),') or 'ok'
+end
+
+-- The kind of child's edge from parent: 'ok', 'any' or 'failed'.
+local function edge_kind(child, parent)
+  return kind_in(redis.call('HGET', p.job_prefix .. child, 'dep_kinds'), parent)
 end
 
 -- Whether an edge of `kind` is met by a parent in state `ps`: true, false (it never can be,
@@ -47,11 +52,11 @@ local EDGE_WORDS = {ok = 'did not finish', any = 'will never end', failed = 'did
 
 -- Moves every pending or held descendant of root (through every edge kind: a blocked job never
 -- ends) to blocked, each with the root's name and why its child's edge cannot be met; `first`
--- are the children of root to start from (all of them when nil).
+-- are the children of root whose edges it can no longer meet.
 local function block_from(root, first)
   local name = redis.call('HGET', p.job_prefix .. root, 'name') or root
   local queue, seen = {}, {[root] = true}
-  for _, child in ipairs(first or redis.call('SMEMBERS', p.dependents_prefix .. root)) do
+  for _, child in ipairs(first) do
     table.insert(queue, {child, EDGE_WORDS[edge_kind(child, root)]})
   end
   while #queue > 0 do

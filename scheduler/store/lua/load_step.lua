@@ -126,7 +126,7 @@ local function apply()
     for _, parent in ipairs(j.parents) do
       if redis.call('SADD', dkey, parent) == 1 then
         redis.call('SADD', p.dependents_prefix .. parent, j.id)
-        local kind = string.match(',' .. kinds .. ',', ',' .. parent .. ':(%a+),') or 'ok'
+        local kind = kind_in(kinds, parent)
         local met = edge_met(kind, redis.call('HGET', p.job_prefix .. parent, 'state'))
         if not met then waits = waits + 1 end
         if met == false then stuck, stuck_kind = parent, kind end
