@@ -127,6 +127,9 @@ def test_a_killed_slot_is_restarted_and_its_job_comes_back(procs, real_store, tm
     worker = procs.worker("--slots", "2", profile=write_profile(str(tmp_path / "h.toml"), "box", 2, 8), name="w",
                           lease_s=2)
     wait_for(lambda: real_store.jobs.counts()["running"] == 2, what="both slots running a job")
+    # Both jobs' processes started (each writes its ledger file first): a kill between a claim
+    # and its job's start leaves no execution to count, and CI once saw 2 runs, not 3, so.
+    wait_for(lambda: len(os.listdir(ledger)) == 2, what="both jobs' processes started")
     slots = psutil.Process(worker.pid).children()
     assert len(slots) == 2
     os.kill(slots[0].pid, signal.SIGKILL)
