@@ -65,7 +65,7 @@ def main() -> None:
         finished = usage_by_kind(store.redis)
         report("finished", finished, args.jobs)
         rq_kept = {k: v for k, v in finished.items() if ":rq:results:" not in k and ":rq:job:" not in k}
-        streams_gone = {k: v for k, v in rq_kept.items() if ":log:" not in k and ":metrics:" not in k}
+        streams_gone = {k: v for k, v in rq_kept.items() if not re.search(r":(log|metrics)(_text)?:", k)}
         print(f"  finished, once rq's records expire (a day): {sum(rq_kept.values()) / args.jobs:7.0f} bytes per job")
         print(f"  finished, once the log and metrics streams expire too (30 days): "
               f"{sum(streams_gone.values()) / args.jobs:7.0f} bytes per job")

@@ -17,7 +17,7 @@ from ..matching import ConstraintClass
 from ..queue_order import priority_level
 from ..states import JobState
 from .queries import JobRecord, decode_attempts
-from .streams import LATEST_METRICS_WINDOW, metric_rows
+from .streams import LATEST_METRICS_BYTES, LATEST_METRICS_WINDOW, metric_rows, text_entries
 from .workers import WorkerInfo, parse_workers, queue_registry, queue_workers, worker_names
 
 if TYPE_CHECKING:
@@ -103,20 +103,23 @@ def read_jobs(store: Store, records: list[JobRecord], now: float) -> JobsView:
     for r in started:
         pipe.lindex(keys.attempts(r.job_id), r.attempts - 1)
         pipe.xrevrange(keys.metrics(r.job_id, r.attempts), count=LATEST_METRICS_WINDOW)
+        pipe.getrange(keys.metrics_text(r.job_id, r.attempts), -LATEST_METRICS_BYTES, -1)  # once frozen
     registry, raw_hosts, raw_classes, *rest = pipe.execute(raise_on_error=False)
     _raise_refused([registry, raw_hosts, raw_classes])
     names = worker_names(registry)
     ahead = {r.job_id: int(n) for r, n in zip(pending, rest) if isinstance(n, int)}
     last_attempts, metrics = {}, {}
     for i, r in enumerate(started):
-        raw, entries = rest[len(pending) + 2 * i], rest[len(pending) + 2 * i + 1]
+        raw, entries, text = rest[len(pending) + 3 * i:len(pending) + 3 * i + 3]
         if isinstance(raw, bytes):
             try:
                 last_attempts[r.job_id] = decode_attempts(keys.attempts(r.job_id), [raw])[0]
             except StoreError:
                 pass  # a damaged record: the row shows no times, `fleet job` names the key
-        if isinstance(entries, list):
-            metrics[r.job_id] = metric_rows(entries)
+        frozen = text_entries(text, cut=isinstance(text, bytes) and len(text) >= LATEST_METRICS_BYTES)
+        newest_first = (entries if isinstance(entries, list) else []) + frozen[::-1][:LATEST_METRICS_WINDOW]
+        if newest_first or isinstance(entries, list):
+            metrics[r.job_id] = metric_rows(newest_first)
     pipe = redis.pipeline(transaction=False)
     queue_workers(pipe, keys, names)
     workers = parse_workers(keys, names, pipe.execute() if names else [], now)

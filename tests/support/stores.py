@@ -46,10 +46,12 @@ def metrics_file_and_stream(store, name: str, attempt: int = 1) -> tuple[list[st
     import os
 
     from scheduler.store.claims import Claims
+    from scheduler.store.streams import text_entries
 
     job_id = store.jobs.resolve(name)
     record = Claims(store.redis, store.keys).attempts(job_id)[attempt - 1]
     with open(os.path.join(record["output_dir"], "metrics.jsonl")) as fh:
         written = fh.read().splitlines()
-    streamed = [fields[b"line"].decode() for _, fields in store.redis.xrange(store.keys.metrics(job_id, attempt))]
-    return written, [line for line in streamed if line]
+    entries = (text_entries(store.redis.get(store.keys.metrics_text(job_id, attempt)))  # frozen once it ended
+               + store.redis.xrange(store.keys.metrics(job_id, attempt)))
+    return written, [line for line in (fields[b"line"].decode() for _, fields in entries) if line]
