@@ -2,8 +2,8 @@
 (worker/output_stream.py) and ``fleet logs``, ``fleet metrics`` and ``fleet job`` read.
 
 While an attempt runs its lines are a stream each (``fleet logs -f`` follows it); once it
-has ended compact.lua freezes each into a string of ``<entry id>\t<line>\n`` (a quarter of
-the memory). Every reader here reads both, the text first: a line that came after the
+has ended compact.lua freezes each into a string of ``<entry id>\t<line>\n`` (a third of
+the memory or less, for a few lines). Every reader here reads both, the text first: a line that came after the
 freeze is in a new stream, after the text's."""
 
 from __future__ import annotations
